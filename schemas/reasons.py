@@ -1,0 +1,56 @@
+"""Reason codes: why an input row was rejected.
+
+In: nothing. Out: the `Reason` enum (string values stored in the reject ledger) and
+`is_retryable(code)`, which `--retry-failed` uses to pick the rows worth fetching again.
+Every reject row carries exactly one of these codes; a new failure mode gets a new code here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # feed rows
+    FEED_MISSING_FIELD = "feed_missing_field"
+    FEED_BAD_URL = "feed_bad_url"
+    FEED_BAD_ROW = "feed_bad_row"
+    # fetching
+    UNSUPPORTED_SCHEME = "unsupported_scheme"
+    DNS_ERROR = "dns_error"
+    BLOCKED_ADDRESS = "blocked_address"  # private, loopback, link-local or metadata address
+    ROBOTS_DISALLOWED = "robots_disallowed"
+    X_ROBOTS_NOAI = "x_robots_noai"
+    HTTP_CLIENT_ERROR = "http_client_error"  # 4xx other than 408/429
+    HTTP_SERVER_ERROR = "http_server_error"  # 5xx after retries
+    HTTP_RATE_LIMITED = "http_rate_limited"  # 429 after retries
+    TIMEOUT = "timeout"
+    CONNECTION_ERROR = "connection_error"
+    TRUNCATED = "truncated"  # body shorter than Content-Length
+    TOO_LARGE = "too_large"  # body over the size limit
+    REDIRECT_LOOP = "redirect_loop"
+    TOO_MANY_REDIRECTS = "too_many_redirects"
+    NOT_AN_IMAGE = "not_an_image"  # magic bytes say it is not a supported image
+    SOURCE_NOT_FOUND = "source_not_found"  # file:// or s3:// object missing
+    # cleaning
+    DECODE_ERROR = "decode_error"
+    DECOMPRESSION_BOMB = "decompression_bomb"
+    TOO_SMALL = "too_small"
+    BAD_ASPECT_RATIO = "bad_aspect_ratio"
+
+
+RETRYABLE: frozenset[Reason] = frozenset(
+    {
+        Reason.DNS_ERROR,
+        Reason.HTTP_SERVER_ERROR,
+        Reason.HTTP_RATE_LIMITED,
+        Reason.TIMEOUT,
+        Reason.CONNECTION_ERROR,
+        Reason.TRUNCATED,
+    }
+)
+
+
+def is_retryable(code: str) -> bool:
+    """True when a later fetch of the same URL may succeed."""
+    return Reason(code) in RETRYABLE
