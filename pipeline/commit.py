@@ -1,0 +1,186 @@
+"""Partition commit protocol: write files under an attempt, then publish them with one manifest write.
+
+In: a `Storage`, a dataset name (`images`, `pairs/bicubic_x4`, ...) and a partition name (`2026-11-21`).
+Out: a committed `Manifest`, or readers' errors naming what is missing or wrong.
+
+Layout: `<dataset>/<partition>/attempts/<attempt_id>/...` holds an attempt's files; `<dataset>/<partition>/
+_manifest.json` is written last, in one atomic object write, and lists only that attempt's files. Readers
+trust only the manifest, so a crash before it leaves the previous state visible and unchanged, and two
+concurrent commits cannot mix: each manifest names the files of exactly one attempt. A rerun whose content
+digest equals the committed one is a no-op. Attempts no manifest references are garbage-collected once
+older than a grace period (so a concurrent writer's in-flight attempt is not deleted under it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pipeline.storage import Storage
+from schemas.manifest import MANIFEST_NAME, Manifest, ManifestFile, content_digest
+
+
+class PartitionNotCommittedError(FileNotFoundError):
+    """The partition has no manifest: it was never committed (or only crashed attempts exist)."""
+
+
+class ManifestError(RuntimeError):
+    """A committed file is missing, has the wrong size or the wrong checksum."""
+
+
+def partition_dir(dataset: str, partition: str) -> str:
+    for part, what in ((dataset, "dataset"), (partition, "partition")):
+        if not part or part.startswith("/") or ".." in part.split("/"):
+            raise ValueError(f"invalid {what} name {part!r}")
+    return f"{dataset}/{partition}"
+
+
+def new_attempt_id(now: datetime | None = None) -> str:
+    now = now or datetime.now(UTC)
+    return now.strftime("%Y%m%dT%H%M%S%fZ") + "-" + uuid.uuid4().hex[:8]
+
+
+def _attempt_time(attempt_id: str) -> datetime | None:
+    try:
+        return datetime.strptime(attempt_id.split("-")[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+
+
+class PartitionWriter:
+    """Collects an attempt's files; `commit()` publishes them. Use one writer per attempt."""
+
+    def __init__(self, storage: Storage, dataset: str, partition: str, run_id: str | None = None):
+        self.storage = storage
+        self.dataset = dataset
+        self.partition = partition
+        self.base = partition_dir(dataset, partition)
+        self.attempt_id = new_attempt_id()
+        self.run_id = run_id or self.attempt_id
+        self.files: dict[str, ManifestFile] = {}
+
+    def _record(self, name: str, size: int, sha256: str) -> ManifestFile:
+        if name in self.files:
+            raise ValueError(f"{name!r} was already written in attempt {self.attempt_id}")
+        entry = ManifestFile(path=f"attempts/{self.attempt_id}/{name}", name=name, size=size, sha256=sha256)
+        self.files[name] = entry
+        return entry
+
+    def write(self, name: str, data: bytes) -> ManifestFile:
+        entry = self._record(name, len(data), hashlib.sha256(data).hexdigest())
+        self.storage.write_bytes(f"{self.base}/{entry.path}", data)
+        return entry
+
+    def upload(self, name: str, local_path: str) -> ManifestFile:
+        digest, size = hashlib.sha256(), 0
+        with open(local_path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+        entry = self._record(name, size, digest.hexdigest())
+        self.storage.upload(local_path, f"{self.base}/{entry.path}")
+        return entry
+
+    def abort(self) -> None:
+        self.storage.delete(f"{self.base}/attempts/{self.attempt_id}", recursive=True)
+
+    def commit(
+        self,
+        counts: dict[str, int],
+        schema_versions: dict[str, int],
+        extra: dict[str, Any] | None = None,
+        content_key: Any = None,
+        gate: Callable[[Manifest], None] | None = None,
+        gc_grace: timedelta = timedelta(hours=1),
+    ) -> Manifest:
+        """Verify the attempt's files, run `gate` (raises to block), write the manifest, collect garbage.
+
+        Returns the committed manifest; when the committed partition already holds the same content,
+        the new attempt is discarded and the existing manifest is returned unchanged.
+        """
+        files = sorted(self.files.values(), key=lambda f: f.name)
+        for f in files:  # the data must be durable before anything points at it
+            actual = self.storage.size(f"{self.base}/{f.path}")
+            if actual != f.size:
+                raise ManifestError(f"{self.base}/{f.path}: wrote {f.size} bytes but storage holds {actual}")
+        manifest = Manifest(
+            dataset=self.dataset,
+            partition=self.partition,
+            attempt_id=self.attempt_id,
+            run_id=self.run_id,
+            created_at=datetime.now(UTC),
+            files=files,
+            counts=counts,
+            schema_versions=schema_versions,
+            content_digest=content_digest(files, counts, content_key),
+            extra=extra or {},
+        )
+        if gate is not None:
+            try:
+                gate(manifest)
+            except BaseException:
+                self.abort()
+                raise
+        current = read_manifest_or_none(self.storage, self.dataset, self.partition)
+        if current is not None and current.content_digest == manifest.content_digest:
+            self.abort()
+            return current
+        self.storage.write_bytes(f"{self.base}/history/{self.attempt_id}.json", manifest.to_json())
+        self.storage.write_bytes(f"{self.base}/{MANIFEST_NAME}", manifest.to_json())
+        collect_garbage(self.storage, self.dataset, self.partition, grace=gc_grace)
+        return manifest
+
+
+def read_manifest_or_none(storage: Storage, dataset: str, partition: str) -> Manifest | None:
+    try:
+        data = storage.read_bytes(f"{partition_dir(dataset, partition)}/{MANIFEST_NAME}")
+    except FileNotFoundError:
+        return None
+    return Manifest.from_json(data)
+
+
+def read_manifest(storage: Storage, dataset: str, partition: str) -> Manifest:
+    manifest = read_manifest_or_none(storage, dataset, partition)
+    if manifest is None:
+        raise PartitionNotCommittedError(
+            f"partition {dataset}/{partition} is not committed under {storage.root} "
+            f"(no {MANIFEST_NAME}); run the stage that produces it first"
+        )
+    return manifest
+
+
+def verify(storage: Storage, manifest: Manifest, checksums: bool = False) -> None:
+    """Check every listed file exists with its size (and sha256 when `checksums`)."""
+    base = partition_dir(manifest.dataset, manifest.partition)
+    for f in manifest.files:
+        rel = f"{base}/{f.path}"
+        if not storage.exists(rel):
+            raise ManifestError(f"{storage.uri(rel)} is listed in the manifest but missing")
+        size = storage.size(rel)
+        if size != f.size:
+            raise ManifestError(f"{storage.uri(rel)} has {size} bytes, the manifest says {f.size}")
+        if checksums and hashlib.sha256(storage.read_bytes(rel)).hexdigest() != f.sha256:
+            raise ManifestError(f"{storage.uri(rel)} does not match its manifest checksum")
+
+
+def committed_partitions(storage: Storage, dataset: str) -> list[str]:
+    """Names of partitions of `dataset` that have a manifest, sorted."""
+    return [p for p in storage.list_dirs(dataset) if storage.exists(f"{dataset}/{p}/{MANIFEST_NAME}")]
+
+
+def collect_garbage(storage: Storage, dataset: str, partition: str, grace: timedelta) -> list[str]:
+    """Delete attempts the manifest does not reference and that are older than `grace`; return their ids."""
+    base = partition_dir(dataset, partition)
+    current = read_manifest_or_none(storage, dataset, partition)
+    keep = current.attempt_id if current else None
+    cutoff = datetime.now(UTC) - grace
+    removed = []
+    for attempt in storage.list_dirs(f"{base}/attempts"):
+        started = _attempt_time(attempt)
+        if attempt != keep and started is not None and started <= cutoff:
+            storage.delete(f"{base}/attempts/{attempt}", recursive=True)
+            removed.append(attempt)
+    return removed

@@ -1,0 +1,176 @@
+"""Object storage: one small API over fsspec URIs (`file://`, `s3://`, `memory://`).
+
+In: a root URI plus storage options (S3 endpoint and keys). Out: a `Storage` that reads, writes,
+range-reads, lists and deletes paths relative to that root, with errors that name the URI and the fix.
+Every stage goes through this module, so a folder on a laptop and an S3 bucket behave the same.
+Writes of a single object are atomic on every backend: S3 PUTs are, and local files are written to
+a temporary name and renamed.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import fsspec
+
+SUPPORTED_SCHEMES = ("file", "s3", "memory")
+
+
+class StorageError(RuntimeError):
+    """A storage operation failed; the message names the URI and what to do."""
+
+
+def normalize_root(uri: str) -> str:
+    """Return `uri` as a canonical root (scheme://path, no trailing slash); plain paths become file://."""
+    if not isinstance(uri, str) or not uri.strip():
+        raise StorageError("storage root is empty: set CRISP_ROOT or `root:` in the config, e.g. file://./data")
+    uri = uri.strip()
+    if "://" not in uri:
+        return "file://" + os.path.abspath(uri)
+    scheme, _, rest = uri.partition("://")
+    if scheme not in SUPPORTED_SCHEMES:
+        raise StorageError(
+            f"unsupported storage URI {uri!r}: scheme {scheme!r} is not one of {', '.join(SUPPORTED_SCHEMES)}"
+        )
+    if scheme == "file":
+        return "file://" + os.path.abspath(rest or ".")
+    bucket = rest.split("/", 1)[0]
+    if not bucket:
+        raise StorageError(f"malformed storage URI {uri!r}: expected {scheme}://bucket/prefix")
+    return f"{scheme}://{rest.rstrip('/')}"
+
+
+def s3_options_from_env() -> dict[str, Any]:
+    """S3 options from CRISP_S3_* / AWS_* variables (endpoint for MinIO or a test server)."""
+    opts: dict[str, Any] = {}
+    endpoint = os.environ.get("CRISP_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        opts["client_kwargs"] = {"endpoint_url": endpoint}
+    key = os.environ.get("CRISP_S3_KEY")
+    secret = os.environ.get("CRISP_S3_SECRET")
+    if key and secret:
+        opts["key"], opts["secret"] = key, secret
+    return opts
+
+
+@dataclass
+class Storage:
+    """Paths under `root`; `options` are passed to fsspec (s3fs: key, secret, client_kwargs...)."""
+
+    root: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.root = normalize_root(self.root)
+        self.scheme = urlparse(self.root).scheme
+        if self.scheme == "s3" and not self.options:
+            self.options = s3_options_from_env()
+        try:
+            self.fs = fsspec.filesystem(self.scheme, **self.options)
+        except Exception as exc:  # bad options are a configuration error
+            raise StorageError(f"cannot open storage {self.root}: {exc}") from exc
+        self._base = self.fs._strip_protocol(self.root)
+
+    # -- paths ---------------------------------------------------------------------------------
+    def uri(self, rel: str = "") -> str:
+        rel = rel.strip("/")
+        return f"{self.root}/{rel}" if rel else self.root
+
+    def _path(self, rel: str) -> str:
+        rel = rel.strip("/")
+        if ".." in rel.split("/"):
+            raise StorageError(f"path {rel!r} escapes the storage root {self.root}")
+        return posixpath.join(self._base, rel) if rel else self._base
+
+    def child(self, rel: str) -> Storage:
+        """A Storage rooted at a sub-path, sharing options."""
+        return Storage(self.uri(rel), dict(self.options))
+
+    # -- reading -------------------------------------------------------------------------------
+    def _call(self, what: str, rel: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except FileNotFoundError:
+            raise
+        except (StorageError, ValueError):
+            raise
+        except Exception as exc:
+            hint = ""
+            if self.scheme == "s3":
+                hint = " (check the S3 endpoint, credentials and bucket: CRISP_S3_ENDPOINT_URL, CRISP_S3_KEY)"
+            raise StorageError(f"{what} {self.uri(rel)} failed: {type(exc).__name__}: {exc}{hint}") from exc
+
+    def read_bytes(self, rel: str) -> bytes:
+        return self._call("reading", rel, self.fs.cat_file, self._path(rel))
+
+    def read_range(self, rel: str, offset: int, size: int) -> bytes:
+        """Exactly `size` bytes at `offset`: one ranged GET on S3, one seek+read locally."""
+        data = self._call("range-reading", rel, self.fs.cat_file, self._path(rel), start=offset, end=offset + size)
+        if len(data) != size:
+            raise StorageError(
+                f"short read from {self.uri(rel)}: wanted {size} bytes at {offset}, got {len(data)}"
+            )
+        return data
+
+    def exists(self, rel: str) -> bool:
+        return bool(self._call("checking", rel, self.fs.exists, self._path(rel)))
+
+    def size(self, rel: str) -> int:
+        return int(self._call("stat of", rel, self.fs.size, self._path(rel)))
+
+    def list(self, rel: str = "", recursive: bool = False) -> list[str]:
+        """Relative paths of files under `rel` (sorted). Missing folder -> empty list."""
+        base = self._path(rel)
+        try:
+            if recursive:
+                found = self.fs.find(base)
+            else:
+                found = [i["name"] for i in self.fs.ls(base, detail=True) if i["type"] == "file"]
+        except FileNotFoundError:
+            return []
+        prefix = self._base.rstrip("/") + "/"
+        return sorted(p[len(prefix) :] if p.startswith(prefix) else p for p in found)
+
+    def list_dirs(self, rel: str = "") -> list[str]:
+        """Names of immediate sub-folders of `rel`."""
+        try:
+            infos = self.fs.ls(self._path(rel), detail=True)
+        except FileNotFoundError:
+            return []
+        return sorted(posixpath.basename(i["name"].rstrip("/")) for i in infos if i["type"] == "directory")
+
+    # -- writing -------------------------------------------------------------------------------
+    def write_bytes(self, rel: str, data: bytes) -> None:
+        """Write one object atomically (readers see the old object or the new one, never a part)."""
+        path = self._path(rel)
+        if self.scheme == "file":
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            return
+        self._call("writing", rel, self.fs.pipe_file, path, data)
+
+    def upload(self, local_path: str, rel: str) -> None:
+        """Copy a local file to `rel` (streamed; used for large shards)."""
+        if self.scheme == "file":
+            with open(local_path, "rb") as fh:
+                self.write_bytes(rel, fh.read())
+            return
+        self._call("uploading to", rel, self.fs.put_file, local_path, self._path(rel))
+
+    def delete(self, rel: str, recursive: bool = False) -> None:
+        try:
+            self.fs.rm(self._path(rel), recursive=recursive)
+        except FileNotFoundError:
+            pass
+        if self.scheme == "file" and recursive:
+            self.fs.invalidate_cache()

@@ -1,0 +1,124 @@
+import threading
+
+import pytest
+
+from pipeline.commit import (
+    ManifestError,
+    PartitionNotCommittedError,
+    PartitionWriter,
+    collect_garbage,
+    committed_partitions,
+    read_manifest,
+    verify,
+)
+
+
+def _commit(storage, payload: bytes, partition="2026-01-01", **kw):
+    w = PartitionWriter(storage, "images", partition)
+    w.write("index.parquet", payload)
+    w.write("shards/000000.tar", payload * 2)
+    return w.commit({"accepted": len(payload)}, {"image_index": 1}, **kw)
+
+
+def read_all(storage, manifest):
+    base = f"{manifest.dataset}/{manifest.partition}"
+    return {f.name: storage.read_bytes(f"{base}/{f.path}") for f in manifest.files}
+
+
+def test_uncommitted_partition_is_invisible(storage):
+    w = PartitionWriter(storage, "images", "2026-01-01")
+    w.write("index.parquet", b"data")
+    with pytest.raises(PartitionNotCommittedError, match="images/2026-01-01 is not committed"):
+        read_manifest(storage, "images", "2026-01-01")
+    assert committed_partitions(storage, "images") == []
+
+
+def test_commit_then_read(storage):
+    m = _commit(storage, b"v1")
+    assert read_manifest(storage, "images", "2026-01-01") == m
+    verify(storage, m, checksums=True)
+    assert read_all(storage, m) == {"index.parquet": b"v1", "shards/000000.tar": b"v1v1"}
+    assert committed_partitions(storage, "images") == ["2026-01-01"]
+
+
+def test_crash_before_manifest_leaves_previous_state(storage):
+    first = _commit(storage, b"v1")
+    w = PartitionWriter(storage, "images", "2026-01-01")
+    w.write("index.parquet", b"v2-partial")
+    # the process dies here: no commit() call
+    assert read_manifest(storage, "images", "2026-01-01") == first
+    verify(storage, first, checksums=True)
+    assert read_all(storage, first)["index.parquet"] == b"v1"
+
+
+def test_rerun_replaces_atomically_and_collects_old_attempt(storage):
+    first = _commit(storage, b"v1")
+    second = _commit(storage, b"v2", gc_grace=__import__("datetime").timedelta(0))
+    assert second.attempt_id != first.attempt_id
+    assert read_all(storage, read_manifest(storage, "images", "2026-01-01"))["index.parquet"] == b"v2"
+    assert storage.list_dirs("images/2026-01-01/attempts") == [second.attempt_id]
+
+
+def test_same_content_rerun_is_a_no_op(storage):
+    first = _commit(storage, b"v1")
+    again = _commit(storage, b"v1")
+    assert again == first
+    assert storage.list_dirs("images/2026-01-01/attempts") == [first.attempt_id]
+
+
+def test_failed_gate_blocks_commit_and_keeps_previous(storage):
+    first = _commit(storage, b"v1")
+
+    def gate(manifest):
+        raise ValueError("suite failed: accepted must be > 5")
+
+    with pytest.raises(ValueError, match="suite failed"):
+        _commit(storage, b"v2", gate=gate)
+    assert read_manifest(storage, "images", "2026-01-01") == first
+    assert storage.list_dirs("images/2026-01-01/attempts") == [first.attempt_id]
+
+
+def test_checksum_and_size_mismatch_detected(storage):
+    m = _commit(storage, b"v1")
+    shard = f"images/2026-01-01/{m.file('shards/000000.tar').path}"
+    storage.write_bytes(shard, b"X1X1")  # same size, different bytes
+    verify(storage, m)  # sizes still match
+    with pytest.raises(ManifestError, match="checksum"):
+        verify(storage, m, checksums=True)
+    storage.write_bytes(shard, b"short")
+    with pytest.raises(ManifestError, match="has 5 bytes, the manifest says 4"):
+        verify(storage, m)
+    storage.delete(shard)
+    with pytest.raises(ManifestError, match="missing"):
+        verify(storage, m)
+
+
+def test_concurrent_commits_never_mix(storage):
+    results = {}
+
+    def writer(tag: bytes):
+        w = PartitionWriter(storage, "images", "2026-01-01")
+        for i in range(4):
+            w.write(f"shards/{i:06d}.tar", tag * (i + 1))
+        results[tag] = w.commit({"n": 4}, {"image_index": 1})
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in (b"A", b"B", b"C")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    final = read_manifest(storage, "images", "2026-01-01")
+    verify(storage, final, checksums=True)
+    contents = read_all(storage, final)
+    tags = {v[:1] for v in contents.values()}
+    assert len(tags) == 1, f"mixed partition: {tags}"
+    assert {f.path.split("/")[1] for f in final.files} == {final.attempt_id}
+
+
+def test_gc_spares_young_attempts(storage):
+    first = _commit(storage, b"v1")
+    inflight = PartitionWriter(storage, "images", "2026-01-01")
+    inflight.write("index.parquet", b"in-flight")
+    removed = collect_garbage(storage, "images", "2026-01-01", grace=__import__("datetime").timedelta(hours=1))
+    assert removed == []
+    assert set(storage.list_dirs("images/2026-01-01/attempts")) == {first.attempt_id, inflight.attempt_id}
