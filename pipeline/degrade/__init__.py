@@ -1,0 +1,83 @@
+"""Degradation recipes, aligned tiling and quality labels for LR/HR training pairs.
+
+In: a recipe name (and optionally a config override). Out: a ready `Recipe` from `get_recipe`.
+`RECIPES` maps every known name to its config model and constructor; it is read-only.
+
+Typical use, one pair::
+
+    recipe = get_recipe("realworld_x4")
+    params = recipe.sample_params(SeedKey(image_id, variant=0))   # record these with the pair
+    hr, lr = recipe.crop_hr(image), recipe.apply(image, params)     # regenerates bit for bit
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from pipeline.degrade.bicubic import BicubicConfig, BicubicRecipe, bicubic_downscale, bicubic_upscale
+from pipeline.degrade.kernels import BlurConfig
+from pipeline.degrade.ops import NoiseConfig
+from pipeline.degrade.realworld import RealworldConfig, RealworldRecipe
+from pipeline.degrade.recipe import Recipe, SeedKey, Severity
+from pipeline.degrade.restore import JpegConfig, RestoreBlur, RestoreJpeg, RestoreNoise
+
+
+@dataclass(frozen=True)
+class RecipeEntry:
+    """How to build one named recipe: its config model and a constructor taking a validated config."""
+
+    config_model: type[BaseModel]
+    build: Callable[[Any], Recipe]
+
+
+RECIPES: Mapping[str, RecipeEntry] = MappingProxyType(
+    {
+        "bicubic_x2": RecipeEntry(BicubicConfig, lambda cfg: BicubicRecipe(2, cfg)),
+        "bicubic_x3": RecipeEntry(BicubicConfig, lambda cfg: BicubicRecipe(3, cfg)),
+        "bicubic_x4": RecipeEntry(BicubicConfig, lambda cfg: BicubicRecipe(4, cfg)),
+        "realworld_x2": RecipeEntry(RealworldConfig, lambda cfg: RealworldRecipe(2, cfg)),
+        "realworld_x4": RecipeEntry(RealworldConfig, lambda cfg: RealworldRecipe(4, cfg)),
+        "restore_x1_noise": RecipeEntry(NoiseConfig, RestoreNoise),
+        "restore_x1_blur": RecipeEntry(BlurConfig, RestoreBlur),
+        "restore_x1_jpeg": RecipeEntry(JpegConfig, RestoreJpeg),
+    }
+)
+
+
+def get_recipe(name: str, config: BaseModel | Mapping[str, Any] | None = None) -> Recipe:
+    """The recipe called `name`, with its default config or `config` (a model or a plain mapping).
+
+    Raises ValueError listing the known recipes for an unknown name, and naming the field for a bad config.
+    """
+    entry = RECIPES.get(name)
+    if entry is None:
+        raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}")
+    if config is None:
+        parsed = entry.config_model()
+    elif isinstance(config, entry.config_model):
+        parsed = config
+    elif isinstance(config, Mapping):
+        try:
+            parsed = entry.config_model.model_validate(dict(config))
+        except ValidationError as err:
+            raise ValueError(f"invalid config for recipe {name}: {err}") from None
+    else:
+        raise ValueError(f"config for recipe {name} must be a {entry.config_model.__name__} or a mapping")
+    return entry.build(parsed)
+
+
+__all__ = [
+    "RECIPES",
+    "Recipe",
+    "RecipeEntry",
+    "SeedKey",
+    "Severity",
+    "bicubic_downscale",
+    "bicubic_upscale",
+    "get_recipe",
+]

@@ -1,0 +1,118 @@
+"""Score super-resolved images with the standard SR evaluation protocol (the one implementation).
+
+In: uint8 images, HxWx3 RGB or HxW single-channel, the restored `sr` and the reference `hr` of equal shape.
+Out: Python floats, `psnr_y` in dB and `ssim_y` in [-1, 1], computed in float64.
+
+The protocol is the one the published SR tables use (MATLAB scripts of SRCNN/EDSR/RCAN, BasicSR's
+`calculate_psnr` / `calculate_ssim` with `test_y_channel=True`):
+
+1. HR is modcropped to a multiple of the scale before the LR is made (`modcrop`).
+2. RGB images are scored on the luma of MATLAB's `rgb2ycbcr` (BT.601, studio range 16..235), kept in
+   float (not rounded back to uint8): ``Y = 16 + (65.481 R + 128.553 G + 24.966 B) / 255`` with R, G, B
+   the 8-bit values 0..255. A single-channel image (Set14 ``bridge.png``) is scored on its raw values,
+   as the MATLAB scripts do; converting it to RGB first would lower its PSNR.
+3. ``border`` pixels (the scale, by convention) are shaved from every side (`shave`).
+4. PSNR uses peak 255; SSIM is Wang et al. (2004): 11x11 Gaussian window, sigma 1.5, K1 = 0.01,
+   K2 = 0.03, L = 255, "valid" filtering (no padding), mean of the SSIM map.
+
+Training code imports these functions for its validation metrics, so train-time and data-time scores
+agree to the last bit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import ndimage
+
+# MATLAB rgb2ycbcr luma row for inputs in [0, 1]; dividing by 255 adapts it to 0..255 inputs.
+_Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
+_Y_OFFSET = 16.0
+
+_SSIM_C1 = (0.01 * 255.0) ** 2
+_SSIM_C2 = (0.03 * 255.0) ** 2
+_SSIM_RADIUS = 5  # 11x11 window
+
+
+def _gaussian_window_1d(size: int = 2 * _SSIM_RADIUS + 1, sigma: float = 1.5) -> np.ndarray:
+    """Same taps as OpenCV's getGaussianKernel(11, 1.5), which BasicSR's SSIM uses (separable)."""
+    offsets = np.arange(size, dtype=np.float64) - (size - 1) / 2.0
+    taps = np.exp(-(offsets**2) / (2.0 * sigma**2))
+    return taps / taps.sum()
+
+
+_SSIM_TAPS = _gaussian_window_1d()
+
+
+def rgb_to_y(img: np.ndarray) -> np.ndarray:
+    """Luma in float64 on the 0..255 scale: MATLAB rgb2ycbcr for HxWx3 RGB; raw values for HxW."""
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        return arr.astype(np.float64)
+    if arr.ndim == 3 and arr.shape[2] == 3:
+        return arr.astype(np.float64) @ _Y_WEIGHTS + _Y_OFFSET
+    raise ValueError(f"rgb_to_y expects an HxW or HxWx3 image, got shape {arr.shape}")
+
+
+def modcrop(img: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom/right so height and width are multiples of `scale` (a view, no copy)."""
+    if scale < 1:
+        raise ValueError(f"modcrop scale must be >= 1, got {scale}")
+    height, width = img.shape[0], img.shape[1]
+    return img[: height - height % scale, : width - width % scale]
+
+
+def shave(img: np.ndarray, border: int) -> np.ndarray:
+    """Drop `border` pixels from every side (a view); border 0 returns the image unchanged."""
+    if border < 0:
+        raise ValueError(f"shave border must be >= 0, got {border}")
+    if border == 0:
+        return img
+    if img.shape[0] <= 2 * border or img.shape[1] <= 2 * border:
+        raise ValueError(f"image of shape {img.shape[:2]} is too small to shave a border of {border}")
+    return img[border:-border, border:-border]
+
+
+def _scored_pair(sr: np.ndarray, hr: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a pair and return the shaved Y planes in float64."""
+    sr_arr, hr_arr = np.asarray(sr), np.asarray(hr)
+    if sr_arr.shape != hr_arr.shape:
+        raise ValueError(f"sr and hr must have the same shape, got {sr_arr.shape} and {hr_arr.shape}")
+    if sr_arr.dtype != np.uint8 or hr_arr.dtype != np.uint8:
+        raise ValueError(
+            f"sr and hr must be uint8 (0..255), got {sr_arr.dtype} and {hr_arr.dtype}; "
+            "round and clip float outputs first"
+        )
+    return shave(rgb_to_y(sr_arr), border), shave(rgb_to_y(hr_arr), border)
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
+    """Y-channel PSNR in dB (peak 255) after shaving `border` pixels; inf for identical images."""
+    sr_y, hr_y = _scored_pair(sr, hr, border)
+    mse = float(np.mean((sr_y - hr_y) ** 2))
+    if mse == 0.0:
+        return math.inf
+    return 10.0 * math.log10(255.0**2 / mse)
+
+
+def _filter_valid(plane: np.ndarray) -> np.ndarray:
+    """Separable 11x11 Gaussian filter keeping only the positions where the window fits."""
+    out = ndimage.correlate1d(plane, _SSIM_TAPS, axis=0, mode="constant")
+    out = ndimage.correlate1d(out, _SSIM_TAPS, axis=1, mode="constant")
+    r = _SSIM_RADIUS
+    return out[r:-r, r:-r]
+
+
+def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
+    """Y-channel SSIM (Wang et al., as BasicSR's calculate_ssim) after shaving `border` pixels."""
+    sr_y, hr_y = _scored_pair(sr, hr, border)
+    if min(sr_y.shape) < 2 * _SSIM_RADIUS + 1:
+        raise ValueError(f"SSIM needs at least 11x11 pixels after shaving, got {sr_y.shape}")
+    mu_sr, mu_hr = _filter_valid(sr_y), _filter_valid(hr_y)
+    var_sr = _filter_valid(sr_y * sr_y) - mu_sr**2
+    var_hr = _filter_valid(hr_y * hr_y) - mu_hr**2
+    covar = _filter_valid(sr_y * hr_y) - mu_sr * mu_hr
+    numerator = (2.0 * mu_sr * mu_hr + _SSIM_C1) * (2.0 * covar + _SSIM_C2)
+    denominator = (mu_sr**2 + mu_hr**2 + _SSIM_C1) * (var_sr + var_hr + _SSIM_C2)
+    return float(np.mean(numerator / denominator))

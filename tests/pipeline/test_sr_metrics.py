@@ -1,0 +1,84 @@
+"""Tests for pipeline.sr_metrics: the one SR evaluation protocol (Y channel, shave, PSNR, SSIM)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from skimage.metrics import structural_similarity
+
+from pipeline.sr_metrics import modcrop, psnr_y, rgb_to_y, shave, ssim_y
+
+
+def _noisy_pair(seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    hr = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    sr = np.clip(hr.astype(np.int16) + rng.integers(-20, 21, size=shape), 0, 255).astype(np.uint8)
+    return sr, hr
+
+
+def test_rgb_to_y_matches_matlab_studio_range() -> None:
+    pixels = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 255, 0], [0, 0, 255]]], dtype=np.uint8)
+    y = rgb_to_y(pixels)
+    assert y.dtype == np.float64
+    np.testing.assert_allclose(y[0], [16.0, 235.0, 16 + 65.481, 16 + 128.553, 16 + 24.966], atol=1e-9)
+
+
+def test_single_channel_is_scored_on_raw_values() -> None:
+    gray = np.array([[0, 128, 255]], dtype=np.uint8)
+    np.testing.assert_array_equal(rgb_to_y(gray), [[0.0, 128.0, 255.0]])
+    with pytest.raises(ValueError, match="HxW or HxWx3"):
+        rgb_to_y(np.zeros((2, 2, 4), np.uint8))
+
+
+def test_modcrop_and_shave() -> None:
+    img = np.zeros((31, 50, 3), np.uint8)
+    assert modcrop(img, 4).shape == (28, 48, 3)
+    assert modcrop(img, 1).shape == img.shape
+    assert shave(img, 3).shape == (25, 44, 3)
+    assert shave(img, 0) is img
+    with pytest.raises(ValueError, match="too small"):
+        shave(img, 16)
+    with pytest.raises(ValueError, match="scale"):
+        modcrop(img, 0)
+
+
+def test_psnr_of_a_constant_offset_on_gray() -> None:
+    hr = np.full((20, 20), 100, np.uint8)
+    sr = hr + 1
+    assert psnr_y(sr, hr) == pytest.approx(10 * math.log10(255**2), abs=1e-9)
+    assert psnr_y(hr, hr) == math.inf
+
+
+def test_psnr_border_ignores_the_shaved_pixels() -> None:
+    hr = np.full((20, 20, 3), 120, np.uint8)
+    sr = hr.copy()
+    sr[:2] = 0  # damage only the top border rows
+    assert psnr_y(sr, hr, border=2) == math.inf
+    assert psnr_y(sr, hr, border=1) < 30
+
+
+@pytest.mark.parametrize("shape", [(64, 80), (48, 72, 3)])
+def test_ssim_matches_scikit_image_gaussian_ssim(shape: tuple[int, ...]) -> None:
+    sr, hr = _noisy_pair(1, shape)
+    expected = structural_similarity(
+        rgb_to_y(sr),
+        rgb_to_y(hr),
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        data_range=255.0,
+    )
+    assert ssim_y(sr, hr) == pytest.approx(expected, abs=1e-9)
+    assert ssim_y(hr, hr) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_bad_inputs_raise_clearly() -> None:
+    sr, hr = _noisy_pair(2, (32, 32, 3))
+    with pytest.raises(ValueError, match="same shape"):
+        psnr_y(sr[:-1], hr)
+    with pytest.raises(ValueError, match="uint8"):
+        psnr_y(sr.astype(np.float32), hr)
+    with pytest.raises(ValueError, match="11x11"):
+        ssim_y(sr[:12, :12], hr[:12, :12], border=1)
