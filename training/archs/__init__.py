@@ -1,0 +1,48 @@
+"""Architecture registry: a name and a scale in, a single-device `nn.Module` out.
+
+Every arch takes a float tensor N x 3 x h x w in [0, 1] and returns N x 3 x (h*s) x (w*s).
+`ARCHS` maps the config name to the class; `check_arch` validates a name, scale and overrides without
+building anything; `build_arch(name, scale, **overrides)` validates them and
+passes the overrides to the class (e.g. `residual=True` for espcn, `dim=48` for safmn).
+Parallelism, precision and EMA are the trainer's business, not the arch's.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from torch import nn
+
+from training.archs.bicubic import BicubicUpsampler
+from training.archs.edsr_baseline import EDSRBaseline
+from training.archs.espcn import ESPCN
+from training.archs.safmn import SAFMN
+
+ARCHS: dict[str, type[nn.Module]] = {
+    "bicubic": BicubicUpsampler,
+    "espcn": ESPCN,
+    "edsr_baseline": EDSRBaseline,
+    "safmn": SAFMN,
+}
+
+
+def check_arch(name: str, scale: int, overrides: dict[str, object] | None = None) -> None:
+    """Raise ValueError unless `name` is known, supports `scale` and accepts every override."""
+    if name not in ARCHS:
+        raise ValueError(f"unknown arch {name!r}; known archs: {sorted(ARCHS)}")
+    arch = ARCHS[name]
+    scales = arch.supported_scales
+    if scale not in scales:
+        raise ValueError(f"arch {name!r} supports scales {list(scales)}, got {scale}")
+    accepted = set(inspect.signature(arch.__init__).parameters) - {"self", "scale"}
+    unknown = set(overrides or {}) - accepted
+    if unknown:
+        raise ValueError(
+            f"arch {name!r} has no option(s) {sorted(unknown)}; its options are {sorted(accepted)}"
+        )
+
+
+def build_arch(name: str, scale: int, **overrides: object) -> nn.Module:
+    """Instantiate arch `name` for upscaling factor `scale`; ValueError on anything unknown."""
+    check_arch(name, scale, overrides)
+    return ARCHS[name](scale=scale, **overrides)
