@@ -1,10 +1,10 @@
 """Effective settings: embedded defaults, then a YAML file, then `CRISP_*` environment variables.
 
 In: an optional YAML path (`--config` or CRISP_CONFIG) and the environment. Out: a frozen `Settings` whose
-sections are the typed configs owned by each component (storage here; crawl, clean, pairs, train, registry
-in their own modules). Unknown keys fail with the dotted key and the allowed names. Environment overrides
+sections are the typed configs owned by each component (storage here; ingest (crawl + clean), pairs, train,
+registry in their own modules). Unknown keys fail with the dotted key and the allowed names. Environment overrides
 use `__` for nesting: `CRISP_ROOT=s3://bucket/crisp`, `CRISP_S3__ENDPOINT_URL=http://127.0.0.1:9000`,
-`CRISP_CRAWL__PER_HOST_CONCURRENCY=4`. Values are parsed as YAML scalars (numbers, booleans, lists).
+`CRISP_INGEST__CRAWL__PER_HOST_CONCURRENCY=4`. Values are parsed as YAML scalars (numbers, booleans, lists).
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
-from pipeline.crawl.config import CrawlConfig
-from pipeline.clean.config import CleanConfig
+from pipeline.ingest.config import IngestConfig
 
 ENV_PREFIX = "CRISP_"
 _NOT_SETTINGS = {"CRISP_CONFIG", "CRISP_SHARED_DATA"}
@@ -54,8 +53,7 @@ class Settings(BaseModel):
     s3: S3Settings = Field(default_factory=S3Settings)
     dask_scheduler: str | None = None  # None = LocalCluster sized to the machine
     mlflow_tracking_uri: str | None = None  # None = SQLite under the root
-    crawl: CrawlConfig = Field(default_factory=CrawlConfig)
-    clean: CleanConfig = Field(default_factory=CleanConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)  # crawl, clean, split, shards, workers
 
     def storage(self):
         from pipeline.storage import Storage

@@ -9,6 +9,7 @@ a temporary name and renamed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import uuid
@@ -28,7 +29,9 @@ class StorageError(RuntimeError):
 def normalize_root(uri: str) -> str:
     """Return `uri` as a canonical root (scheme://path, no trailing slash); plain paths become file://."""
     if not isinstance(uri, str) or not uri.strip():
-        raise StorageError("storage root is empty: set CRISP_ROOT or `root:` in the config, e.g. file://./data")
+        raise StorageError(
+            "storage root is empty: set CRISP_ROOT or `root:` in the config, e.g. file://./data"
+        )
     uri = uri.strip()
     if "://" not in uri:
         return "file://" + os.path.abspath(uri)
@@ -110,7 +113,9 @@ class Storage:
 
     def read_range(self, rel: str, offset: int, size: int) -> bytes:
         """Exactly `size` bytes at `offset`: one ranged GET on S3, one seek+read locally."""
-        data = self._call("range-reading", rel, self.fs.cat_file, self._path(rel), start=offset, end=offset + size)
+        data = self._call(
+            "range-reading", rel, self.fs.cat_file, self._path(rel), start=offset, end=offset + size
+        )
         if len(data) != size:
             raise StorageError(
                 f"short read from {self.uri(rel)}: wanted {size} bytes at {offset}, got {len(data)}"
@@ -168,9 +173,7 @@ class Storage:
         self._call("uploading to", rel, self.fs.put_file, local_path, self._path(rel))
 
     def delete(self, rel: str, recursive: bool = False) -> None:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._path(rel), recursive=recursive)
-        except FileNotFoundError:
-            pass
         if self.scheme == "file" and recursive:
             self.fs.invalidate_cache()

@@ -19,6 +19,8 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("CRISP_SHARED_DATA", REPO.parent / "shared" / "data"))
+# DAG tests (tests/support/airflow.py) load the repository's own DAG files.
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 
 
 @pytest.fixture(scope="session")
@@ -70,7 +72,10 @@ def s3_storage(s3_endpoint, request):
 
     bucket = f"crisp-{uuid.uuid4().hex[:12]}"
     boto3.client(
-        "s3", endpoint_url=s3_endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+        "s3",
+        endpoint_url=s3_endpoint,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
         region_name="us-east-1",
     ).create_bucket(Bucket=bucket)
     return Storage(f"s3://{bucket}/crisp", s3_options(s3_endpoint))

@@ -7,7 +7,10 @@ from crisp.cli import COMMANDS, main
 
 def _run(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "crisp", *args], capture_output=True, text=True, env={**os.environ, **(env or {})}
+        [sys.executable, "-m", "crisp", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
     )
 
 

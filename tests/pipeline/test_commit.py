@@ -1,4 +1,5 @@
 import threading
+from datetime import timedelta
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_crash_before_manifest_leaves_previous_state(storage):
 
 def test_rerun_replaces_atomically_and_collects_old_attempt(storage):
     first = _commit(storage, b"v1")
-    second = _commit(storage, b"v2", gc_grace=__import__("datetime").timedelta(0))
+    second = _commit(storage, b"v2", gc_grace=timedelta(0))
     assert second.attempt_id != first.attempt_id
     assert read_all(storage, read_manifest(storage, "images", "2026-01-01"))["index.parquet"] == b"v2"
     assert storage.list_dirs("images/2026-01-01/attempts") == [second.attempt_id]
@@ -119,6 +120,6 @@ def test_gc_spares_young_attempts(storage):
     first = _commit(storage, b"v1")
     inflight = PartitionWriter(storage, "images", "2026-01-01")
     inflight.write("index.parquet", b"in-flight")
-    removed = collect_garbage(storage, "images", "2026-01-01", grace=__import__("datetime").timedelta(hours=1))
+    removed = collect_garbage(storage, "images", "2026-01-01", grace=timedelta(hours=1))
     assert removed == []
     assert set(storage.list_dirs("images/2026-01-01/attempts")) == {first.attempt_id, inflight.attempt_id}

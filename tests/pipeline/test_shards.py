@@ -1,5 +1,6 @@
 import io
 import tarfile
+from pathlib import Path
 
 import pytest
 
@@ -21,7 +22,7 @@ def test_range_reads_return_each_member(storage, product_photos):
     samples = [(f"img{i}", {"jpg": p.read_bytes(), "json": b'{"i": %d}' % i}) for i, p in enumerate(photos)]
     sw, m = _write(storage, samples, target=150_000)
     assert len(sw.shard_names) >= 2
-    for loc, (key, members) in zip(sw.locations, samples, strict=True):
+    for loc, (_key, members) in zip(sw.locations, samples, strict=True):
         path = f"images/p1/{m.file(loc.shard).path}"
         for ext, data in members.items():
             offset, size = loc.members[ext]
@@ -37,15 +38,16 @@ def test_shards_are_standard_tars_and_webdataset_reads_them(local_storage, tmp_p
     got = {s["__key__"]: s["png"] for s in wds.WebDataset(urls, shardshuffle=False)}
     assert got == {k: v["png"] for k, v in samples}
     raw = local_storage.read_bytes(f"images/p1/{m.file(sw.shard_names[0]).path}")
-    assert tarfile.open(fileobj=io.BytesIO(raw)).getnames()[:2] == ["k0.json", "k0.png"]
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        assert tar.getnames()[:2] == ["k0.json", "k0.png"]
     assert [k for k, _ in iter_tar(raw)][:1] == ["k0"]
 
 
 def test_shards_are_byte_deterministic(tmp_path):
     blobs = []
-    for run in range(2):
+    for _ in range(2):
         out = {}
-        with ShardWriter(sink=lambda p, n, out=out: out.setdefault(n, open(p, "rb").read())) as sw:
+        with ShardWriter(sink=lambda p, n, out=out: out.setdefault(n, Path(p).read_bytes())) as sw:
             sw.add("a", {"png": b"1" * 100})
             sw.add("b", {"png": b"2" * 100})
         blobs.append(out)

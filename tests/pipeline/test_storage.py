@@ -56,8 +56,12 @@ def test_unreachable_s3_endpoint_names_endpoint():
     # port 9 on loopback: nothing listens, so the client fails fast
     s = Storage(
         "s3://bucket/x",
-        {"key": "k", "secret": "s", "client_kwargs": {"endpoint_url": "http://127.0.0.1:9"},
-         "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1}},
+        {
+            "key": "k",
+            "secret": "s",
+            "client_kwargs": {"endpoint_url": "http://127.0.0.1:9"},
+            "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
+        },
     )
     with pytest.raises(StorageError, match="S3 endpoint"):
         s.write_bytes("a.bin", b"x")

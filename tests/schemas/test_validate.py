@@ -1,3 +1,5 @@
+from datetime import UTC, datetime
+
 import pyarrow as pa
 import pytest
 
@@ -25,8 +27,17 @@ def test_missing_column_named():
 
 
 def test_unexpected_column_named():
-    t = pa.table({"row_key": ["a"], "product_id": ["p"], "image_url": ["u"], "category": ["c"],
-                  "title": ["t"], "extra": [None], "price": [1.0]})
+    t = pa.table(
+        {
+            "row_key": ["a"],
+            "product_id": ["p"],
+            "image_url": ["u"],
+            "category": ["c"],
+            "title": ["t"],
+            "extra": [None],
+            "price": [1.0],
+        }
+    )
     with pytest.raises(SchemaError, match=r"unexpected column\(s\) price"):
         conform(t, FEED_SCHEMA)
 
@@ -37,9 +48,19 @@ def test_nulls_in_required_column_named():
 
 
 def test_wrong_type_names_column_and_record():
-    rows = [{"row_key": "a", "product_id": "p", "url": "u", "stage": "fetch", "reason": "timeout",
-             "retryable": True, "http_status": "not-a-number", "partition": "d",
-             "recorded_at": __import__("datetime").datetime.now(__import__("datetime").UTC)}]
+    rows = [
+        {
+            "row_key": "a",
+            "product_id": "p",
+            "url": "u",
+            "stage": "fetch",
+            "reason": "timeout",
+            "retryable": True,
+            "http_status": "not-a-number",
+            "partition": "d",
+            "recorded_at": datetime.now(UTC),
+        }
+    ]
     with pytest.raises(SchemaError, match=r"column 'http_status' expects int32 \(record 0"):
         records_to_table(rows, REJECT_SCHEMA)
 
