@@ -1,0 +1,33 @@
+"""Clean: fetched bytes -> normalized 8-bit sRGB image, content id, perceptual hash, quality, dedup.
+
+In: encoded image bytes (from the crawler) and a `CleanConfig`. Out: `NormalizedImage` or `Rejection`
+(`normalize`), `image_id` / `phash` (`hashing`), `QualityMetrics` and flags (`quality`), and the keep /
+duplicate decision for a partition against earlier ones (`dedup`). Pure functions over bytes and arrays.
+"""
+
+from pipeline.clean.config import CleanConfig, QualityThresholds
+from pipeline.clean.dedup import Candidate, DedupResult, Duplicate, PriorHashes, resolve_duplicates
+from pipeline.clean.hashing import hamming, image_id, phash
+from pipeline.clean.normalize import NormalizedImage, Rejection, normalize
+from pipeline.clean.quality import FLAG_NAMES, QualityMetrics, estimate_jpeg_quality, flags, measure
+
+__all__ = [
+    "FLAG_NAMES",
+    "Candidate",
+    "CleanConfig",
+    "DedupResult",
+    "Duplicate",
+    "NormalizedImage",
+    "PriorHashes",
+    "QualityMetrics",
+    "QualityThresholds",
+    "Rejection",
+    "estimate_jpeg_quality",
+    "flags",
+    "hamming",
+    "image_id",
+    "measure",
+    "normalize",
+    "phash",
+    "resolve_duplicates",
+]
