@@ -1,0 +1,106 @@
+"""Gate a pairs partition with Great Expectations before it is committed.
+
+In: the pair index and skip tables (conformed to `schemas.pairs`), and what the job expects (recipe,
+scale, partition, tile bounds, row count). Out: nothing when every expectation passes, else
+`schemas.expectations.GateError` listing each failed expectation (table, expectation, what was seen).
+
+The suites are built from the declared schemas with `schemas.expectations.suite_from_schema` (exact
+column set, non-null required columns), plus what a schema cannot say: unique pair ids without '.',
+one recipe / scale / partition per partition, tile sizes within the tile bounds and HR = LR x scale,
+non-empty members after the first tar header, labels in range (PSNR >= 0, inf for identical tiles;
+SSIM in [-1, 1]; score in [0, 5]; known classes), severity components in range, as many index rows as
+the workers returned, and skip reasons that are `Reason` codes. GX is imported only when a gate runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from pipeline.degrade.labels import QUALITY_CLASSES
+from schemas.expectations import GateError, _failures, suite_from_schema
+from schemas.image_index import SPLIT_VALUES
+from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
+from schemas.reasons import Reason
+
+_TAR_HEADER = 512  # a member's data starts after at least one tar header
+
+
+@dataclass(frozen=True)
+class PairExpectations:
+    recipe: str
+    scale: int
+    partition: str
+    min_tile: int
+    hr_tile: int
+    rows: int
+
+
+def pair_index_suite(expect: PairExpectations):
+    """Expectations on `index.parquet` of `pairs/<recipe>/<partition>`."""
+    import great_expectations.expectations as gxe
+
+    suite = suite_from_schema(
+        PAIR_INDEX_SCHEMA,
+        f"pair_index.{expect.recipe}",
+        unique=("pair_id",),
+        value_sets={
+            "recipe": [expect.recipe],
+            "scale": [expect.scale],
+            "partition": [expect.partition],
+            "source_partition": [expect.partition],
+            "split": list(SPLIT_VALUES),
+            "quality_class": list(QUALITY_CLASSES),
+        },
+        bounds={
+            "hr_width": (expect.min_tile, expect.hr_tile),
+            "hr_height": (expect.min_tile, expect.hr_tile),
+            "tile_y": (0, None),
+            "tile_x": (0, None),
+            "hr_offset": (_TAR_HEADER, None),
+            "lr_offset": (_TAR_HEADER, None),
+            "hr_size": (1, None),
+            "lr_size": (1, None),
+            "psnr_y": (0, None),
+            "ssim_y": (-1, 1),
+            "quality_score": (0, 5),
+            "blur_sigma": (0, None),
+            "noise_sigma": (0, None),
+            "jpeg_quality": (1, 100),
+        },
+    )
+    suite.add_expectation(gxe.ExpectTableRowCountToEqual(value=expect.rows))
+    suite.add_expectation(gxe.ExpectColumnValuesToMatchRegex(column="pair_id", regex=r"^[^./]+_\d+_\d+_\d+$"))
+    return suite
+
+
+def alignment_suite():
+    """HR tile = LR tile x scale on both axes (checked on a derived frame, see `check_pairs`)."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    suite = gx.ExpectationSuite(name="pair_alignment")
+    for axis in ("width", "height"):
+        suite.add_expectation(
+            gxe.ExpectColumnPairValuesToBeEqual(column_A=f"hr_{axis}", column_B=f"lr_{axis}_x_scale")
+        )
+    return suite
+
+
+def pair_skip_suite():
+    """Expectations on `skips.parquet`: known reason codes."""
+    return suite_from_schema(PAIR_SKIP_SCHEMA, "pair_skips", value_sets={"reason": [r.value for r in Reason]})
+
+
+def check_pairs(index: pa.Table, skips: pa.Table, expect: PairExpectations) -> None:
+    """Run the pair suites; raise GateError listing every failure (nothing is committed then)."""
+    frame = index.to_pandas()
+    aligned = frame[["hr_width", "hr_height"]].assign(
+        lr_width_x_scale=frame["lr_width"] * expect.scale, lr_height_x_scale=frame["lr_height"] * expect.scale
+    )
+    failures = _failures("pair_index", frame, pair_index_suite(expect))
+    failures += _failures("pair_alignment", aligned, alignment_suite())
+    failures += _failures("pair_skips", skips.to_pandas(), pair_skip_suite())
+    if failures:
+        raise GateError([f"pairs/{expect.recipe}/{expect.partition} {f}" for f in failures])

@@ -1,0 +1,112 @@
+"""Configure pair generation: which recipes, how many variants, tile geometry, shard size, the Dask cluster.
+
+In: keyword values (CLI flags, settings YAML, DAG Params) or nothing (documented defaults). Out: a frozen
+`PairsConfig`, validated as a whole before any work starts: an unknown recipe, a recipe override outside
+its ranges, a tile that is not a multiple of a recipe's scale or an overlap that leaves no stride raise
+ValueError naming the field and the fix. `recipe(name)` returns the configured `Recipe`.
+
+Only the fields in `OUTPUT_FIELDS` change the bytes written; `output_key()` is the part of a pairs
+partition's content key that comes from the config (workers, scheduler and retries do not change output).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.degrade import RECIPES, Recipe, get_recipe
+from pipeline.degrade.labels import LabelConfig
+from pipeline.degrade.tiles import TileConfig
+
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
+OUTPUT_FIELDS = (
+    "recipe_overrides",
+    "variants",
+    "hr_tile",
+    "overlap",
+    "min_tile",
+    "shard_target_bytes",
+    "png_compress_level",
+    "labels",
+)
+MIN_TILE_FLOOR = 32  # SSIM-Y needs 11x11 px left after shaving `scale` px per border
+
+
+class PairsConfig(BaseModel):
+    """Pair generation settings. Defaults: bicubic_x4, one variant per image, 480 px HR tiles, no overlap."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipes: tuple[str, ...] = ("bicubic_x4",)
+    # per-recipe config overrides, e.g. {"realworld_x4": {"final_sinc_prob": 0.5}}; validated by the recipe
+    recipe_overrides: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    variants: int = 1  # degraded versions per image and recipe (variant index is part of the seed)
+    hr_tile: int = 480  # HR tile side in px; must be a multiple of every recipe's scale
+    overlap: int = 0  # HR px shared by neighbouring tiles
+    min_tile: int = 96  # an image whose modcropped short side is below this is skipped (reason too_small)
+    shard_target_bytes: int = 256 * 1024 * 1024  # an output shard rolls over past this size
+    png_compress_level: int = 1  # zlib level of the lossless tiles: 1 is fast and only ~10 % bigger
+    workers: int | None = None  # LocalCluster worker processes; None = one per core
+    scheduler_address: str | None = None  # a running Dask scheduler; None = DASK_SCHEDULER_ADDRESS or local
+    retries: int = 2  # Dask task retries on an exception (worker loss is retried by the scheduler)
+    labels: LabelConfig = Field(default_factory=LabelConfig)  # quality score weights (see degrade.labels)
+
+    @field_validator("recipes", mode="before")
+    @classmethod
+    def _as_tuple(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else tuple(value)
+
+    @model_validator(mode="after")
+    def _check(self) -> PairsConfig:
+        if not self.recipes:
+            raise ValueError("recipes is empty: name at least one of " + ", ".join(sorted(RECIPES)))
+        unknown = [r for r in (*self.recipes, *self.recipe_overrides) if r not in RECIPES]
+        if unknown:
+            raise ValueError(f"unknown recipe(s) {unknown}; known recipes: {', '.join(sorted(RECIPES))}")
+        if len(set(self.recipes)) != len(self.recipes):
+            raise ValueError(f"recipes lists a recipe twice: {list(self.recipes)}")
+        _at_least(self.variants, 1, "variants", "generate at least one variant per image")
+        _at_least(self.hr_tile, 8, "hr_tile", "use a tile of at least 8 px, e.g. 480")
+        if not 0 <= self.overlap < self.hr_tile:
+            raise ValueError(f"overlap={self.overlap} must be >= 0 and smaller than hr_tile={self.hr_tile}")
+        if not MIN_TILE_FLOOR <= self.min_tile <= self.hr_tile:
+            raise ValueError(
+                f"min_tile={self.min_tile} must be between {MIN_TILE_FLOOR} and hr_tile={self.hr_tile}"
+            )
+        _at_least(self.shard_target_bytes, 1 << 16, "shard_target_bytes", "use at least 64 KiB")
+        if not 0 <= self.png_compress_level <= 9:
+            raise ValueError(f"png_compress_level={self.png_compress_level} must be in 0..9 (zlib levels)")
+        if self.workers is not None:
+            _at_least(self.workers, 1, "workers", "leave it unset for one worker per core")
+        _at_least(self.retries, 0, "retries", "use 0 to disable retries")
+        for name in self.recipes:
+            scale = self.recipe(name).scale  # builds the recipe: a bad override raises here
+            if self.hr_tile % scale:
+                raise ValueError(
+                    f"hr_tile={self.hr_tile} is not a multiple of recipe {name}'s scale {scale}; "
+                    f"use a multiple of {scale} (480 suits scales 2, 3 and 4) so HR and LR tiles stay aligned"
+                )
+        return self
+
+    def tiles(self) -> TileConfig:
+        """The tiling geometry handed to `pipeline.degrade.tiles.tile_pair`."""
+        return TileConfig(hr_tile=self.hr_tile, overlap=self.overlap, min_hr_side=self.min_tile)
+
+    def recipe(self, name: str) -> Recipe:
+        """The configured recipe `name` (ValueError for an unknown name or an override out of range)."""
+        return get_recipe(name, self.recipe_overrides.get(name))
+
+    def resolved_scheduler(self) -> str | None:
+        """The scheduler to connect to: this config's, else DASK_SCHEDULER_ADDRESS, else None (local)."""
+        return self.scheduler_address or os.environ.get(SCHEDULER_ENV) or None
+
+    def output_key(self) -> dict[str, Any]:
+        """The settings that determine the output bytes (goes into the partition's content key)."""
+        return self.model_dump(mode="json", include=set(OUTPUT_FIELDS))
+
+
+def _at_least(value: int, low: int, field: str, fix: str) -> None:
+    if value < low:
+        raise ValueError(f"{field}={value} must be >= {low}: {fix}")

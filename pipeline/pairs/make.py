@@ -1,0 +1,262 @@
+"""Make the LR/HR tile pairs of one committed image shard: the pure per-shard function the Dask job maps.
+
+In: a storage root and options (workers open storage themselves), one image shard as listed in its
+partition manifest (`InputShard`: path, size, sha256), that shard's image-index rows, a recipe name, a
+`PairsConfig` and the attempt folder to write into. Out: a `ShardOutput` with the pair index records,
+the skip records (reason code per image and variant that produced no pair) and the pair shards written
+(name, size, sha256), plus throughput counters.
+
+Per image (sorted by image_id) and variant: decode the HR, skip it with `too_small` when its modcropped
+short side is below `min_tile` (or `decode_error`), sample params from the seed key (image_id, recipe,
+recipe version, variant), degrade, tile, label each tile, encode both tiles as lossless PNG and append
+them to the output tar. Output shards are named after the input shard (`shards/000003.tar`, then
+`shards/000003-001.tar`... past `shard_target_bytes`), written in a fixed order with byte-deterministic
+tars, so the same input gives the same bytes on any worker, any worker count and any rerun; a retried
+task overwrites the same objects with the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import posixpath
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from pipeline.clean.quality import measure
+from pipeline.commit import ManifestError
+from pipeline.degrade import Recipe, SeedKey
+from pipeline.degrade.labels import pair_labels
+from pipeline.degrade.tiles import tile_pair
+from pipeline.pairs.config import PairsConfig
+from pipeline.shards import ShardWriter
+from pipeline.sr_metrics import modcrop
+from pipeline.storage import Storage
+from schemas.reasons import Reason
+
+HR_EXT, LR_EXT = "hr.png", "lr.png"
+
+
+@dataclass(frozen=True)
+class InputShard:
+    """One committed image shard: its partition, role name and the manifest's path/size/checksum."""
+
+    partition: str
+    name: str  # role name, e.g. shards/000003.tar (the image index's `shard` column)
+    path: str  # storage-relative path of the committed object
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    name: str  # role name inside the pairs attempt, e.g. shards/000003.tar
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class ShardOutput:
+    source: InputShard
+    records: list[dict[str, Any]]
+    skips: list[dict[str, Any]]
+    files: list[OutputFile]
+    images: int = 0  # images read from the shard
+    hr_pixels: int = 0  # decoded HR pixels degraded (skipped images excluded)
+    seconds: float = field(default=0.0, compare=False)
+
+
+def output_shard_name(source_name: str, part: int) -> str:
+    """`shards/000003.tar` -> `shards/000003.tar` (part 0), `shards/000003-001.tar` (part 1)..."""
+    stem = posixpath.basename(source_name)
+    stem = stem[: -len(".tar")] if stem.endswith(".tar") else stem
+    return f"shards/{stem}.tar" if part == 0 else f"shards/{stem}-{part:03d}.tar"
+
+
+def pair_id(image_id: str, variant: int, tile_y: int, tile_x: int) -> str:
+    return f"{image_id}_{variant}_{tile_y}_{tile_x}"
+
+
+def params_json(params: Mapping[str, Any]) -> str:
+    """Canonical JSON of recorded params (sorted keys; floats round-trip exactly)."""
+    return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+def decode_hr(data: bytes) -> np.ndarray:
+    """HR pixels as uint8 HxWx3 RGB (ingest stores normalized RGB; L or RGBA are converted)."""
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return np.asarray(img.convert("RGB") if img.mode != "RGB" else img)
+
+
+def encode_png(pixels: np.ndarray, level: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", compress_level=level)
+    return buf.getvalue()
+
+
+def make_pairs_for_shard(
+    storage_root: str,
+    storage_options: Mapping[str, Any],
+    shard: InputShard,
+    index_rows: Sequence[Mapping[str, Any]],
+    recipe_name: str,
+    config: PairsConfig,
+    output_dir: str,
+) -> ShardOutput:
+    """Pairs of every image of `shard`; the tars are written under `output_dir` (storage-relative)."""
+    started = time.perf_counter()
+    storage = Storage(storage_root, dict(storage_options))
+    recipe = config.recipe(recipe_name)
+    data = storage.read_bytes(shard.path)  # one GET for the whole shard beats one per image on S3
+    if len(data) != shard.size or hashlib.sha256(data).hexdigest() != shard.sha256:
+        raise ManifestError(f"{storage.uri(shard.path)} does not match its manifest entry (size or sha256)")
+    files: list[OutputFile] = []
+
+    def upload(local_path: str, part_name: str) -> None:
+        name = output_shard_name(shard.name, _part_index(part_name))
+        digest, size = hashlib.sha256(), 0
+        with open(local_path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+        storage.upload(local_path, f"{output_dir}/{name}")  # atomic: a retried task overwrites it whole
+        files.append(OutputFile(name, size, digest.hexdigest()))
+
+    records: list[dict[str, Any]] = []
+    skips: list[dict[str, Any]] = []
+    hr_pixels = 0
+    writer = ShardWriter(sink=upload, target_bytes=config.shard_target_bytes, prefix="part")
+    with writer:
+        for row in sorted(index_rows, key=lambda r: r["image_id"]):
+            if row["shard"] != shard.name:
+                raise ValueError(f"index row {row['image_id']} belongs to {row['shard']}, not {shard.name}")
+            offset, size = int(row["offset"]), int(row["size"])
+            if offset < 0 or offset + size > len(data):
+                raise ManifestError(f"image {row['image_id']} lies outside {shard.path} ({offset}+{size})")
+            image_records, image_skips, pixels = _pairs_of_image(
+                data[offset : offset + size], row, recipe, config, shard, writer
+            )
+            records.extend(image_records)
+            skips.extend(image_skips)
+            hr_pixels += pixels
+    for record in records:  # ShardWriter names parts part/000000.tar; the index gets the output name
+        record["shard"] = output_shard_name(shard.name, _part_index(record["shard"]))
+    return ShardOutput(
+        source=shard,
+        records=records,
+        skips=skips,
+        files=files,
+        images=len(index_rows),
+        hr_pixels=hr_pixels,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _part_index(part_name: str) -> int:
+    return int(posixpath.basename(part_name).split(".")[0])
+
+
+def _pairs_of_image(
+    member: bytes,
+    row: Mapping[str, Any],
+    recipe: Recipe,
+    config: PairsConfig,
+    shard: InputShard,
+    writer: ShardWriter,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+    """Every variant's tiles of one image appended to `writer`: (records, skips, HR pixels degraded)."""
+    image_id = str(row["image_id"])
+    if "." in image_id or not image_id:
+        raise ValueError(f"image_id {image_id!r} cannot key a pair (empty or contains '.')")
+    common = {
+        "image_id": image_id,
+        "product_id": row.get("product_id"),
+        "recipe": recipe.name,
+        "source_partition": shard.partition,
+        "source_shard": shard.name,
+        "partition": shard.partition,
+    }
+
+    def skipped(reason: Reason, detail: str, width: int | None, height: int | None, variants: Sequence[int]):
+        return [
+            {**common, "variant": v, "reason": reason.value, "detail": detail, "image_width": width,
+             "image_height": height}
+            for v in variants
+        ]  # fmt: skip
+
+    all_variants = range(config.variants)
+
+    try:
+        hr = decode_hr(member)
+    except Exception as exc:  # untrusted bytes: any decoder failure is a recorded skip
+        return [], skipped(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}", None, None, all_variants), 0
+    height, width = hr.shape[:2]
+    cropped = modcrop(hr, recipe.scale)
+    if min(cropped.shape[:2]) < config.min_tile:
+        detail = f"HR {width}x{height} (modcropped {cropped.shape[1]}x{cropped.shape[0]}) < min_tile={config.min_tile}"
+        return [], skipped(Reason.TOO_SMALL, detail, width, height, all_variants), 0
+
+    records: list[dict[str, Any]] = []
+    skips: list[dict[str, Any]] = []
+    for variant in all_variants:
+        params = recipe.sample_params(SeedKey(image_id, variant))
+        lr = recipe.apply(hr, params)
+        tiling = tile_pair(cropped, lr, recipe.scale, config.tiles())
+        if tiling.skip_reason is not None:
+            skips.extend(skipped(tiling.skip_reason, tiling.skip_detail, width, height, [variant]))
+            continue
+        recorded = params_json(params)
+        for tile in tiling.tiles:
+            labels = pair_labels(tile.hr, tile.lr, recipe, params, config.labels)
+            nr = measure(np.ascontiguousarray(tile.lr), "png")
+            key = pair_id(image_id, variant, tile.y, tile.x)
+            location = writer.add(
+                key,
+                {
+                    HR_EXT: encode_png(tile.hr, config.png_compress_level),
+                    LR_EXT: encode_png(tile.lr, config.png_compress_level),
+                },
+            )
+            (hr_offset, hr_size), (lr_offset, lr_size) = location.members[HR_EXT], location.members[LR_EXT]
+            records.append(
+                {
+                    **common,
+                    "pair_id": key,
+                    "split": row["split"],
+                    "recipe_version": recipe.version,
+                    "scale": recipe.scale,
+                    "variant": variant,
+                    "tile_y": tile.y,
+                    "tile_x": tile.x,
+                    "hr_width": tile.hr.shape[1],
+                    "hr_height": tile.hr.shape[0],
+                    "lr_width": tile.lr.shape[1],
+                    "lr_height": tile.lr.shape[0],
+                    "shard": location.shard,
+                    "hr_offset": hr_offset,
+                    "hr_size": hr_size,
+                    "lr_offset": lr_offset,
+                    "lr_size": lr_size,
+                    "params": recorded,
+                    "psnr_y": labels.psnr_y,
+                    "ssim_y": labels.ssim_y,
+                    "quality_score": labels.quality_score,
+                    "quality_class": labels.quality_class,
+                    "blur_sigma": labels.blur_sigma,
+                    "noise_sigma": labels.noise_sigma,
+                    "jpeg_quality": labels.jpeg_quality,
+                    "lr_sharpness": nr.sharpness,
+                    "lr_noise_sigma": nr.noise_sigma,
+                    "lr_blockiness": nr.blockiness,
+                    "image_width": width,
+                    "image_height": height,
+                }
+            )
+    return records, skips, width * height * config.variants
