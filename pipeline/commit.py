@@ -84,6 +84,16 @@ class PartitionWriter:
         self.storage.upload(local_path, f"{self.base}/{entry.path}")
         return entry
 
+    def attempt_path(self, name: str) -> str:
+        """Storage path (relative to the root) where a file of this attempt named `name` lives."""
+        return f"{self.base}/attempts/{self.attempt_id}/{name}".rstrip("/")
+
+    def adopt(self, name: str, size: int, sha256: str) -> ManifestFile:
+        """Register a file another process already wrote at `attempt_path(name)` (e.g. a Dask worker).
+
+        `commit()` still checks its size in storage before publishing it."""
+        return self._record(name, size, sha256)
+
     def abort(self) -> None:
         self.storage.delete(f"{self.base}/attempts/{self.attempt_id}", recursive=True)
 

@@ -200,7 +200,7 @@ def _run(storage, recipe, plans, config, client, progress) -> tuple[list[Partiti
     futures, owner = [], {}
     for plan in plans:
         writer = writers[plan.partition]
-        out_dir = f"{writer.base}/attempts/{writer.attempt_id}"
+        out_dir = writer.attempt_path("")
         for shard, rows in plan.shards:
             stem = shard.name.replace("/", "-").removesuffix(".tar")
             future = client.submit(
@@ -232,7 +232,7 @@ def _run(storage, recipe, plans, config, client, progress) -> tuple[list[Partiti
 
 def _adopt(writer: PartitionWriter, file: OutputFile) -> None:
     # a worker wrote this file into the writer's attempt folder; register it for the manifest
-    writer._record(file.name, file.size, file.sha256)
+    writer.adopt(file.name, file.size, file.sha256)
 
 
 def _parquet(table: pa.Table) -> bytes:
