@@ -70,7 +70,7 @@ def _fixed_point(weights: np.ndarray) -> np.ndarray:
 
 
 def _resample_axis(x: torch.Tensor, dim: int, out_size: int, quantize: bool) -> torch.Tensor:
-    index, weights = pillow_bicubic_taps(x.shape[dim], out_size)
+    index, weights = pillow_bicubic_taps(int(x.shape[dim]), int(out_size))
     if quantize:
         weights = _fixed_point(weights)
     index_t = torch.from_numpy(index).to(x.device)

@@ -1,0 +1,182 @@
+"""`crisp upscale INPUT... --model URI --out DIR`: serve a model on files, folders or an image partition.
+
+In: inputs that are image files, folders (searched recursively) or `images/<date>` partitions under the
+storage root (read through the manifest and index); a model URI (`models:/<name>@<alias>`,
+`models:/<name>/<version>` or a checkpoint path). Out: `<out>/<name>_x<s>.png` per image (lossless), and
+with `--side-by-side` `<name>_x<s>_compare.png` (bicubic left, model right; only for outputs up to
+`--side-by-side-max-megapixels`). Otherwise each PNG is streamed band by band as the tiles finish, so RAM
+stays bounded by the tile size times the output width, never by the image area.
+A tqdm bar counts tiles. Exit 0 when every image was written, 1 when some failed, 2 for bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+
+PARTITION = re.compile(r"^images/\d{4}-\d{2}-\d{2}$")
+SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("upscale", help="super-resolve images with a registered model or a checkpoint")
+    p.add_argument(
+        "inputs", nargs="+", metavar="INPUT", help="image file, folder, or images/<date> partition"
+    )
+    p.add_argument(
+        "--model", required=True, help="models:/<name>@champion, models:/<name>/<version> or a path"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--side-by-side", action="store_true", help="also write bicubic | model comparisons")
+    p.add_argument("--tile", type=int, default=256, help="tile size in input pixels (default 256)")
+    p.add_argument("--overlap", type=int, default=16, help="tile overlap in input pixels (default 16)")
+    p.add_argument("--batch-size", type=int, help="tiles per forward pass (default 8 on GPU, 1 on CPU)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument(
+        "--side-by-side-max-megapixels", type=float, default=64.0, help="no comparison for larger outputs"
+    )
+    p.set_defaults(run=run)
+
+
+def collect_inputs(inputs: list[str], storage_factory: Callable) -> list[tuple[str, Callable[[], bytes]]]:
+    """(output stem, bytes loader) per image; ValueError for an input that is none of the three kinds."""
+    items: list[tuple[str, Callable[[], bytes]]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_file():
+            items.append((path.stem, path.read_bytes))
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
+            items.extend(
+                (str(p.relative_to(path).with_suffix("")).replace("/", "__"), p.read_bytes) for p in files
+            )
+        elif PARTITION.match(raw.strip("/")):
+            items.extend(_partition_items(storage_factory(), raw.strip("/")))
+        else:
+            raise ValueError(
+                f"input {raw!r} is not an image file, a folder or an images/<YYYY-MM-DD> partition"
+            )
+    return items
+
+
+def _partition_items(storage, dataset_partition: str) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    import io
+
+    import pyarrow.parquet as pq
+
+    from pipeline.commit import read_manifest
+    from pipeline.shards import read_member
+
+    dataset, partition = dataset_partition.split("/", 1)
+    manifest = read_manifest(storage, dataset, partition)
+    base = f"{dataset}/{partition}"
+    index = pq.read_table(io.BytesIO(storage.read_bytes(f"{base}/{manifest.file('index.parquet').path}")))
+    for row in index.select(["image_id", "shard", "offset", "size"]).to_pylist():
+        shard = f"{base}/{manifest.file(row['shard']).path}"
+        yield row["image_id"], lambda s=shard, o=row["offset"], n=row["size"]: read_member(storage, s, o, n)
+
+
+def save_png(path: Path, shape: tuple[int, int, int], bands: Iterable[np.ndarray], level: int = 1) -> None:
+    """Write uint8 row bands (top to bottom, together `shape`) as one lossless PNG, streaming: only the
+    current band is in memory (Pillow would copy an RGB image into 4 bytes per pixel first)."""
+    import struct
+    import zlib
+
+    import numpy as np
+
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + payload))
+        return struct.pack(">I", len(payload)) + kind + payload + crc
+
+    height, width, channels = shape
+    color_type = 2 if channels == 3 else 6  # RGB or RGBA, 8 bits per sample
+    compressor, rows = zlib.compressobj(level=level), 0
+    with open(path, "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n")
+        handle.write(chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)))
+        for band in bands:
+            lines = np.ascontiguousarray(band).reshape(band.shape[0], width * channels)
+            no_filter = np.zeros((lines.shape[0], 1), np.uint8)  # filter type 0 before every scanline
+            data = compressor.compress(np.concatenate([no_filter, lines], axis=1).tobytes())
+            rows += band.shape[0]
+            if data:
+                handle.write(chunk(b"IDAT", data))
+        handle.write(chunk(b"IDAT", compressor.flush()))
+        handle.write(chunk(b"IEND", b""))
+    if rows != height:
+        raise ValueError(f"{path}: got {rows} rows of pixels for a PNG of height {height}")
+
+
+def _side_by_side(image, result, scale: int, path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    rgb = image.convert("RGB")
+    bicubic = np.asarray(rgb.resize((rgb.width * scale, rgb.height * scale), Image.Resampling.BICUBIC))
+    gap = np.full((bicubic.shape[0], 8, 3), 255, dtype=np.uint8)
+    Image.fromarray(np.concatenate([bicubic, gap, np.asarray(result)[..., :3]], axis=1)).save(
+        path, compress_level=1
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import io
+
+    import numpy as np
+    from PIL import Image
+    from tqdm import tqdm
+
+    from crisp.settings import load_settings
+    from training.registry import RegistryConfig, UnknownModelError, load_model
+    from training.safe_load import CheckpointRejected
+    from training.upscale import UpscaleConfig, count_tiles, output_shape, upscale_bands
+
+    settings = load_settings(args.config)
+    out_dir = Path(args.out)
+    try:
+        UpscaleConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
+        items = collect_inputs(args.inputs, settings.storage)
+        config = RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri)
+        options = settings.s3.storage_options() if args.model.startswith("s3://") else None
+        model, meta = load_model(args.model, config, storage_options=options)
+    except (ValueError, LookupError, OSError, CheckpointRejected, UnknownModelError) as exc:
+        print(f"crisp upscale: {exc}", file=sys.stderr)
+        return 2
+    if not items:
+        print("crisp upscale: no images found in the inputs", file=sys.stderr)
+        return 2
+    out_dir.mkdir(parents=True, exist_ok=True)
+    scale, failed = meta.scale, 0
+    bar = tqdm(total=0, unit="tile", desc=f"x{scale} {meta.arch}", file=sys.stderr)
+    for stem, load in items:
+        target = out_dir / f"{stem}_x{scale}.png"
+        try:
+            with Image.open(io.BytesIO(load())) as opened:
+                alpha = "A" in opened.getbands() or "transparency" in opened.info
+                image = opened.convert("RGBA" if alpha else "RGB")
+            bar.total += count_tiles(image.height, image.width, args.tile, args.overlap)
+            bar.refresh()
+            shape = output_shape(image, scale)
+            bands = upscale_bands(
+                model, image, scale, args.tile, args.overlap, args.device, args.batch_size, bar.update
+            )
+            if args.side_by_side and shape[0] * shape[1] / 1e6 <= args.side_by_side_max_megapixels:
+                result = np.concatenate([band for _, band in bands])
+                save_png(target, shape, [result])
+                _side_by_side(image, result, scale, out_dir / f"{stem}_x{scale}_compare.png")
+            else:
+                save_png(target, shape, (band for _, band in bands))
+        except (OSError, ValueError) as exc:
+            target.unlink(missing_ok=True)  # never leave a truncated PNG behind
+            failed += 1
+            print(f"crisp upscale: {stem}: {exc}", file=sys.stderr)
+    bar.close()
+    print(f"wrote {len(items) - failed} of {len(items)} images to {out_dir} with {meta.source}")
+    return 1 if failed else 0

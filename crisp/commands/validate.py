@@ -1,0 +1,94 @@
+"""`crisp validate CHECKPOINT`: measure a checkpoint and apply the promotion gates (training/validate.py).
+
+In: a checkpoint path/URI, gate options (a YAML file of `GateConfig` fields and/or flags), an optional
+champion URI. Out: a gate table on stdout, the verdict JSON with `--json`; exit 0 when every gate
+passed, 1 when a gate failed or the checkpoint was rejected, 2 for bad input (no such checkpoint,
+bad options, missing benchmark folder, malformed champion URI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("validate", help="measure a checkpoint and apply the promotion gates")
+    p.add_argument("checkpoint", help="checkpoint path or URI (.ckpt, or .safetensors with a .json sidecar)")
+    p.add_argument("--champion", help="compare with this model: models:/<name>@champion or a checkpoint")
+    p.add_argument("--json", dest="json_out", help="write the verdict JSON to this file")
+    p.add_argument("--gates", help="YAML file of gate settings (GateConfig fields)")
+    p.add_argument("--scale", type=int, help="the scale served; a checkpoint for another scale is rejected")
+    p.add_argument("--margin-db", type=float, help="PSNR-Y over bicubic required on every set")
+    p.add_argument("--latency-budget-ms", type=float, help="budget for upscaling the reference image")
+    p.add_argument("--benchmark", action="append", metavar="NAME=DIR", help="benchmark folder (repeatable)")
+    p.add_argument("--pair-recipe", help="also score the test split of pairs/<recipe>")
+    p.add_argument("--pair-partition", action="append", metavar="DATE", help="pair partition (repeatable)")
+    p.add_argument("--pair-split", help="split of the pair index to score (default test)")
+    p.add_argument("--device", help="cpu, cuda or auto")
+    p.set_defaults(run=run)
+
+
+def gate_config(args: argparse.Namespace):
+    """GateConfig from --gates YAML, then the flags; ValueError names a bad value."""
+    import yaml
+    from pydantic import ValidationError
+
+    from training.validate import GateConfig
+
+    data = {}
+    if args.gates:
+        data = yaml.safe_load(Path(args.gates).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"--gates {args.gates} must hold a mapping of GateConfig fields")
+    flags = {
+        "scale": args.scale,
+        "margin_db": args.margin_db,
+        "latency_budget_ms": args.latency_budget_ms,
+        "pair_recipe": args.pair_recipe,
+        "pair_partitions": args.pair_partition,
+        "pair_split": args.pair_split,
+        "device": args.device,
+    }
+    data.update({k: v for k, v in flags.items() if v is not None})
+    if args.benchmark:
+        pairs = [item.partition("=") for item in args.benchmark]
+        if any(not name or not folder for name, _, folder in pairs):
+            raise ValueError(f"--benchmark takes NAME=DIR, got {args.benchmark}")
+        data["benchmarks"] = {name: folder for name, _, folder in pairs}
+    try:
+        return GateConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"invalid gate settings: {exc}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from crisp.settings import load_settings
+    from training.registry import RegistryConfig
+    from training.validate import exit_code, validate_checkpoint
+
+    settings = load_settings(args.config)
+    try:
+        config = gate_config(args)
+        remote = args.checkpoint.startswith("s3://")
+        storage = settings.storage() if config.pair_partitions or remote else None
+        registry = RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri)
+        verdict = validate_checkpoint(
+            args.checkpoint, config, args.champion, storage=storage, registry=registry
+        )
+    except (ValueError, OSError) as exc:
+        print(f"crisp validate: {exc}", file=sys.stderr)
+        return 2
+    for gate in verdict.gates:
+        measured = "" if gate.measured is None else f"{gate.measured:.4g}"
+        print(f"{'PASS' if gate.passed else 'FAIL'}  {gate.gate:<34} {measured:>10}  {gate.detail}")
+    for score in verdict.scores:
+        print(f"      {score.name:<34} PSNR-Y {score.psnr_y:.3f} dB (bicubic {score.bicubic_psnr_y:.3f})")
+    print(f"verdict: {'PASSED' if verdict.passed else 'FAILED'}")
+    for reason in verdict.reasons:
+        print(f"  reason: {reason}", file=sys.stderr)
+    if args.json_out:
+        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json_out).write_text(verdict.model_dump_json(indent=1))
+    return exit_code(verdict)

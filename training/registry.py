@@ -1,0 +1,302 @@
+"""Register validated checkpoints in the MLflow Model Registry, move `@champion`, roll back, load.
+
+In: a checkpoint URI and its `Verdict` (training/validate.py), a registered-model name, a `RegistryConfig`.
+Out: version numbers; `load_model("models:/<name>@<alias>" | "models:/<name>/<version>" | checkpoint path)`
+returns `(module, CheckpointMeta)` loaded through training/safe_load.py.
+
+Each version is the MLflow pyfunc folder of training/package.py (checkpoint, TorchScript export, verdict,
+meta; nothing pickled), tagged with per-set metrics, dataset partitions and manifest hash, recipe, arch,
+scale, code version, checkpoint sha256 and the verdict JSON. Aliases replace stages (MLflow 3):
+`register` points `@challenger` at the new version; `promote` moves `@champion` only when that version's
+recorded verdict passed and was measured against the current champion (else `PromotionRefused`,
+`@champion` untouched), pushing the previous champion onto the `crisp.champion_history` tag of the
+registered model; `rollback` pops it.
+One writer at a time is assumed (the DAG serialises promotions).
+
+Embedded default: SQLite `<root>/mlflow/mlflow.db` with artifacts in `<root>/mlflow/artifacts` for a
+`file://` root; for an `s3://` root the database lives in `local_dir` and the artifacts under the root.
+MLflow is imported lazily (about 4 s) and used through `MlflowClient` only: its global URIs never change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from pipeline.storage import normalize_root
+from training.package import package_model, read_uri
+from training.safe_load import CheckpointMeta, safe_load
+from training.validate import Verdict
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_TAG = "crisp.champion_history"
+
+
+class UnknownModelError(LookupError):
+    """A model URI names a registered model, alias or version that does not exist."""
+
+
+class PromotionRefused(RuntimeError):
+    """`@champion` was not moved; the message says why."""
+
+
+class RegistryConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: str = "file://./data"  # the storage root (Settings.root)
+    tracking_uri: str | None = None  # a server (http://...) or sqlite URI; None = embedded SQLite
+    local_dir: Path = Path(".crisp/mlflow")  # SQLite home when the root is not a local folder
+    experiment: str = "crisp-sr"
+
+    def resolved_tracking_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        root = normalize_root(self.root)
+        local = root.startswith("file://")
+        folder = Path(root[len("file://") :]) / "mlflow" if local else self.local_dir.absolute()
+        folder.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{folder / 'mlflow.db'}"
+
+    def artifact_location(self) -> str | None:
+        if self.tracking_uri and not self.tracking_uri.startswith("sqlite"):
+            return None  # a tracking server chooses its own artifact store
+        root = normalize_root(self.root)
+        return f"{root[len('file://') :] if root.startswith('file://') else root}/mlflow/artifacts"
+
+
+class VersionInfo(BaseModel):
+    version: int
+    aliases: list[str]
+    passed: bool | None
+    arch: str | None
+    scale: int | None
+    metrics: dict[str, float]
+    checkpoint: str | None
+    created_ms: int
+
+
+def _client(config: RegistryConfig) -> Any:
+    """An MlflowClient on the configured store (no fluent API: mlflow's global URIs stay untouched)."""
+    from mlflow import MlflowClient
+
+    uri = config.resolved_tracking_uri()
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _sha256(uri: str, options: Mapping[str, Any] | None = None) -> tuple[bytes, str]:
+    data = read_uri(uri, options)
+    return data, hashlib.sha256(data).hexdigest()
+
+
+def _tags(
+    meta: CheckpointMeta, verdict: Verdict, uri: str, sha: str, extra: Mapping[str, str]
+) -> dict[str, str]:
+    tags = {
+        "crisp.arch": meta.arch,
+        "crisp.scale": str(meta.scale),
+        "crisp.arch_kwargs": json.dumps(meta.arch_kwargs, sort_keys=True),
+        "crisp.recipe": str(meta.recipe),
+        "crisp.pair_partitions": json.dumps(meta.pair_partitions),
+        "crisp.data_manifest_hash": json.dumps(meta.data_manifest_hash),
+        "crisp.schema_version": str(meta.schema_version),
+        "crisp.code_version": str(meta.code_version),
+        "crisp.checkpoint": uri,
+        "crisp.checkpoint_sha256": sha,
+        "crisp.verdict_passed": str(verdict.passed).lower(),
+        "crisp.verdict": verdict.model_dump_json(),
+    }
+    for score in verdict.scores:
+        tags[f"crisp.metric.{score.name}.psnr_y"] = f"{score.psnr_y:.4f}"
+        tags[f"crisp.metric.{score.name}.ssim_y"] = f"{score.ssim_y:.5f}"
+        tags[f"crisp.metric.{score.name}.bicubic_psnr_y"] = f"{score.bicubic_psnr_y:.4f}"
+    return {**tags, **{str(k): str(v) for k, v in extra.items()}}
+
+
+def register(
+    checkpoint_uri: str,
+    verdict: Verdict,
+    name: str,
+    tags: Mapping[str, str] | None = None,
+    config: RegistryConfig | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> int:
+    """Log the checkpoint as a new version of `name`, point `@challenger` at it, return the version.
+
+    A failing verdict is registered too (the record of what was tried); only `promote` checks it."""
+    config = config or RegistryConfig()
+    uri = str(checkpoint_uri)
+    data, sha = _sha256(uri, storage_options)
+    if verdict.checkpoint_sha256 and verdict.checkpoint_sha256 != sha:
+        raise ValueError(
+            f"the verdict describes another file (sha256 {verdict.checkpoint_sha256[:12]}...) than {uri}"
+        )
+    module, meta = safe_load(uri, storage_options=storage_options)  # CheckpointRejected before any write
+    client = _client(config)
+    with tempfile.TemporaryDirectory(prefix="crisp-register-") as tmp:
+        model_dir = package_model(Path(tmp), uri, data, module, meta, verdict, storage_options)
+        experiment = client.get_experiment_by_name(config.experiment)
+        experiment_id = (
+            experiment.experiment_id
+            if experiment is not None
+            else client.create_experiment(config.experiment, artifact_location=config.artifact_location())
+        )
+        run = client.create_run(experiment_id, run_name=f"register-{name}")
+        for key, value in (("arch", meta.arch), ("scale", meta.scale)):
+            client.log_param(run.info.run_id, key, value)
+        for score in verdict.scores:
+            client.log_metric(run.info.run_id, f"{score.name.replace(':', '.')}.psnr_y", score.psnr_y)
+        client.log_artifacts(run.info.run_id, str(model_dir), "model")
+        client.set_terminated(run.info.run_id)
+    if not client.search_registered_models(filter_string=f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(
+        name,
+        source=f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags=_tags(meta, verdict, uri, sha, tags or {}),
+    )
+    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    return int(version.version)
+
+
+def _registered(client: Any, name: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_registered_model(name)
+    except MlflowException:
+        known = sorted(m.name for m in client.search_registered_models())
+        raise UnknownModelError(f"no registered model {name!r}; registered models: {known}") from None
+
+
+def _version(client: Any, name: str, version: int | str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    _registered(client, name)
+    try:
+        return client.get_model_version(name, str(version))
+    except MlflowException:
+        raise UnknownModelError(f"model {name!r} has no version {version}") from None
+
+
+def _champion_version(client: Any, name: str) -> int | None:
+    aliases = _registered(client, name).aliases or {}
+    return int(aliases[CHAMPION]) if CHAMPION in aliases else None
+
+
+def promote(name: str, version: int, config: RegistryConfig | None = None) -> int | None:
+    """Point `@champion` at `version` if its verdict passed; return the previous champion version."""
+    client = _client(config or RegistryConfig())
+    record = _version(client, name, version)
+    current = _champion_version(client, name)
+    if current == int(version):
+        return current
+    raw = (record.tags or {}).get("crisp.verdict")
+    if raw is None:
+        raise PromotionRefused(f"{name} v{version} has no recorded verdict; register it with a verdict")
+    verdict = Verdict.model_validate_json(raw)
+    if not verdict.passed:
+        raise PromotionRefused(f"{name} v{version} failed validation: {'; '.join(verdict.reasons)}")
+    compared = verdict.champion.version if verdict.champion and verdict.champion.found else None
+    if current is not None and compared != current:
+        raise PromotionRefused(
+            f"{name} v{version} was validated against champion {compared}, but the champion is now "
+            f"v{current}; re-validate with --champion models:/{name}@{CHAMPION}"
+        )
+    history = json.loads(_registered(client, name).tags.get(HISTORY_TAG, "[]"))
+    if current is not None:
+        history.append(current)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    return current
+
+
+def rollback(name: str, config: RegistryConfig | None = None) -> int:
+    """Restore the champion before the current one; return the restored version."""
+    client = _client(config or RegistryConfig())
+    history = json.loads(_registered(client, name).tags.get(HISTORY_TAG, "[]"))
+    if not history:
+        raise PromotionRefused(f"{name} has no previous champion to roll back to")
+    previous = int(history.pop())
+    _version(client, name, previous)
+    client.set_registered_model_alias(name, CHAMPION, str(previous))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    return previous
+
+
+def _version_info(record: Any, aliases: list[str]) -> VersionInfo:
+    tags = record.tags or {}
+    prefix = "crisp.metric."
+    passed = tags.get("crisp.verdict_passed")
+    return VersionInfo(
+        version=int(record.version),
+        aliases=sorted(aliases),
+        passed=None if passed is None else passed == "true",
+        arch=tags.get("crisp.arch"),
+        scale=int(tags["crisp.scale"]) if "crisp.scale" in tags else None,
+        metrics={k[len(prefix) :]: float(v) for k, v in tags.items() if k.startswith(prefix)},
+        checkpoint=tags.get("crisp.checkpoint"),
+        created_ms=int(record.creation_timestamp or 0),
+    )
+
+
+def list_versions(name: str, config: RegistryConfig | None = None) -> list[VersionInfo]:
+    """Every version of `name`, newest first, with aliases, verdict and headline metrics."""
+    client = _client(config or RegistryConfig())
+    by_version: dict[int, list[str]] = {}
+    for alias, version in (_registered(client, name).aliases or {}).items():
+        by_version.setdefault(int(version), []).append(alias)
+    records = client.search_model_versions(f"name = '{name}'")
+    infos = [_version_info(r, by_version.get(int(r.version), [])) for r in records]
+    return sorted(infos, key=lambda info: -info.version)
+
+
+def parse_model_uri(uri: str) -> tuple[str, str | None, int | None]:
+    """'models:/name@alias' -> (name, alias, None); 'models:/name/3' -> (name, None, 3)."""
+    body = uri[len("models:/") :] if uri.startswith("models:/") else ""
+    if "@" in body and body.split("@", 1)[0] and body.split("@", 1)[1]:
+        name, alias = body.split("@", 1)
+        return name, alias, None
+    name, _, version = body.rpartition("/")
+    if name and version.isdigit():
+        return name, None, int(version)
+    raise ValueError(f"malformed model URI {uri!r}: use models:/<name>@<alias> or models:/<name>/<version>")
+
+
+def load_model(
+    uri: str, config: RegistryConfig | None = None, storage_options: Mapping[str, Any] | None = None
+) -> tuple[nn.Module, CheckpointMeta]:
+    """The model behind a registry URI or a checkpoint path/URI, loaded safely (eval mode, EMA weights)."""
+    uri = str(uri)
+    if not uri.startswith("models:/"):
+        return safe_load(uri, storage_options=storage_options)
+    import mlflow
+
+    name, alias, number = parse_model_uri(uri)
+    client = _client(config or RegistryConfig())
+    if alias is not None:
+        aliases = _registered(client, name).aliases or {}
+        if alias not in aliases:
+            raise UnknownModelError(f"model {name!r} has no alias @{alias}; its aliases: {sorted(aliases)}")
+        number = int(aliases[alias])
+    record = _version(client, name, number)
+    with tempfile.TemporaryDirectory(prefix="crisp-load-") as tmp:
+        source = client.get_model_version_download_uri(name, str(number))
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+        found = sorted(local.rglob("checkpoint.*"))
+        checkpoint = next((p for p in found if p.suffix in (".ckpt", ".safetensors")), None)
+        if checkpoint is None:
+            raise UnknownModelError(f"{name} v{number} has no checkpoint artifact under {source}")
+        expected = (record.tags or {}).get("crisp.checkpoint_sha256")
+        if expected and hashlib.sha256(checkpoint.read_bytes()).hexdigest() != expected:
+            raise ValueError(f"{name} v{number}: the stored checkpoint does not match its recorded sha256")
+        module, meta = safe_load(str(checkpoint))
+    identity = {"source": f"models:/{name}/{number}", "registry_name": name, "registry_version": number}
+    return module, meta.model_copy(update=identity)
