@@ -1,10 +1,11 @@
 """Effective settings: embedded defaults, then a YAML file, then `CRISP_*` environment variables.
 
 In: an optional YAML path (`--config` or CRISP_CONFIG) and the environment. Out: a frozen `Settings` whose
-sections are the typed configs owned by each component (storage here; ingest (crawl + clean), pairs, train,
-registry in their own modules). Unknown keys fail with the dotted key and the allowed names. Environment overrides
-use `__` for nesting: `CRISP_ROOT=s3://bucket/crisp`, `CRISP_S3__ENDPOINT_URL=http://127.0.0.1:9000`,
-`CRISP_INGEST__CRAWL__PER_HOST_CONCURRENCY=4`. Values are parsed as YAML scalars (numbers, booleans, lists).
+sections are the typed configs owned by each component (storage here; ingest (crawl + clean + split), pairs,
+train, registry in their own modules). Unknown keys fail with the dotted key and the allowed names.
+Environment overrides use `__` for nesting: `CRISP_ROOT=s3://bucket/crisp`,
+`CRISP_S3__ENDPOINT_URL=http://127.0.0.1:9000`, `CRISP_INGEST__CRAWL__PER_HOST_CONCURRENCY=4`. Values are
+parsed as YAML scalars (numbers, booleans, lists).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pipeline.ingest.config import IngestConfig
 
 ENV_PREFIX = "CRISP_"
-_NOT_SETTINGS = {"CRISP_CONFIG", "CRISP_SHARED_DATA"}
+_NOT_SETTINGS = {"CRISP_CONFIG", "CRISP_SHARED_DATA", "CRISP_FEED_TEMPLATE"}  # read by their users directly
 
 
 class ConfigError(ValueError):

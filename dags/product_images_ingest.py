@@ -1,0 +1,138 @@
+"""
+### product_images_ingest
+
+Every day, turn that day's catalog feed into the committed `images/<date>` partition: fetch every image
+URL (polite, SSRF-guarded crawler), clean, dedup (within the day and against every earlier day) and
+quality-score the images, split them by product, write WebDataset shards + Parquet index + reject and
+duplicate ledgers, and commit after the Great Expectations gate passes.
+
+**Partition** = the run's logical date (`ds`). **Feed** = a template filled with that date: the run's
+`feed_template` param, else the Airflow Variable `crisp_feed_template`, else the environment variable
+`CRISP_FEED_TEMPLATE`, else `file:///feeds/{date}.csv`. Placeholders: `{date}` (2026-01-31) and
+`{ds_nodash}` (20260131). Storage root and ingest settings come from the Crisp settings
+(`CRISP_CONFIG` / `CRISP_ROOT` / `CRISP_INGEST__...`) of the worker.
+
+Tasks (wiring only; the work runs in `pipeline.ingest`, on a process pool inside the `ingest` task):
+`check_feed` (the feed exists and has product_id / image_url columns) -> `ingest` -> `publish`
+(emits the Asset `crisp://images` with `extra={"partition": ...}`, which triggers pair generation).
+
+**Rerun** a date: clear its run; an unchanged feed leaves the same manifest (a no-op). **Retry only
+failed URLs**: trigger with `{"retry_failed": true}` for that logical date (or
+`crisp ingest --retry-failed --date D --feed URI`).
+
+**Backfill** a date range (after a feed fix or a cleaning-rule change):
+
+    airflow backfill create --dag-id product_images_ingest --from-date 2026-01-01 --to-date 2026-01-31 \
+        --max-active-runs 1
+
+(the scheduler and api-server must be running, e.g. `airflow standalone`; add `--reprocess-behavior
+completed` to rerun dates already done). Dates must run one at a time, oldest first (`max_active_runs=1`
+here too; never `--run-backwards`): a day is deduplicated against the committed days before it. Without
+a scheduler, the same backfill is `crisp ingest --date D --feed URI` for each date in order.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime, timedelta
+
+from airflow.sdk import Asset, Param, dag, task
+
+IMAGES_ASSET = Asset("crisp://images")
+DEFAULT_FEED_TEMPLATE = "file:///feeds/{date}.csv"
+
+
+def _partition(context) -> str:
+    """The run's logical date; manual runs without one use the day they were triggered for."""
+    when = context.get("logical_date") or context["dag_run"].run_after
+    return when.date().isoformat()
+
+
+def _feed_uri(template: str, partition: str) -> str:
+    try:
+        return template.format(date=partition, ds_nodash=partition.replace("-", ""))
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"feed template {template!r} is not valid: use {{date}} or {{ds_nodash}} ({exc})"
+        ) from None
+
+
+@dag(
+    dag_id="product_images_ingest",
+    schedule="@daily",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "owner": "crisp",
+        "retries": 2,
+        "retry_delay": timedelta(minutes=5),
+        "retry_exponential_backoff": True,
+    },
+    params={
+        "feed_template": Param(
+            os.environ.get("CRISP_FEED_TEMPLATE", ""),
+            type="string",
+            description="feed URI template, e.g. s3://feeds/{date}.csv; empty = Variable crisp_feed_template",
+        ),
+        "retry_failed": Param(False, type="boolean", description="re-fetch only the retryable rejects"),
+    },
+    tags=["crisp", "ingest", "images"],
+    doc_md=__doc__,
+)
+def product_images_ingest():
+    @task
+    def check_feed() -> str:
+        from airflow.sdk import Variable, get_current_context
+
+        from crisp.settings import load_settings
+        from pipeline.ingest.feed import read_feed
+
+        context = get_current_context()
+        partition = _partition(context)
+        template = context["params"].get("feed_template") or Variable.get(
+            "crisp_feed_template", default=os.environ.get("CRISP_FEED_TEMPLATE") or DEFAULT_FEED_TEMPLATE
+        )
+        feed_uri = _feed_uri(template, partition)
+        storage = load_settings().storage()
+        options = storage.options if feed_uri.startswith(f"{storage.scheme}://") else None
+        feed = read_feed(feed_uri, options)  # raises FeedError naming the feed: the retry waits for it
+        print(f"feed {feed_uri}: {len(feed.rows)} rows to fetch, {len(feed.rejects)} malformed rows")
+        return feed_uri
+
+    @task
+    def ingest(feed_uri: str) -> dict:
+        from airflow.sdk import get_current_context
+
+        from crisp.settings import load_settings
+        from pipeline.ingest.run import ingest_partition
+
+        context = get_current_context()
+        settings = load_settings()
+        summary = ingest_partition(
+            feed_uri,
+            _partition(context),
+            settings.storage(),
+            settings.ingest,
+            retry_failed=bool(context["params"].get("retry_failed")),
+            run_id=f"airflow:{context['dag'].dag_id}:{context['run_id']}",
+        )
+        print(summary.to_dict())
+        return summary.to_dict()
+
+    @task(outlets=[IMAGES_ASSET])
+    def publish(summary: dict) -> dict:
+        from airflow.sdk import get_current_context
+
+        context = get_current_context()
+        context["outlet_events"][IMAGES_ASSET].extra = {
+            "partition": summary["partition"],
+            "content_digest": summary["content_digest"],
+            "accepted": summary["accepted"],
+        }
+        return summary
+
+    publish(ingest(check_feed()))
+
+
+product_images_ingest()

@@ -1,0 +1,186 @@
+"""Outcomes: decide where every fetched feed row ends - accepted, duplicate of an image, or rejected.
+
+In: the feed rows that were fetched, the `Processed` result of each distinct URL, the hashes of images
+already committed (`load_prior`: every partition dated before this one), the partition and the config.
+Out: index records of the accepted images (split assigned by product), duplicate ledger records and reject
+ledger records, as plain dicts matching the declared schemas. `check_outcomes` proves that every input row
+has exactly one outcome.
+
+Duplicates are resolved by `pipeline.clean.resolve_duplicates`: exact (same decoded pixels) or near
+(pHash within `clean.phash_radius`); images committed earlier always win, and inside the partition the
+larger, then sharper image is kept. Only earlier dates count as prior, so rerunning or backfilling an old
+date never turns images that later days already point to into duplicates.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from pipeline.clean import Candidate, PriorHashes, resolve_duplicates
+from pipeline.commit import committed_partitions
+from pipeline.ingest.config import IngestConfig
+from pipeline.ingest.feed import FeedRow
+from pipeline.ingest.process import Processed
+from pipeline.ingest.read import DATASET, INDEX, read_partition_or_none, read_table
+from pipeline.ingest.split import assign_splits
+from pipeline.storage import Storage
+from schemas.image_index import phash_from_int64, phash_to_int64
+from schemas.reasons import is_retryable
+
+
+class OutcomeError(RuntimeError):
+    """Some input row has no outcome or more than one: a bug, never bad input."""
+
+
+def check_outcomes(inputs: Iterable[str], *outcomes: Iterable[str]) -> None:
+    """Every input row_key appears in exactly one outcome list; OutcomeError names the first offenders."""
+    wanted = Counter(inputs)
+    seen = Counter(key for keys in outcomes for key in keys)
+    missing, twice = sorted(set(wanted) - set(seen)), sorted(k for k, n in seen.items() if n > 1)
+    unknown = sorted(set(seen) - set(wanted))
+    repeated_inputs = sorted(k for k, n in wanted.items() if n > 1)
+    if missing or twice or unknown or repeated_inputs:
+        raise OutcomeError(
+            f"outcome accounting broken: no outcome for {missing[:3]}, several for {twice[:3]}, "
+            f"unknown {unknown[:3]}, repeated inputs {repeated_inputs[:3]}"
+        )
+
+
+def load_prior(storage: Storage, partition: str, own_index: Any | None) -> tuple[PriorHashes, dict[str, str]]:
+    """Hashes of every committed partition dated before `partition` (plus its own kept images on retry)."""
+    ids: list[str] = []
+    hashes: list[int] = []
+    owner: dict[str, str] = {}
+    tables = []
+    for name in committed_partitions(storage, DATASET):
+        if name < partition:
+            earlier = read_partition_or_none(storage, name)
+            if earlier is not None:
+                tables.append((name, read_table(storage, earlier.manifest, INDEX, ["image_id", "phash"])))
+    if own_index is not None:
+        tables.append((partition, own_index))
+    for name, table in tables:
+        for image_id, phash in zip(table["image_id"].to_pylist(), table["phash"].to_pylist(), strict=True):
+            ids.append(image_id)
+            hashes.append(phash_from_int64(phash))
+            owner.setdefault(image_id, name)
+    return (PriorHashes.from_arrays(ids, hashes) if ids else PriorHashes.empty()), owner
+
+
+def reject_record(
+    key: str,
+    product_id: str | None,
+    url: str | None,
+    stage: str,
+    reason: str,
+    detail: str,
+    partition: str,
+    at: datetime,
+    status: int | None = None,
+    attempts: int | None = None,
+) -> dict[str, Any]:
+    """One reject ledger record; `retryable` follows the reason code."""
+    return {
+        "row_key": key,
+        "product_id": product_id,
+        "url": url,
+        "stage": stage,
+        "reason": str(reason),
+        "detail": detail,
+        "retryable": is_retryable(reason),
+        "http_status": status,
+        "attempts": attempts,
+        "partition": partition,
+        "recorded_at": at,
+    }
+
+
+def decide_outcomes(
+    rows: list[FeedRow],
+    by_url: dict[str, Processed],
+    prior: PriorHashes,
+    prior_partition: dict[str, str],
+    partition: str,
+    config: IngestConfig,
+    now: datetime,
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Accepted index records, duplicate records and reject records of the fetched rows."""
+    rejects, candidates, images = [], [], {}
+    for row in rows:
+        p = by_url[row.image_url]
+        f = p.fetch
+        if not f.ok or p.image is None:
+            stage, why = ("fetch", (f.reason, f.detail)) if not f.ok else ("clean", _why(p))
+            at = (f.fetched_at, f.http_status, f.attempts)
+            rejects.append(
+                reject_record(row.row_key, row.product_id, row.image_url, stage, *why, partition, *at)
+            )
+        else:
+            image = p.image
+            quality = image.metrics.get("sharpness") or 0.0
+            candidates.append(
+                Candidate(row.row_key, image.image_id, image.phash, image.width, image.height, quality)
+            )
+            images[row.row_key] = (row, p)
+    result = resolve_duplicates(candidates, prior, config.clean.phash_radius)
+    splits = assign_splits((images[c.key][0].product_id for c in result.keep), config.split)
+    accepted = [
+        index_record(*images[c.key], splits[images[c.key][0].product_id], partition, now) for c in result.keep
+    ]
+    duplicates = []
+    for dup in result.duplicates:
+        row, p = images[dup.candidate.key]
+        duplicates.append(
+            {
+                "row_key": row.row_key,
+                "product_id": row.product_id,
+                "url": row.image_url,
+                "image_id": dup.candidate.image_id,
+                "duplicate_of": dup.duplicate_of,
+                "duplicate_of_partition": prior_partition.get(dup.duplicate_of, partition),
+                "kind": dup.kind,
+                "hamming_distance": dup.distance,
+                "width": dup.candidate.width,
+                "height": dup.candidate.height,
+                "partition": partition,
+                "recorded_at": p.fetch.fetched_at,
+            }
+        )
+    return accepted, duplicates, rejects
+
+
+def _why(processed: Processed) -> tuple[str, str]:
+    assert processed.rejection is not None  # fetched fine but no image: cleaning rejected it
+    return processed.rejection.reason, processed.rejection.detail
+
+
+def index_record(row: FeedRow, p: Processed, split: str, partition: str, now: datetime) -> dict[str, Any]:
+    """The image index record of an accepted row (all columns but the shard location, added on writing)."""
+    image = p.image
+    assert image is not None
+    return {
+        "image_id": image.image_id,
+        "product_id": row.product_id,
+        "url": row.image_url,
+        "split": split,
+        "width": image.width,
+        "height": image.height,
+        "format": image.stored_format,
+        "phash": phash_to_int64(image.phash),
+        "partition": partition,
+        "row_key": row.row_key,
+        "category": row.category,
+        "title": row.title,
+        "extra": row.extra,
+        "source_format": image.source_format,
+        "reencoded": image.reencoded,
+        "bytes_sha256": image.bytes_sha256,
+        "normalize_flags": list(image.normalize_flags),
+        **image.metrics,
+        "quality_flags": list(image.quality_flags),
+        "fetched_at": p.fetch.fetched_at,
+        "ingested_at": now,
+    }

@@ -1,0 +1,188 @@
+"""Process: fetch images and clean them on a process pool while the crawler keeps fetching.
+
+In: `FetchRequest`s (one per distinct URL), a `CrawlConfig`, a `CleanConfig`, a worker count and a `Spool`.
+Out: one `Processed` per request, in input order: the `FetchResult` (its bytes dropped) and either a
+`ProcessedImage` whose stored bytes wait in the spool, or the `Rejection` from cleaning.
+
+`process_image` is the pure per-image step (normalize -> image id + pHash -> quality metrics and flags).
+`fetch_and_process` runs `crawl.global_concurrency` fetch tasks on one event loop; each fetches one URL,
+hands the bytes to the pool and only then takes the next URL. So at most that many bodies are in memory
+at once, and when the CPUs fall behind the crawler waits instead of piling up bytes. Accepted stored bytes
+go to an append-only spool file on local disk, not memory, until the writer shards them in image_id order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import multiprocessing
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, replace
+
+from pipeline.clean import CleanConfig, Rejection, flags, image_id, measure, normalize, phash
+from pipeline.crawl import CrawlConfig, FetchRequest, FetchResult, fetch_one, open_fetch_context
+from schemas.reasons import Reason
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """One cleaned image; `stored_bytes` is None once the bytes are in the spool (`spool_at`)."""
+
+    image_id: str
+    phash: int
+    width: int
+    height: int
+    source_format: str
+    stored_format: str
+    reencoded: bool
+    bytes_sha256: str
+    stored_size: int
+    normalize_flags: tuple[str, ...]
+    metrics: dict[str, float | None]
+    quality_flags: tuple[str, ...]
+    stored_bytes: bytes | None = None
+    spool_at: tuple[int, int] | None = None  # (offset, size) in the spool
+
+
+@dataclass(frozen=True)
+class Processed:
+    """What became of one request: the fetch result (content dropped) and the image or the rejection."""
+
+    fetch: FetchResult
+    image: ProcessedImage | None = None
+    rejection: Rejection | None = None
+
+
+class Spool:
+    """An append-only local file holding stored image bytes between cleaning and sharding."""
+
+    def __init__(self, workdir: str | None = None):
+        # closed by close() / the context manager, not by a with-block here
+        self._file = tempfile.TemporaryFile(prefix="crisp-spool-", dir=workdir)  # noqa: SIM115
+        self._end = 0
+
+    def append(self, data: bytes) -> tuple[int, int]:
+        self._file.seek(self._end)
+        self._file.write(data)
+        at = (self._end, len(data))
+        self._end += len(data)
+        return at
+
+    def read(self, at: tuple[int, int]) -> bytes:
+        offset, size = at
+        self._file.seek(offset)
+        return self._file.read(size)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> Spool:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def process_image(data: bytes, config: CleanConfig) -> ProcessedImage | Rejection:
+    """Normalize, hash and measure one image; bad bytes come back as a `Rejection`."""
+    normalized = normalize(data, config)
+    if isinstance(normalized, Rejection):
+        return normalized
+    metrics = measure(normalized.pixels, normalized.stored_format, normalized.stored_bytes)
+    return ProcessedImage(
+        image_id=image_id(normalized.pixels),
+        phash=phash(normalized.pixels),
+        width=normalized.width,
+        height=normalized.height,
+        source_format=normalized.source_format,
+        stored_format=normalized.stored_format,
+        reencoded=normalized.reencoded,
+        bytes_sha256=hashlib.sha256(normalized.stored_bytes).hexdigest(),
+        stored_size=len(normalized.stored_bytes),
+        normalize_flags=tuple(sorted(normalized.flags)),
+        metrics=asdict(metrics),
+        quality_flags=tuple(flags(metrics, normalized.width, normalized.height, config.quality)),
+        # unchanged originals are not sent back: the caller still holds those bytes
+        stored_bytes=normalized.stored_bytes if normalized.reencoded else None,
+    )
+
+
+def fetch_and_process(
+    requests: Sequence[FetchRequest],
+    crawl: CrawlConfig,
+    clean: CleanConfig,
+    spool: Spool,
+    workers: int | None = None,
+    start_method: str = "forkserver",
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Processed]:
+    """Fetch and clean every request (see the module docstring); results in input order."""
+    workers = workers or os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"workers={workers}: need at least one worker process")
+    if not requests:
+        return []
+    context = multiprocessing.get_context(start_method)
+    if start_method == "forkserver":
+        # Workers fork from a server that already imported Pillow, numpy and the cleaner: fast starts.
+        context.set_forkserver_preload([__name__])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        return asyncio.run(_run(requests, crawl, clean, spool, pool, progress))
+
+
+async def _run(
+    requests: Sequence[FetchRequest],
+    crawl: CrawlConfig,
+    clean: CleanConfig,
+    spool: Spool,
+    pool: ProcessPoolExecutor,
+    progress: Callable[[int, int], None] | None,
+) -> list[Processed]:
+    loop = asyncio.get_running_loop()
+    pending = iter(enumerate(requests))
+    results: list[Processed | None] = [None] * len(requests)
+    done = 0
+
+    async def clean_bytes(fetched: FetchResult) -> Processed:
+        content = fetched.content or b""
+        fetched = replace(fetched, content=None)
+        try:
+            outcome = await loop.run_in_executor(pool, process_image, content, clean)
+        except BrokenProcessPool:
+            raise  # a worker died (killed for memory?): the run fails and can simply be rerun
+        except Exception as exc:  # a cleaner bug on odd bytes must not lose the row: record it
+            return Processed(
+                fetched, rejection=Rejection(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
+            )
+        if isinstance(outcome, Rejection):
+            return Processed(fetched, rejection=outcome)
+        stored = outcome.stored_bytes if outcome.stored_bytes is not None else content
+        return Processed(fetched, image=replace(outcome, stored_bytes=None, spool_at=spool.append(stored)))
+
+    async def worker(context) -> None:
+        nonlocal done
+        for index, request in pending:  # shared iterator: each request is taken once
+            fetched = await fetch_one(request, context)
+            results[index] = await clean_bytes(fetched) if fetched.ok else Processed(fetched)
+            done += 1
+            if progress is not None:
+                progress(done, len(requests))
+
+    async with open_fetch_context(crawl) as context:
+        tasks = [
+            asyncio.create_task(worker(context)) for _ in range(min(crawl.global_concurrency, len(requests)))
+        ]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    missing = [requests[i].key for i, r in enumerate(results) if r is None]
+    if missing:
+        raise RuntimeError(f"{len(missing)} request(s) got no result, e.g. {missing[:3]}: this is a bug")
+    return [r for r in results if r is not None]

@@ -1,0 +1,73 @@
+"""Read a committed `images/<date>` partition: its manifest, index and ledgers, and single images.
+
+In: a `Storage` and a partition name (YYYY-MM-DD). Out: `CommittedPartition` (manifest + the index,
+rejects and duplicates as Arrow tables, read only through files the manifest lists), and `read_image`,
+which returns one image's stored bytes with a single range read of its shard (the index row's shard,
+offset and size). Readers never list attempt folders: a partition without a manifest does not exist.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from pipeline.commit import partition_dir, read_manifest, read_manifest_or_none
+from pipeline.shards import read_member
+from pipeline.storage import Storage
+from schemas.manifest import Manifest
+
+DATASET = "images"
+INDEX = "index.parquet"
+REJECTS = "rejects.parquet"
+DUPLICATES = "duplicates.parquet"
+STATS = "stats.json"
+
+
+@dataclass(frozen=True)
+class CommittedPartition:
+    manifest: Manifest
+    index: pa.Table
+    rejects: pa.Table
+    duplicates: pa.Table
+
+
+def file_path(manifest: Manifest, name: str) -> str:
+    """Storage path (relative to the root) of the manifest's file with role name `name`."""
+    return f"{partition_dir(manifest.dataset, manifest.partition)}/{manifest.file(name).path}"
+
+
+def read_table(
+    storage: Storage, manifest: Manifest, name: str, columns: Sequence[str] | None = None
+) -> pa.Table:
+    """One Parquet file of the partition (optionally only some columns)."""
+    data = storage.read_bytes(file_path(manifest, name))
+    return pq.read_table(io.BytesIO(data), columns=list(columns) if columns else None)
+
+
+def read_partition(storage: Storage, partition: str) -> CommittedPartition:
+    """The committed partition; `PartitionNotCommittedError` when it has no manifest."""
+    return _read(storage, read_manifest(storage, DATASET, partition))
+
+
+def read_partition_or_none(storage: Storage, partition: str) -> CommittedPartition | None:
+    manifest = read_manifest_or_none(storage, DATASET, partition)
+    return None if manifest is None else _read(storage, manifest)
+
+
+def _read(storage: Storage, manifest: Manifest) -> CommittedPartition:
+    return CommittedPartition(
+        manifest=manifest,
+        index=read_table(storage, manifest, INDEX),
+        rejects=read_table(storage, manifest, REJECTS),
+        duplicates=read_table(storage, manifest, DUPLICATES),
+    )
+
+
+def read_image(storage: Storage, manifest: Manifest, row: Mapping[str, Any]) -> bytes:
+    """The stored bytes of the image in index `row` (needs shard, offset, size): one range read."""
+    return read_member(storage, file_path(manifest, str(row["shard"])), int(row["offset"]), int(row["size"]))

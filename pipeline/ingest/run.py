@@ -1,0 +1,223 @@
+"""Run one ingest: a catalog feed and a date in, a committed `images/<date>` partition and a summary out.
+
+In: a feed URI, the partition date (YYYY-MM-DD), a `Storage` root and an `IngestConfig`. Out: an
+`IngestSummary` (accepted, exact / near duplicates, rejected by reason, inputs, seconds, images/s, the
+manifest). Steps: read the feed -> fetch each distinct URL and clean it on the process pool -> dedup within
+the partition and against every committed partition of an EARLIER date (so a backfill or a rerun of an
+old date never demotes images that later days already point to) -> split by product -> write, gate, commit.
+
+Every input row ends in exactly one of accepted / duplicate / rejected; `check_outcomes` enforces it
+before anything is written, and the GX gate checks it again. With `retry_failed=True` the committed
+partition is the starting point: only its rejected rows whose reason is retryable are fetched again, the
+rest of its outcomes are kept as they are (its accepted images also count as already committed for
+dedup), and the merge is committed as a new attempt.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pipeline.commit import PartitionNotCommittedError
+from pipeline.crawl import FetchRequest
+from pipeline.ingest.config import IngestConfig
+from pipeline.ingest.feed import Feed, FeedRow, read_feed
+from pipeline.ingest.outcomes import OutcomeError, check_outcomes, decide_outcomes, load_prior, reject_record
+from pipeline.ingest.process import Spool, fetch_and_process
+from pipeline.ingest.read import CommittedPartition, read_image, read_partition_or_none
+from pipeline.ingest.write import write_partition
+from pipeline.storage import Storage
+from schemas.manifest import Manifest
+from schemas.reasons import is_retryable
+
+__all__ = [
+    "IngestConfig",
+    "IngestSummary",
+    "OutcomeError",
+    "check_outcomes",
+    "ingest_partition",
+    "parse_partition",
+]
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    partition: str
+    inputs: int
+    accepted: int
+    duplicates_exact: int
+    duplicates_near: int
+    rejected: dict[str, int]  # reason -> rows
+    fetched: int  # distinct URLs requested by this run
+    seconds: float
+    images_per_s: float  # fetched URLs per second, cleaning included
+    manifest: Manifest
+    unchanged: bool  # the partition already held exactly this content (no new attempt)
+    retried: bool = False
+
+    @property
+    def duplicates(self) -> int:
+        return self.duplicates_exact + self.duplicates_near
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able data (for XCom and logs)."""
+        return {
+            "partition": self.partition,
+            "inputs": self.inputs,
+            "accepted": self.accepted,
+            "duplicates": {"exact": self.duplicates_exact, "near": self.duplicates_near},
+            "rejected": dict(self.rejected),
+            "fetched": self.fetched,
+            "seconds": round(self.seconds, 3),
+            "images_per_s": round(self.images_per_s, 2),
+            "unchanged": self.unchanged,
+            "retried": self.retried,
+            "attempt_id": self.manifest.attempt_id,
+            "content_digest": self.manifest.content_digest,
+        }
+
+
+def parse_partition(value: str) -> str:
+    """The partition name for a date given as YYYY-MM-DD; ValueError otherwise."""
+    try:
+        return date.fromisoformat(value).isoformat() if len(str(value)) == 10 else _bad_date(value)
+    except (TypeError, ValueError):
+        return _bad_date(value)
+
+
+def _bad_date(value: Any) -> str:
+    raise ValueError(f"partition date {value!r} is not a calendar date in the form YYYY-MM-DD")
+
+
+def ingest_partition(
+    feed_uri: str,
+    date: str,
+    storage: Storage,
+    config: IngestConfig | None = None,
+    retry_failed: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    run_id: str | None = None,
+) -> IngestSummary:
+    """Ingest `feed_uri` into `images/<date>` under `storage` (see the module docstring)."""
+    partition = parse_partition(date)
+    config = config or IngestConfig()
+    started = time.perf_counter()
+    now = datetime.now(UTC)
+    feed = read_feed(feed_uri, storage.options if feed_uri.startswith(f"{storage.scheme}://") else None)
+    committed = read_partition_or_none(storage, partition)
+    if retry_failed:
+        if committed is None:
+            raise PartitionNotCommittedError(
+                f"--retry-failed needs a committed images/{partition} under {storage.root}; "
+                "run without it first"
+            )
+        inputs = [
+            r
+            for t in (committed.index, committed.duplicates, committed.rejects)
+            for r in t["row_key"].to_pylist()
+        ]
+        kept = _kept_outcomes(committed)
+        rows, new_rejects = _rows_to_retry(feed, committed), []
+        prior, prior_partition = load_prior(storage, partition, committed.index)
+    else:
+        inputs = [r.row_key for r in (*feed.rows, *feed.rejects)]
+        kept = ([], [], [])
+        rows = feed.rows
+        new_rejects = [
+            reject_record(r.row_key, r.product_id, r.url, "feed", r.reason, r.detail, partition, now)
+            for r in feed.rejects
+        ]
+        prior, prior_partition = load_prior(storage, partition, None)
+
+    with Spool(config.workdir) as spool:
+        requests = [FetchRequest(url, url) for url in dict.fromkeys(row.image_url for row in rows)]
+        processed = fetch_and_process(
+            requests, config.crawl, config.clean, spool, config.worker_count(), config.start_method, progress
+        )
+        by_url = {p.fetch.key: p for p in processed}
+        accepted, duplicates, rejects = decide_outcomes(
+            rows, by_url, prior, prior_partition, partition, config, now
+        )
+        accepted, duplicates, rejects = (
+            kept[0] + accepted,
+            kept[1] + duplicates,
+            kept[2] + new_rejects + rejects,
+        )
+        check_outcomes(inputs, *([r["row_key"] for r in group] for group in (accepted, duplicates, rejects)))
+        counts = {
+            "inputs": len(inputs),
+            "accepted": len(accepted),
+            "duplicates": len(duplicates),
+            "rejected": len(rejects),
+        }
+        # by content hash: one picture (one image_id) may come as a JPEG and as a PNG under two URLs
+        spooled = {p.image.bytes_sha256: p.image.spool_at for p in processed if p.image is not None}
+
+        def image_bytes(record: Mapping[str, Any]) -> bytes:
+            at = spooled.get(record["bytes_sha256"])
+            if at is not None:
+                return spool.read(at)
+            assert committed is not None  # only kept images are not in the spool
+            return read_image(storage, committed.manifest, record)
+
+        run_info = {
+            "feed": feed_uri,
+            "retry_failed": retry_failed,
+            "fetched": len(requests),
+            "started_at": now.isoformat(),
+        }
+        run_info["seconds_fetching"] = round(time.perf_counter() - started, 3)
+        manifest = write_partition(
+            storage,
+            partition,
+            accepted,
+            image_bytes,
+            rejects,
+            duplicates,
+            counts,
+            shard_target_bytes=config.shard_target_bytes,
+            run_id=run_id,
+            extra={"run": run_info},
+            workdir=config.workdir,
+        )
+    seconds = time.perf_counter() - started
+    kinds = Counter(d["kind"] for d in duplicates)
+    return IngestSummary(
+        partition=partition,
+        inputs=counts["inputs"],
+        accepted=counts["accepted"],
+        duplicates_exact=kinds.get("exact", 0),
+        duplicates_near=kinds.get("near", 0),
+        rejected=dict(sorted(Counter(r["reason"] for r in rejects).items())),
+        fetched=len(requests),
+        seconds=seconds,
+        images_per_s=len(requests) / seconds if seconds > 0 else 0.0,
+        manifest=manifest,
+        unchanged=committed is not None and manifest.attempt_id == committed.manifest.attempt_id,
+        retried=retry_failed,
+    )
+
+
+def _kept_outcomes(committed: CommittedPartition) -> tuple[list[dict], list[dict], list[dict]]:
+    """The committed outcomes a retry keeps: accepted, duplicates, and the non-retryable rejects."""
+    rejects = [r for r in committed.rejects.to_pylist() if not is_retryable(r["reason"])]
+    return committed.index.to_pylist(), committed.duplicates.to_pylist(), rejects
+
+
+def _rows_to_retry(feed: Feed, committed: CommittedPartition) -> list[FeedRow]:
+    """Feed rows of the committed retryable rejects (from the ledger where the feed lost the row)."""
+    by_key = {row.row_key: row for row in feed.rows}
+    rows = []
+    for reject in committed.rejects.to_pylist():
+        if is_retryable(reject["reason"]):
+            row = by_key.get(reject["row_key"])
+            rows.append(row or FeedRow(reject["row_key"], reject["product_id"], reject["url"]))
+    return rows

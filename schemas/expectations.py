@@ -1,0 +1,229 @@
+"""Great Expectations gates: suites built from the declared Arrow schemas, and the check that blocks a commit.
+
+In: declared schemas (plus which columns are unique, which take a fixed set of values, which have bounds),
+pandas DataFrames by table name, and the run's counts. Out: `gx.ExpectationSuite`s (`suite_from_schema`,
+`ingest_suites`), and `validate_or_raise`, which returns quietly or raises `GateError` listing every
+failed expectation (table, expectation, column, what was seen).
+
+Besides each table's own suite, the outcome rule is checked in GX too: every input row ends in exactly one
+place, so `inputs == accepted + duplicates + rejected`, each outcome table holds as many rows as its count,
+and a row_key appears in only one table, once.
+
+Great Expectations takes seconds to import, so it is imported inside the functions; the ephemeral context
+(PLATFORM-NOTES: get_context(mode="ephemeral") -> data_sources.add_pandas -> add_dataframe_asset ->
+add_batch_definition_whole_dataframe -> validate with batch_parameters={"dataframe": df}) is built once per
+process and reused.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from schemas.duplicates import DUPLICATE_SCHEMA
+from schemas.image_index import FORMAT_VALUES, IMAGE_INDEX_SCHEMA, SOURCE_FORMAT_VALUES, SPLIT_VALUES
+from schemas.reasons import Reason
+from schemas.rejects import REJECT_SCHEMA
+from schemas.validate import schema_name
+
+REJECT_STAGES = ("feed", "fetch", "clean")
+DUPLICATE_KINDS = ("exact", "near")
+# Which count each outcome table must match; "inputs" is the sum the three must reach.
+OUTCOME_COUNTS = {"index": "accepted", "duplicates": "duplicates", "rejects": "rejected"}
+_DATA_SOURCE = "crisp"
+
+
+class GateError(RuntimeError):
+    """A quality gate failed; the message lists each failed expectation."""
+
+    def __init__(self, failures: Sequence[str]):
+        self.failures = list(failures)
+        super().__init__(
+            f"quality gate failed ({len(self.failures)} expectation(s)), nothing was committed:\n  "
+            + "\n  ".join(self.failures)
+        )
+
+
+def suite_from_schema(
+    schema: pa.Schema,
+    name: str,
+    unique: Sequence[str] = (),
+    value_sets: Mapping[str, Sequence[Any]] | None = None,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+):
+    """A suite that checks the exact column set, non-null required columns, and the given rules."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    for column in [*unique, *(value_sets or {}), *(bounds or {})]:
+        if column not in schema.names:
+            raise ValueError(f"suite {name!r}: column {column!r} is not in {schema_name(schema)}")
+    _context()  # GX binds suites to the active context
+    suite = gx.ExpectationSuite(name=name, meta={"schema": schema_name(schema)})
+    suite.add_expectation(gxe.ExpectTableColumnsToMatchSet(column_set=list(schema.names), exact_match=True))
+    for field in schema:
+        if not field.nullable:
+            suite.add_expectation(gxe.ExpectColumnValuesToNotBeNull(column=field.name))
+    for column in unique:
+        suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column=column))
+    for column, values in (value_sets or {}).items():
+        suite.add_expectation(gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values)))
+    for column, (low, high) in (bounds or {}).items():
+        suite.add_expectation(gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high))
+    return suite
+
+
+def ingest_suites() -> dict[str, Any]:
+    """The suites gating an `images/<date>` partition: index, rejects and duplicates."""
+    return {
+        "index": suite_from_schema(
+            IMAGE_INDEX_SCHEMA,
+            "image_index",
+            unique=("image_id", "row_key"),
+            value_sets={
+                "split": SPLIT_VALUES,
+                "format": FORMAT_VALUES,
+                "source_format": SOURCE_FORMAT_VALUES,
+            },
+            bounds={"offset": (0, None), "size": (1, None), "width": (1, None), "height": (1, None)},
+        ),
+        "rejects": suite_from_schema(
+            REJECT_SCHEMA,
+            "reject_ledger",
+            unique=("row_key",),
+            value_sets={"reason": [r.value for r in Reason], "stage": REJECT_STAGES},
+        ),
+        "duplicates": suite_from_schema(
+            DUPLICATE_SCHEMA,
+            "duplicate_ledger",
+            unique=("row_key",),
+            value_sets={"kind": DUPLICATE_KINDS},
+            bounds={"hamming_distance": (0, 64)},
+        ),
+    }
+
+
+def validate_or_raise(
+    df_by_name: Mapping[str, Any], suites: Mapping[str, Any], counts: Mapping[str, int]
+) -> None:
+    """Validate each DataFrame with its suite, then the outcome rule; `GateError` lists every failure."""
+    import pandas as pd
+
+    missing = sorted(set(suites) - set(df_by_name))
+    if missing:
+        raise ValueError(f"no DataFrame given for suite(s) {', '.join(missing)}")
+    failures: list[str] = []
+    for name in sorted(suites):
+        failures += _failures(name, df_by_name[name], suites[name])
+    tables, count_frame = _accounting_frames(df_by_name, counts, pd)
+    failures += _failures("accounting", count_frame, _count_suite())
+    failures += _failures("outcomes", tables, _outcome_suite(int(counts.get("inputs", -1))))
+    if failures:
+        raise GateError(failures)
+
+
+def _accounting_frames(df_by_name: Mapping[str, Any], counts: Mapping[str, int], pd) -> tuple[Any, Any]:
+    row = {key: int(counts.get(key, -1)) for key in ("inputs", *OUTCOME_COUNTS.values())}
+    row["negated_inputs"] = -row["inputs"]
+    keys, outcomes = [], []
+    for table, count_name in OUTCOME_COUNTS.items():
+        frame = df_by_name.get(table)
+        row[f"{table}_rows"] = -1 if frame is None else len(frame)
+        if frame is not None and "row_key" in frame.columns:
+            keys += list(frame["row_key"])
+            outcomes += [count_name] * len(frame)
+    return pd.DataFrame({"row_key": keys, "outcome": outcomes}, dtype=object), pd.DataFrame([row])
+
+
+def _count_suite():
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    _context()
+    suite = gx.ExpectationSuite(name="accounting")
+    suite.add_expectation(
+        gxe.ExpectMulticolumnSumToEqual(
+            column_list=[*OUTCOME_COUNTS.values(), "negated_inputs"],
+            sum_total=0,
+            meta={"rule": "inputs == accepted + duplicates + rejected"},
+        )
+    )
+    for table, count_name in OUTCOME_COUNTS.items():
+        suite.add_expectation(
+            gxe.ExpectColumnPairValuesToBeEqual(column_A=count_name, column_B=f"{table}_rows")
+        )
+    return suite
+
+
+def _outcome_suite(inputs: int):
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    _context()
+    suite = gx.ExpectationSuite(name="outcomes")
+    suite.add_expectation(gxe.ExpectColumnValuesToBeUnique(column="row_key"))
+    suite.add_expectation(gxe.ExpectTableRowCountToEqual(value=inputs))
+    return suite
+
+
+@functools.cache
+def _context():
+    """The process's ephemeral GX context, analytics and progress bars off."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.enable_analytics(False)
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    context.data_sources.add_pandas(_DATA_SOURCE)
+    return context
+
+
+def _batch_definition(table: str):
+    source = _context().data_sources.get(_DATA_SOURCE)
+    try:
+        asset = source.get_asset(table)
+    except LookupError:
+        asset = source.add_dataframe_asset(table)
+    try:
+        return asset.get_batch_definition("whole")
+    except KeyError:
+        return asset.add_batch_definition_whole_dataframe("whole")
+
+
+def _failures(table: str, frame: Any, suite: Any) -> list[str]:
+    batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame})
+    result = batch.validate(suite)
+    return [_describe(table, r) for r in result.results if not r.success]
+
+
+def _describe(table: str, result: Any) -> str:
+    config = result.expectation_config
+    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+    args = ", ".join(f"{k}={_short(v)}" for k, v in kwargs.items())
+    seen = result.result or {}
+    if result.exception_info and result.exception_info.get("raised_exception"):
+        detail = f"error: {result.exception_info.get('exception_message')}"
+    elif seen.get("unexpected_count"):
+        detail = f"{seen['unexpected_count']} unexpected, e.g. {_short(seen.get('partial_unexpected_list'))}"
+    else:
+        detail = f"observed {_short(seen.get('observed_value', seen.get('details')))}"
+    rule = (config.meta or {}).get("rule")
+    return f"{table}: {config.type}({args}) failed: {detail}" + (f" [{rule}]" if rule else "")
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python numbers, so messages read (1, 2) rather than (np.int64(1), ...)."""
+    if isinstance(value, list | tuple):
+        return type(value)(_plain(v) for v in value)
+    return value.item() if hasattr(value, "item") and not isinstance(value, str) else value
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    if isinstance(value, list) and len(value) > 5:
+        value = [*value[:5], "..."]
+    text = repr(_plain(value))
+    return text if len(text) <= limit else text[: limit - 3] + "..."

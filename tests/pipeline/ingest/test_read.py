@@ -1,0 +1,78 @@
+"""Read: a partition's tables via its manifest; one image = one range read; webdataset reads the shards."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from pipeline.clean import CleanConfig
+from pipeline.commit import PartitionNotCommittedError
+from pipeline.crawl import FetchResult
+from pipeline.ingest.feed import FeedRow
+from pipeline.ingest.outcomes import index_record
+from pipeline.ingest.process import Processed, process_image
+from pipeline.ingest.read import file_path, read_image, read_partition, read_partition_or_none
+from pipeline.ingest.write import write_partition
+
+DAY = "2026-02-02"
+NOW = datetime(2026, 2, 2, tzinfo=UTC)
+PHOTOS = ["mh01-black_main.jpg", "luma-foam-roller.jpg", "lt01.jpg"]
+
+
+def commit_photos(storage, product_photos) -> dict[str, bytes]:
+    """Commit the real photos (stored as they came) and return image_id -> original file bytes."""
+    records, originals = [], {}
+    for n, name in enumerate(PHOTOS, start=1):
+        data = (product_photos / name).read_bytes()
+        image = process_image(data, CleanConfig())
+        row = FeedRow(f"feed.csv:{n}", f"P{n}", f"http://img.example.com/{name}")
+        fetched = FetchResult(
+            row.row_key, row.image_url, row.image_url, True, None, "jpeg", None, "ok", 200, 1, 0.1, NOW
+        )
+        records.append(index_record(row, Processed(fetched, image), "train", DAY, NOW))
+        originals[image.image_id] = data
+    counts = {"inputs": 3, "accepted": 3, "duplicates": 0, "rejected": 0}
+    write_partition(
+        storage, DAY, records, lambda r: originals[r["image_id"]], [], [], counts, shard_target_bytes=100_000
+    )
+    return originals
+
+
+def test_read_image_is_one_range_read_of_the_original_bytes(storage, product_photos, monkeypatch):
+    originals = commit_photos(storage, product_photos)
+    part = read_partition(storage, DAY)
+    assert part.index.num_rows == 3 and part.rejects.num_rows == 0 and part.duplicates.num_rows == 0
+    calls = []
+    real_read_range = type(storage).read_range
+    monkeypatch.setattr(
+        type(storage), "read_range", lambda self, *args: calls.append(args) or real_read_range(self, *args)
+    )
+    for row in part.index.to_pylist():
+        assert read_image(storage, part.manifest, row) == originals[row["image_id"]]
+    assert len(calls) == 3  # one ranged read per image, nothing else
+    assert {c[0] for c in calls} == {file_path(part.manifest, s) for s in part.index["shard"].to_pylist()}
+
+
+def test_shards_read_with_the_webdataset_library(local_storage, product_photos):
+    import webdataset as wds
+
+    originals = commit_photos(local_storage, product_photos)
+    part = read_partition(local_storage, DAY)
+    urls = [
+        local_storage.uri(file_path(part.manifest, f.name))[len("file://") :]
+        for f in part.manifest.files_under("shards/")
+    ]
+    assert len(urls) >= 2  # a 100 kB target splits the three photos
+    samples = list(wds.WebDataset(urls, shardshuffle=False).decode("rgb8"))
+    assert [s["__key__"] for s in samples] == part.index["image_id"].to_pylist()
+    for sample in wds.WebDataset(urls, shardshuffle=False):
+        assert sample["jpg"] == originals[sample["__key__"]]
+    decoded = samples[0]
+    assert decoded["json"]["image_id"] == decoded["__key__"] and decoded["jpg"].shape[2] == 3
+
+
+def test_uncommitted_partition_is_not_there(local_storage):
+    assert read_partition_or_none(local_storage, "2026-02-03") is None
+    with pytest.raises(PartitionNotCommittedError, match="images/2026-02-03 is not committed"):
+        read_partition(local_storage, "2026-02-03")

@@ -1,0 +1,281 @@
+"""Acceptance of issue 3's ingest: real photos over loopback HTTP into file:// and S3, idempotent reruns,
+retry of only the retryable failures, and the whole bad-input matrix in one feed, outcome by outcome."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from pipeline.commit import PartitionNotCommittedError
+from pipeline.crawl import CrawlConfig
+from pipeline.ingest.config import IngestConfig
+from pipeline.ingest.feed import FeedError
+from pipeline.ingest.read import read_image, read_partition
+from pipeline.ingest.run import ingest_partition, parse_partition
+from schemas.expectations import GateError, ingest_suites, validate_or_raise
+from schemas.reasons import Reason
+from tests.support import bad_images
+from tests.support.catalog_feed import catalog_rows, write_feed
+from tests.support.http_server import LoopbackHTTPServer, Route
+
+DAY = "2026-04-01"
+
+
+@pytest.fixture
+def server(product_photos):
+    with LoopbackHTTPServer(product_photos) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def config() -> IngestConfig:
+    crawl = CrawlConfig(
+        allow_hosts=["127.0.0.1"],
+        max_retries=1,
+        backoff_base_s=0.01,
+        backoff_max_s=2.0,
+        connect_timeout_s=2.0,
+        read_timeout_s=0.5,
+        total_timeout_s=4.0,
+        max_body_bytes=2 * 2**20,
+        max_redirects=3,
+    )
+    return IngestConfig(crawl=crawl, workers=2)
+
+
+def outcome_of(storage, partition: str) -> dict[str, tuple]:
+    """row_key -> ("accepted", image row) | ("duplicate", ledger row) | ("rejected", ledger row)."""
+    part = read_partition(storage, partition)
+    found = {}
+    for name, table in (("accepted", part.index), ("duplicate", part.duplicates), ("rejected", part.rejects)):
+        for row in table.to_pylist():
+            assert row["row_key"] not in found, f"{row['row_key']} has two outcomes"
+            found[row["row_key"]] = (name, row)
+    counts = part.manifest.counts
+    assert counts["inputs"] == counts["accepted"] + counts["duplicates"] + counts["rejected"] == len(found)
+    return found
+
+
+def test_real_photos_on_s3_commit_and_a_rerun_is_a_no_op(
+    server, product_photos, s3_storage, tmp_path, config
+):
+    rows = catalog_rows(product_photos)[::8]  # 60 photos across every category
+    local = write_feed(tmp_path / "feed.csv", rows, server.base_url)
+    s3_storage.write_bytes("feeds/catalog.csv", local.read_bytes())
+    feed_uri = s3_storage.uri("feeds/catalog.csv")
+
+    first = ingest_partition(feed_uri, DAY, s3_storage, config)
+    assert first.inputs == len(rows) == 60 and first.rejected == {}
+    assert first.accepted + first.duplicates == 60 and first.accepted >= 40 and first.fetched == 60
+    outcomes = outcome_of(s3_storage, DAY)
+    accepted = [row for kind, row in outcomes.values() if kind == "accepted"]
+    assert {r["product_id"] for r in accepted} <= {r["sku"] for r in rows}
+    assert all(r["format"] == "jpeg" and not r["reencoded"] for r in accepted)  # originals kept, no re-encode
+    for row in accepted[:5]:
+        name = row["url"].rsplit("/", 1)[1]
+        assert read_image(s3_storage, first.manifest, row) == (product_photos / name).read_bytes()
+    assert {r["title"] for r in accepted} <= {
+        r["product_name"].strip() for r in rows
+    }  # product_name -> title
+
+    manifest_bytes = s3_storage.read_bytes(f"images/{DAY}/_manifest.json")
+    second = ingest_partition(feed_uri, DAY, s3_storage, config)
+    assert second.unchanged and second.manifest == first.manifest
+    assert s3_storage.read_bytes(f"images/{DAY}/_manifest.json") == manifest_bytes
+
+
+@pytest.mark.slow
+def test_all_476_real_photos_on_file(server, product_photos, local_storage, tmp_path, config):
+    rows = catalog_rows(product_photos)
+    feed = write_feed(tmp_path / "catalog.csv", rows, server.base_url)
+    summary = ingest_partition(f"file://{feed}", DAY, local_storage, config)
+    assert summary.inputs == 476 and summary.rejected == {}
+    assert summary.accepted + summary.duplicates == 476 and summary.accepted >= 300
+    assert summary.images_per_s > 0
+    outcome_of(local_storage, DAY)
+
+
+def test_retry_failed_fetches_only_the_retryable_failures(server, tmp_path, local_storage, config):
+    server.add_route("/gone.jpg", Route(statuses=(404,)))
+    server.add_route(
+        "/flaky.jpg", Route(statuses=(503, 503, 200), body=bad_images.jpeg(31), content_type="image/jpeg")
+    )
+    for seed in (32, 33):
+        server.add_route(f"/ok{seed}.png", Route(body=bad_images.png(seed), content_type="image/png"))
+    feed = tmp_path / "day.csv"
+    feed.write_text(
+        "product_id,image_url\n"
+        + "".join(
+            f"P{n},{server.url(path)}\n"
+            for n, path in enumerate(["/ok32.png", "/ok33.png", "/gone.jpg", "/flaky.jpg"])
+        )
+    )
+    first = ingest_partition(str(feed), DAY, local_storage, config)
+    assert (first.accepted, first.rejected) == (2, {"http_client_error": 1, "http_server_error": 1})
+    assert server.hits("/flaky.jpg") == 2  # one try and one retry, both 503
+
+    paths = ("/ok32.png", "/ok33.png", "/gone.jpg", "/flaky.jpg")
+    before = [server.hits(p) for p in paths]
+    retried = ingest_partition(str(feed), DAY, local_storage, config, retry_failed=True)
+    assert [server.hits(p) - b for p, b in zip(paths, before, strict=True)] == [0, 0, 0, 1]
+    assert retried.fetched == 1 and retried.retried and not retried.unchanged
+    assert (retried.accepted, retried.rejected, retried.inputs) == (3, {"http_client_error": 1}, 4)
+    assert retried.manifest.attempt_id != first.manifest.attempt_id
+    outcomes = outcome_of(local_storage, DAY)
+    assert outcomes["day.csv:4"][0] == "accepted"
+    for kind, row in outcomes.values():  # images kept from the first attempt were carried into the new one
+        if kind == "accepted":
+            assert len(read_image(local_storage, retried.manifest, row)) == row["size"]
+
+
+def test_bad_input_runs_and_errors_are_named(local_storage, tmp_path, config):
+    with pytest.raises(ValueError, match="YYYY-MM-DD"):
+        parse_partition("2026-13-01")
+    with pytest.raises(FeedError, match="does not exist"):
+        ingest_partition(str(tmp_path / "nope.csv"), DAY, local_storage, config)
+    (tmp_path / "f.csv").write_text("product_id,image_url\n")
+    with pytest.raises(PartitionNotCommittedError, match="run without it first"):
+        ingest_partition(str(tmp_path / "f.csv"), DAY, local_storage, config, retry_failed=True)
+
+
+def matrix_routes(server: LoopbackHTTPServer, product_photos: Path) -> list[tuple[str, str, tuple]]:
+    """(label, URL, expected outcome) for every case of issue 3's bad-input matrix served by `server`."""
+    photo_a, photo_b, photo_c = "mh01-black_main.jpg", "luma-foam-roller.jpg", "mj12-black_main.jpg"
+    image = {"content_type": "image/jpeg"}
+    server.add_route("/m/404.jpg", Route(statuses=(404,)))
+    server.add_route("/m/flaky.jpg", Route(statuses=(500, 200), body=bad_images.jpeg(1), **image))
+    server.add_route(
+        "/m/429.jpg",
+        Route(
+            statuses=(429, 200), body=bad_images.jpeg(2), status_headers={429: {"Retry-After": "1"}}, **image
+        ),
+    )
+    server.add_route(
+        "/m/drip.jpg", Route(body=bad_images.jpeg(3), drip_interval_s=1.0, drip_chunk=256, **image)
+    )
+    whole = bad_images.jpeg(4)
+    server.add_route("/m/truncated.jpg", Route(body=whole[:2000], declared_length=len(whole), **image))
+    server.add_route(
+        "/m/html.jpg", Route(body=b"<!doctype html><html><body>" + b"x" * 600 + b"</body></html>", **image)
+    )
+    server.add_route("/m/huge.jpg", Route(body=b"\xff\xd8\xff\xe0" + bytes(3 * 2**20), **image))
+    server.add_route("/m/loop-a", Route(statuses=(302,), location="/m/loop-b"))
+    server.add_route("/m/loop-b", Route(statuses=(302,), location="/m/loop-a"))
+    chain = server.add_redirect_chain("/m/chain", hops=5, target=f"/{photo_c}")
+    server.add_route(
+        "/m/to-metadata", Route(statuses=(302,), location="http://169.254.169.254/latest/meta-data/")
+    )
+    server.add_route("/m/notimage.jpg", Route(body=b"just some text that ends in .jpg", **image))
+    bodies = {
+        "corrupt.jpg": bad_images.corrupt_jpeg(5),
+        "bomb.png": bad_images.bomb_png(),
+        "cmyk.jpg": bad_images.cmyk_jpeg(6),
+        "16bit.png": bad_images.png_16bit(7),
+        "palette.png": bad_images.palette_png_with_transparency(8),
+        "anim.gif": bad_images.animated_gif(9),
+        "rotated.jpg": bad_images.exif_rotated_jpeg(10),
+        "tiny.jpg": bad_images.jpeg(11, 100, 100),
+        "wide.jpg": bad_images.jpeg(12, 1600, 300),
+        "resized.jpg": bad_images.resized_copy((product_photos / photo_b).read_bytes()),
+        "same_pixels.png": bad_images.as_png((product_photos / photo_a).read_bytes()),
+    }
+    for name, body in bodies.items():
+        server.add_route(f"/m/{name}", Route(body=body, content_type="application/octet-stream"))
+    server.set_robots("User-agent: *\nDisallow: /private/\n")
+    server.add_route("/private/secret.jpg", Route(body=bad_images.jpeg(13), **image))
+    server.add_route(
+        "/m/noai.jpg", Route(body=bad_images.jpeg(14), headers={"X-Robots-Tag": "noai"}, **image)
+    )
+    accepted = ("accepted", set())
+    return [
+        ("photo_a", server.url(f"/{photo_a}?copy=1"), accepted),
+        ("photo_b", server.url(f"/{photo_b}"), accepted),
+        ("404", server.url("/m/404.jpg"), ("rejected", Reason.HTTP_CLIENT_ERROR)),
+        ("500_then_200", server.url("/m/flaky.jpg"), accepted),
+        ("429_retry_after", server.url("/m/429.jpg"), accepted),
+        ("drip", server.url("/m/drip.jpg"), ("rejected", Reason.TIMEOUT)),
+        ("truncated", server.url("/m/truncated.jpg"), ("rejected", Reason.TRUNCATED)),
+        ("html_as_image", server.url("/m/html.jpg"), ("rejected", Reason.NOT_AN_IMAGE)),
+        ("too_large", server.url("/m/huge.jpg"), ("rejected", Reason.TOO_LARGE)),
+        ("redirect_loop", server.url("/m/loop-a"), ("rejected", Reason.REDIRECT_LOOP)),
+        ("redirect_chain", chain, ("rejected", Reason.TOO_MANY_REDIRECTS)),
+        ("redirect_private", server.url("/m/to-metadata"), ("rejected", Reason.BLOCKED_ADDRESS)),
+        ("text_named_jpg", server.url("/m/notimage.jpg"), ("rejected", Reason.NOT_AN_IMAGE)),
+        ("corrupt_jpeg", server.url("/m/corrupt.jpg"), ("rejected", Reason.DECODE_ERROR)),
+        ("bomb_png", server.url("/m/bomb.png"), ("rejected", Reason.DECOMPRESSION_BOMB)),
+        ("cmyk_jpeg", server.url("/m/cmyk.jpg"), ("accepted", {"cmyk"})),
+        ("png_16bit", server.url("/m/16bit.png"), ("accepted", {"high_bit_depth"})),
+        ("palette_alpha", server.url("/m/palette.png"), ("accepted", {"palette", "had_alpha"})),
+        ("animated_gif", server.url("/m/anim.gif"), ("accepted", {"animated"})),
+        ("exif_rotated", server.url("/m/rotated.jpg"), ("accepted", {"exif_rotated"})),
+        ("tiny", server.url("/m/tiny.jpg"), ("rejected", Reason.TOO_SMALL)),
+        ("extreme_aspect", server.url("/m/wide.jpg"), ("rejected", Reason.BAD_ASPECT_RATIO)),
+        ("same_image_other_url", server.url(f"/{photo_a}?copy=2"), ("duplicate", "exact", "photo_a")),
+        ("resized_reencoded", server.url("/m/resized.jpg"), ("duplicate", "near", "photo_b")),
+        ("same_pixels_as_png", server.url("/m/same_pixels.png"), ("duplicate", "exact", "photo_a")),
+        ("robots_disallow", server.url("/private/secret.jpg"), ("rejected", Reason.ROBOTS_DISALLOWED)),
+        ("x_robots_noai", server.url("/m/noai.jpg"), ("rejected", Reason.X_ROBOTS_NOAI)),
+    ]
+
+
+def test_bad_input_matrix_in_one_feed(server, product_photos, local_storage, tmp_path, config):
+    cases = matrix_routes(server, product_photos)
+    feed = tmp_path / "matrix.csv"
+    with open(feed, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["product_id", "image_url", "title"])
+        for n, (label, url, _) in enumerate(cases):
+            writer.writerow([f"P{n}", url, label])
+        writer.writerows([["", server.url("/m/x.jpg"), "no_product_id"], ["P98", "not a url", "bad_url"]])
+        writer.writerow(["P99", server.url("/m/y.jpg"), "too", "many", "fields"])
+    feed_rejects = {
+        f"matrix.csv:{len(cases) + 1}": Reason.FEED_MISSING_FIELD,
+        f"matrix.csv:{len(cases) + 2}": Reason.FEED_BAD_URL,
+        f"matrix.csv:{len(cases) + 3}": Reason.FEED_BAD_ROW,
+    }
+
+    summary = ingest_partition(f"file://{feed}", DAY, local_storage, config)
+    outcomes = outcome_of(local_storage, DAY)
+    assert summary.inputs == len(cases) + 3 == len(outcomes)
+    image_of = {}
+    for n, (label, _, expected) in enumerate(cases, start=1):
+        kind, row = outcomes[f"matrix.csv:{n}"]
+        assert kind == expected[0], (
+            f"{label}: {kind} {row.get('reason') or row.get('kind')}, expected {expected}"
+        )
+        if kind == "accepted":
+            image_of[label] = row["image_id"]
+            assert expected[1] <= set(row["normalize_flags"]), f"{label}: flags {row['normalize_flags']}"
+        elif kind == "rejected":
+            assert row["reason"] == expected[1], f"{label}: {row['reason']} ({row['detail']})"
+            assert row["retryable"] == (expected[1] in (Reason.TIMEOUT, Reason.TRUNCATED))
+        else:
+            assert (row["kind"], row["duplicate_of"]) == (expected[1], image_of[expected[2]]), label
+    for key, reason in feed_rejects.items():
+        assert outcomes[key][0] == "rejected" and outcomes[key][1]["reason"] == reason
+        assert outcomes[key][1]["stage"] == "feed"
+
+    kept = outcomes["matrix.csv:1"][1]  # photo_a: its JPEG bytes are stored, not the PNG with equal pixels
+    assert (
+        read_image(local_storage, summary.manifest, kept)
+        == (product_photos / "mh01-black_main.jpg").read_bytes()
+    )
+    rotated = next(
+        r for k, r in outcomes.values() if k == "accepted" and "exif_rotated" in r["normalize_flags"]
+    )
+    assert (rotated["width"], rotated["height"]) == (300, 400)
+    assert server.hits("/m/flaky.jpg") == 2 and server.hits("/m/429.jpg") == 2
+    assert server.hits("/private/secret.jpg") == 0  # robots.txt is asked before the image, never after
+
+    # the accounting rule, checked again by the GX suite on what was committed
+    part = read_partition(local_storage, DAY)
+    frames = {
+        "index": part.index.to_pandas(),
+        "rejects": part.rejects.to_pandas(),
+        "duplicates": part.duplicates.to_pandas(),
+    }
+    validate_or_raise(frames, ingest_suites(), part.manifest.counts)
+    with pytest.raises(GateError, match=r"inputs == accepted \+ duplicates \+ rejected"):
+        validate_or_raise(frames, ingest_suites(), {**part.manifest.counts, "inputs": summary.inputs + 1})
