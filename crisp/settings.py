@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 from pipeline.ingest.config import IngestConfig
+from pipeline.pairs.config import PairsConfig
 
 ENV_PREFIX = "CRISP_"
 _NOT_SETTINGS = {"CRISP_CONFIG", "CRISP_SHARED_DATA", "CRISP_FEED_TEMPLATE"}  # read by their users directly
@@ -55,6 +56,7 @@ class Settings(BaseModel):
     dask_scheduler: str | None = None  # None = LocalCluster sized to the machine
     mlflow_tracking_uri: str | None = None  # None = SQLite under the root
     ingest: IngestConfig = Field(default_factory=IngestConfig)  # crawl, clean, split, shards, workers
+    pairs: PairsConfig = Field(default_factory=PairsConfig)  # recipes, tiles, variants, Dask workers
 
     def storage(self):
         from pipeline.storage import Storage

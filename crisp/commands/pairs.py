@@ -67,9 +67,7 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if args.root:
         settings = settings.model_copy(update={"root": args.root})
-    base = (
-        getattr(settings, "pairs", None) or PairsConfig()
-    )  # a `pairs:` settings section, where there is one
+    base = settings.pairs
     overrides = {"recipes": args.recipe}
     for field, value in (("workers", args.workers), ("variants", args.variants), ("hr_tile", args.tile),
                          ("overlap", args.overlap), ("scheduler_address", args.scheduler)):  # fmt: skip
