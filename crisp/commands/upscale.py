@@ -114,7 +114,8 @@ def save_png(path: Path, shape: tuple[int, int, int], bands: Iterable[np.ndarray
         raise ValueError(f"{path}: got {rows} rows of pixels for a PNG of height {height}")
 
 
-def _side_by_side(image, result, scale: int, path: Path) -> None:
+def write_side_by_side(image, result, scale: int, path: Path) -> None:
+    """Bicubic (left) next to the model output (right), as one PNG."""
     import numpy as np
     from PIL import Image
 
@@ -170,7 +171,7 @@ def run(args: argparse.Namespace) -> int:
             if args.side_by_side and shape[0] * shape[1] / 1e6 <= args.side_by_side_max_megapixels:
                 result = np.concatenate([band for _, band in bands])
                 save_png(target, shape, [result])
-                _side_by_side(image, result, scale, out_dir / f"{stem}_x{scale}_compare.png")
+                write_side_by_side(image, result, scale, out_dir / f"{stem}_x{scale}_compare.png")
             else:
                 save_png(target, shape, (band for _, band in bands))
         except (OSError, ValueError) as exc:
