@@ -5,6 +5,11 @@ image_id (content hash of the decoded pixels), product_id, url, split, shard / o
 read returns the stored image bytes, the member "<image_id>.<jpg|png>"), width, height, format (the
 *stored* format, "jpeg" or "png"), phash (the 64-bit perceptual hash's bit pattern as int64) and partition.
 
+Version 2 adds `color_signature` (COLOR_SIGNATURE_BYTES bytes: mean CIELAB of an 8x8 grid, see
+pipeline/clean/hashing.py), which near-duplicate detection compares next to the pHash. It is nullable:
+a null means "colour unknown" (rows kept from a version 1 index by --retry-failed), and readers of a
+version 1 index, which lacks the column, treat every row that way; dedup then judges by pHash alone.
+
 The rest is lineage and quality, computed once at ingest: the feed row (row_key, category, title, extra
 JSON), how the bytes were stored (source_format, reencoded, bytes_sha256 of the stored bytes), the
 normalize flags (what was changed to reach 8-bit sRGB), one float64 column per quality metric (null where
@@ -18,7 +23,7 @@ import pyarrow as pa
 
 from schemas.validate import declare
 
-VERSION = 1
+VERSION = 2
 
 SPLIT_VALUES = ("train", "val", "test")
 FORMAT_VALUES = ("jpeg", "png")
@@ -59,6 +64,9 @@ CORE_COLUMNS = (
 )
 
 TIMESTAMP = pa.timestamp("us", tz="UTC")
+# Mirrors pipeline.clean.hashing.COLOR_SIGNATURE_BYTES (8 x 8 cells x L*a*b*; a test keeps the two in step).
+COLOR_SIGNATURE_BYTES = 192
+COLOR_SIGNATURE_TYPE = pa.binary(COLOR_SIGNATURE_BYTES)
 
 IMAGE_INDEX_SCHEMA = declare(
     "image_index",
@@ -87,6 +95,8 @@ IMAGE_INDEX_SCHEMA = declare(
         pa.field("reencoded", pa.bool_(), nullable=False),
         pa.field("bytes_sha256", pa.string(), nullable=False),
         pa.field("normalize_flags", pa.list_(pa.string()), nullable=False),
+        # dedup (null = colour unknown)
+        pa.field("color_signature", COLOR_SIGNATURE_TYPE),
         # quality
         *[pa.field(name, pa.float64()) for name in QUALITY_METRIC_COLUMNS],
         pa.field("quality_flags", pa.list_(pa.string()), nullable=False),

@@ -60,11 +60,24 @@ class CleanConfig(BaseModel):
       (PIL.Image.MAX_IMAGE_PIXELS, about 179 M pixels for an error) still applies above this.
     - min_side: a shorter side below this many pixels is rejected as too_small (default 256).
     - max_aspect_ratio: long side / short side above this is rejected as bad_aspect_ratio (default 4.0).
-    - phash_radius: two images whose 64-bit perceptual hashes differ in at most this many bits are
-      near duplicates (default 6; 0 = only identical hashes). Measured on the 476 real product photos:
-      JPEG q70 copies resized to 0.8x sit 0..2 bits from their originals; pairs of different products
-      within 6 bits: 20 of 112,626 (models in the same pose on white), within 4: 3, within 2: 0.
-      pHash ignores colour, so colour variants of one garment are often 0..2 bits apart.
+    - phash_radius: two images whose 64-bit perceptual hashes differ in at most this many bits may be
+      near duplicates (default 4; 0 = only identical hashes); they also need close colours (below).
+      Measured on the 476 real product photos: every benign copy sits 0..2 bits from its original
+      (JPEG q70 at 0.8x and q50 at 0.5x of all 476; q30 at 0.4x, WebP, PNG at 0.6x, unsharp mask,
+      1 px blur and gamma 0.9 of 60 of them; flips come in pairs, so distances are even). Pairs of different products by pHash alone:
+      20 of 112,626 within 6 bits (models in the same pose on white), 3 within 4, 0 within 2. The
+      default was 6; with the colour test no different-product pair survives at any radius up to 10,
+      so the radius only matters where colour is unknown (a schema v1 prior index), and 4 keeps twice
+      the measured copy distance while cutting those pHash-only false matches from 20 pairs to 3.
+    - color_distance_max: near duplicates also need colour signatures (`hashing.color_signature`:
+      mean CIELAB on an 8x8 grid) at most this far apart: CIE94 Delta E of the most different cell
+      (default 3.0; math.inf = pHash only). Measured on the 476 photos: JPEG q70 0.8x copies 0.4..2.1
+      (median 1.3; quantization alone gives about 1.4), q50 0.5x up to 2.7; colour variants of one
+      garment within 6 pHash bits (96 pairs) 4.1 (black shorts, pink vs orange liner) .. 64, with
+      two exceptions at 1.3 and 1.4 that are the same photograph filed under two colours (mp09 and
+      mp12 black/blue: 0.2 gray levels apart on average, so they are, correctly, duplicates); different
+      products within 10 bits: 17 and up. A global tone edit is a different image to this test (gamma
+      0.9 measures up to 4.4, +5 % brightness about 4).
     - quality: thresholds for the quality flags (`QualityThresholds`).
     """
 
@@ -73,7 +86,8 @@ class CleanConfig(BaseModel):
     max_pixels: int = Field(default=64_000_000, ge=1)
     min_side: int = Field(default=256, ge=1)
     max_aspect_ratio: float = Field(default=4.0, ge=1.0)
-    phash_radius: int = Field(default=6, ge=0, le=32)
+    phash_radius: int = Field(default=4, ge=0, le=32)
+    color_distance_max: float = Field(default=3.0, ge=0.0)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
 
     @model_validator(mode="after")

@@ -1,17 +1,21 @@
 """Dedup: decide which images of a partition to keep and which are duplicates, and of what.
 
-In: `Candidate`s of one partition (image id, 64-bit pHash, size, a quality value), `PriorHashes` of
-every earlier committed partition, and a Hamming radius. Out: `DedupResult` with the kept candidates
-and, for each other one, the image id it duplicates, the kind ("exact": same decoded pixels; "near":
-pHashes within the radius) and the Hamming distance.
+In: `Candidate`s of one partition (image id, 64-bit pHash, colour signature, size, a quality value),
+`PriorHashes` of every earlier committed partition, a Hamming radius and a colour distance limit. Out:
+`DedupResult` with the kept candidates and, for each other one, the image id it duplicates, the kind
+("exact": same decoded pixels; "near": pHashes within the radius AND colour signatures within the
+limit), the Hamming distance and the colour distance.
+
+pHash ignores colour, so the colour gate is what keeps a black and a gray shirt in the same pose apart.
+A signature that is unknown on either side (a candidate without one, or a prior image from a schema v1
+index) means "colour unknown": that pair is judged by pHash alone, as before colour signatures existed.
 
 Rules: an image already committed earlier always wins (the new one is the duplicate). Inside the
 partition, candidates are ranked best first (more pixels, then higher quality_rank_value, then image_id
-and key as tie-breaks) and taken greedily: each one either duplicates the nearest better-ranked kept
-image within the radius, or is kept. The result depends only on the set of candidates, never on their
-order. Near pairs are found with multi-index hashing: the 64 bits are split into radius // 2 + 1
-bands, so two hashes within the radius agree on some band to within one bit (pigeonhole); each band is
-looked up in a sorted array with 1 + band-width probes, all in numpy, then the full distance is checked.
+and key as tie-breaks) and taken greedily: each one either duplicates the nearest (by Hamming distance,
+then rank) better-ranked kept image that passes both tests, or is kept. The result depends only on the
+set of candidates, never on their order. Near pairs come from `hashing.pairs_within_radius`
+(multi-index hashing, all in numpy); their colours are then compared, vectorized.
 """
 
 from __future__ import annotations
@@ -23,8 +27,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-_QUERY_CHUNK = 8192  # bounds the candidate-pair arrays of one lookup
-_DENSE_BAND_BITS = 20  # bands this narrow are looked up in a table of 2**bits buckets (8 MiB at most)
+from pipeline.clean.hashing import (
+    COLOR_SIGNATURE_BYTES,
+    color_distances,
+    pairs_within_radius,
+    signature_rows,
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class Candidate:
     width: int
     height: int
     quality_rank_value: float  # higher is better, e.g. QualityMetrics.sharpness
+    color_signature: bytes | None = None  # hashing.color_signature; None = colour unknown (pHash only)
 
 
 class Duplicate(NamedTuple):
@@ -44,6 +53,7 @@ class Duplicate(NamedTuple):
     duplicate_of: str  # image_id of the kept image, in this partition or an earlier one
     kind: str  # "exact" or "near"
     distance: int  # Hamming distance of the pHashes (0 for exact duplicates)
+    color_distance: float | None = None  # of the colour signatures; 0 when exact, None when unknown
 
 
 @dataclass(frozen=True)
@@ -54,43 +64,64 @@ class DedupResult:
 
 @dataclass(frozen=True)
 class PriorHashes:
-    """image_id and pHash of every image kept by earlier partitions, in commit order (earliest first)."""
+    """Hashes of every image kept by earlier partitions, in commit order (earliest first)."""
 
     image_ids: np.ndarray  # bytes ids (dtype S), in commit order
     phashes: np.ndarray  # uint64, aligned with image_ids
+    color_signatures: np.ndarray  # (n, COLOR_SIGNATURE_BYTES) uint8; zeros where the colour is unknown
+    has_color: np.ndarray  # bool, False where the colour is unknown (e.g. a schema v1 index)
 
     @classmethod
     def from_arrays(
-        cls, image_ids: Sequence[str] | np.ndarray, phashes: Sequence[int] | np.ndarray
+        cls,
+        image_ids: Sequence[str] | np.ndarray,
+        phashes: Sequence[int] | np.ndarray,
+        color_signatures: Sequence[bytes | None] | None = None,
     ) -> PriorHashes:
-        """Build from index columns; phashes may be uint64, or int64 holding the same 64 bits."""
+        """Build from index columns; phashes may be uint64, or int64 holding the same 64 bits;
+        color_signatures None (or a None item) means the colour of those images is unknown."""
         ids = np.asarray([str(i).encode("ascii") for i in image_ids], dtype=bytes)
         hashes = _as_uint64(phashes, "prior phashes")
-        if ids.shape[0] != hashes.shape[0]:
+        signatures = [None] * hashes.shape[0] if color_signatures is None else list(color_signatures)
+        if not ids.shape[0] == hashes.shape[0] == len(signatures):
             raise ValueError(
-                f"prior image_ids ({ids.shape[0]}) and phashes ({hashes.shape[0]}) differ in length"
+                f"prior image_ids ({ids.shape[0]}), phashes ({hashes.shape[0]}) and color_signatures "
+                f"({len(signatures)}) differ in length"
             )
-        return cls(image_ids=ids, phashes=hashes)
+        rows, known = signature_rows(signatures)
+        return cls(image_ids=ids, phashes=hashes, color_signatures=rows, has_color=known)
 
     @classmethod
     def empty(cls) -> PriorHashes:
-        return cls(image_ids=np.zeros(0, dtype="S64"), phashes=np.zeros(0, dtype=np.uint64))
+        return cls.from_arrays([], [])
 
     def merged_with(self, later: PriorHashes) -> PriorHashes:
         """These hashes followed by a later partition's (for example after committing it)."""
         return PriorHashes(
-            image_ids=np.concatenate([self.image_ids, later.image_ids]),
-            phashes=np.concatenate([self.phashes, later.phashes]),
+            *(
+                np.concatenate([mine, theirs])
+                for mine, theirs in zip(self._columns(), later._columns(), strict=True)
+            )
         )
+
+    def _columns(self) -> tuple[np.ndarray, ...]:
+        return (self.image_ids, self.phashes, self.color_signatures, self.has_color)
 
     def __len__(self) -> int:
         return int(self.phashes.shape[0])
 
 
-def resolve_duplicates(candidates: Sequence[Candidate], prior: PriorHashes, radius: int) -> DedupResult:
+Outcome = tuple[str, str, int, float | None]  # duplicate_of, kind, Hamming distance, colour distance
+
+
+def resolve_duplicates(
+    candidates: Sequence[Candidate], prior: PriorHashes, radius: int, color_distance_max: float
+) -> DedupResult:
     """Keep the best representative of each duplicate group; earlier partitions always win."""
     if not 0 <= radius <= 32:
-        raise ValueError(f"radius={radius}: the pHash Hamming radius must be between 0 and 32 (default 6)")
+        raise ValueError(f"radius={radius}: the pHash Hamming radius must be between 0 and 32 (default 4)")
+    if not color_distance_max >= 0:  # also rejects NaN; math.inf compares pHashes only
+        raise ValueError(f"color_distance_max={color_distance_max}: must be >= 0 (math.inf = pHash only)")
     _check_candidates(candidates)
     ranked = sorted(candidates, key=_rank_key)
     # Exact groups: identical pixels share one fate, decided by their best-ranked member.
@@ -99,21 +130,25 @@ def resolve_duplicates(candidates: Sequence[Candidate], prior: PriorHashes, radi
         representatives.setdefault(candidate.image_id, candidate)
     reps = list(representatives.values())  # still in rank order
     rep_hashes = np.array([rep.phash for rep in reps], dtype=np.uint64)
-    fate: list[tuple[str, str, int] | None] = [None] * len(reps)  # (duplicate_of, kind, distance)
+    rep_rows, rep_known = signature_rows([rep.color_signature for rep in reps])
+    fate: list[Outcome | None] = [None] * len(reps)
 
     rep_ids = np.array([rep.image_id.encode("ascii") for rep in reps], dtype=bytes)
     seen_before = (
         np.isin(rep_ids, prior.image_ids) if len(prior) and reps else np.zeros(len(reps), dtype=bool)
     )
     for position in np.flatnonzero(seen_before):
-        fate[position] = (reps[position].image_id, "exact", 0)
+        fate[position] = (reps[position].image_id, "exact", 0, 0.0)
     open_positions = np.flatnonzero(~seen_before)
-    for position, outcome in _match_prior(rep_hashes[open_positions], prior, radius).items():
+    colors = (rep_rows[open_positions], rep_known[open_positions], color_distance_max)
+    for position, outcome in _match_prior(rep_hashes[open_positions], *colors, prior, radius).items():
         fate[open_positions[position]] = outcome
     open_positions = np.array([p for p in open_positions if fate[p] is None], dtype=np.int64)
-    for position, outcome in _greedy_within(rep_hashes[open_positions], radius).items():
-        kept_position = open_positions[outcome[0]]
-        fate[open_positions[position]] = (reps[kept_position].image_id, "near", outcome[1])
+    colors = (rep_rows[open_positions], rep_known[open_positions], color_distance_max)
+    for position, (kept, distance, color) in _greedy_within(
+        rep_hashes[open_positions], *colors, radius
+    ).items():
+        fate[open_positions[position]] = (reps[open_positions[kept]].image_id, "near", distance, color)
 
     fate_by_id = {rep.image_id: fate[position] for position, rep in enumerate(reps)}
     keep: list[Candidate] = []
@@ -124,7 +159,7 @@ def resolve_duplicates(candidates: Sequence[Candidate], prior: PriorHashes, radi
         if outcome is None and candidate is rep:
             keep.append(candidate)
         elif outcome is None:
-            duplicates.append(Duplicate(candidate, rep.image_id, "exact", 0))
+            duplicates.append(Duplicate(candidate, rep.image_id, "exact", 0, 0.0))
         else:
             duplicates.append(Duplicate(candidate, *outcome))
     keep.sort(key=lambda c: c.key)
@@ -146,101 +181,94 @@ def _check_candidates(candidates: Sequence[Candidate]) -> None:
             raise ValueError(f"candidate {c.key!r}: phash {c.phash} is not a 64-bit unsigned value")
         if math.isnan(c.quality_rank_value):
             raise ValueError(f"candidate {c.key!r}: quality_rank_value is NaN; pass 0.0 when it is unknown")
+        if c.color_signature is not None and len(c.color_signature) != COLOR_SIGNATURE_BYTES:
+            raise ValueError(
+                f"candidate {c.key!r}: color_signature has {len(c.color_signature)} bytes, expected "
+                f"{COLOR_SIGNATURE_BYTES} (hashing.color_signature) or None when unknown"
+            )
 
 
-def _match_prior(hashes: np.ndarray, prior: PriorHashes, radius: int) -> dict[int, tuple[str, str, int]]:
-    """Position in `hashes` -> the nearest prior image within the radius (the earliest on ties)."""
+def _color_gate(
+    a_rows: np.ndarray, a_known: np.ndarray, b_rows: np.ndarray, b_known: np.ndarray, limit: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise: passes (within the limit, or colour unknown on a side) and the distance (NaN if unknown)."""
+    both = a_known & b_known
+    distance = np.full(both.shape, np.nan)
+    if both.any():
+        distance[both] = color_distances(a_rows[both], b_rows[both])
+    return ~(distance > limit), distance
+
+
+def _match_prior(
+    hashes: np.ndarray, rows: np.ndarray, known: np.ndarray, limit: float, prior: PriorHashes, radius: int
+) -> dict[int, Outcome]:
+    """Position in `hashes` -> the nearest prior image passing both tests (the earliest on ties)."""
     if hashes.size == 0 or len(prior) == 0:
         return {}
-    prior_values, first_index = np.unique(prior.phashes, return_index=True)
-    query_index, prior_index, distance = _pairs_within(hashes, prior_values, radius)
+    query_index, prior_index, distance = pairs_within_radius(hashes, prior.phashes, radius)
+    prior_colors = (prior.color_signatures[prior_index], prior.has_color[prior_index])
+    passes, color = _color_gate(rows[query_index], known[query_index], *prior_colors, limit)
+    query_index, prior_index, distance, color = (
+        a[passes] for a in (query_index, prior_index, distance, color)
+    )
     if query_index.size == 0:
         return {}
-    order = np.lexsort((first_index[prior_index], distance, query_index))
-    query_index, prior_index, distance = query_index[order], prior_index[order], distance[order]
+    order = np.lexsort((prior_index, distance, query_index))  # prior_index is commit order
+    query_index, prior_index, distance, color = (
+        a[order] for a in (query_index, prior_index, distance, color)
+    )
     best = np.ones(query_index.size, dtype=bool)
     best[1:] = query_index[1:] != query_index[:-1]
     return {
-        int(q): (prior.image_ids[first_index[p]].decode("ascii"), "near", int(d))
-        for q, p, d in zip(query_index[best], prior_index[best], distance[best], strict=True)
+        int(q): (prior.image_ids[p].decode("ascii"), "near", int(d), None if math.isnan(c) else float(c))
+        for q, p, d, c in zip(*(a[best] for a in (query_index, prior_index, distance, color)), strict=True)
     }
 
 
-def _greedy_within(hashes: np.ndarray, radius: int) -> dict[int, tuple[int, int]]:
-    """Rank-ordered greedy over `hashes` (best first): position -> (kept position, distance) for each
-    duplicate of the nearest better-ranked kept hash within the radius; absent positions are kept."""
+def _greedy_within(
+    hashes: np.ndarray, rows: np.ndarray, known: np.ndarray, limit: float, radius: int
+) -> dict[int, tuple[int, int, float | None]]:
+    """Rank-ordered greedy over `hashes` (best first): position -> (kept position, distance, colour
+    distance) for each duplicate of the nearest better-ranked kept image passing both tests; absent
+    positions are kept."""
     if hashes.size == 0:
         return {}
     values, value_of = np.unique(hashes, return_inverse=True)
-    query_index, base_index, distance = _pairs_within(values, values, radius)
+    query_index, base_index, distance = pairs_within_radius(values, values, radius)
     order = np.argsort(query_index, kind="stable")
     neighbours, neighbour_distance = base_index[order].tolist(), distance[order].tolist()
     starts = np.searchsorted(query_index[order], np.arange(values.size + 1)).tolist()
-    kept_with_value: dict[int, int] = {}  # value index -> position of the best kept hash with that value
-    duplicates: dict[int, tuple[int, int]] = {}
+    kept_at_value: dict[int, list[int]] = {}  # value index -> kept positions with that pHash, rank order
+    duplicates: dict[int, tuple[int, int, float | None]] = {}
     for position, value in enumerate(value_of.tolist()):
-        best: tuple[int, int] | None = None  # (distance, kept position): nearest, then best-ranked
+        best: tuple[int, int, float | None] | None = None  # (distance, kept position, colour distance)
         for j in range(starts[value], starts[value + 1]):
-            kept = kept_with_value.get(neighbours[j])
-            if kept is not None and (best is None or (neighbour_distance[j], kept) < best):
-                best = (neighbour_distance[j], kept)
+            kept_here = kept_at_value.get(neighbours[j])
+            if kept_here is None or (best is not None and neighbour_distance[j] > best[0]):
+                continue
+            kept, color = _first_color_match(position, kept_here, rows, known, limit)
+            if kept is not None and (best is None or (neighbour_distance[j], kept) < best[:2]):
+                best = (neighbour_distance[j], kept, color)
         if best is None:
-            kept_with_value.setdefault(value, position)
+            kept_at_value.setdefault(value, []).append(position)
         else:
-            duplicates[position] = (best[1], best[0])
+            duplicates[position] = (best[1], best[0], best[2])
     return duplicates
 
 
-def _pairs_within(
-    queries: np.ndarray, base: np.ndarray, radius: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Every (query index, base index, distance) with Hamming distance <= radius (multi-index hashing)."""
-    n_bands = radius // 2 + 1
-    probe_radius = radius // n_bands  # 0 or 1 by the choice of n_bands
-    widths = [64 // n_bands + (1 if band < 64 % n_bands else 0) for band in range(n_bands)]
-    shifts = np.cumsum([0, *widths[:-1]])
-    found_query, found_base, found_distance = [], [], []
-    for shift, width in zip(shifts, widths, strict=True):
-        mask = np.uint64((1 << width) - 1)
-        base_keys = (base >> np.uint64(shift)) & mask
-        order = np.argsort(base_keys, kind="stable")
-        sorted_keys = base_keys[order]
-        flips = [0] + ([1 << bit for bit in range(width)] if probe_radius else [])
-        flips = np.array(flips, dtype=np.uint64)
-        # Narrow bands get a dense bucket table (O(1) lookups); wide ones a binary search.
-        bucket_start = None
-        if width <= _DENSE_BAND_BITS:
-            bucket_count = np.bincount(sorted_keys.astype(np.intp), minlength=1 << width)
-            bucket_start = np.concatenate([[0], np.cumsum(bucket_count)[:-1]])
-        for start in range(0, queries.size, _QUERY_CHUNK):
-            chunk = queries[start : start + _QUERY_CHUNK]
-            probes = (((chunk >> np.uint64(shift)) & mask)[:, None] ^ flips[None, :]).ravel()
-            if bucket_start is not None:
-                low = bucket_start[probes.astype(np.intp)]
-                counts = bucket_count[probes.astype(np.intp)]
-            else:
-                low = np.searchsorted(sorted_keys, probes, side="left")
-                counts = np.searchsorted(sorted_keys, probes, side="right") - low
-            total = int(counts.sum())
-            if total == 0:
-                continue
-            query_index = np.repeat(np.repeat(np.arange(start, start + chunk.size), flips.size), counts)
-            offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
-            base_index = order[np.repeat(low, counts) + offsets]
-            distance = np.bitwise_count(queries[query_index] ^ base[base_index]).astype(np.int64)
-            close = distance <= radius
-            found_query.append(query_index[close])
-            found_base.append(base_index[close])
-            found_distance.append(distance[close])
-    if not found_query:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, empty
-    query_index = np.concatenate(found_query)
-    base_index = np.concatenate(found_base)
-    distance = np.concatenate(found_distance)
-    # The same pair can be found through several bands.
-    _, unique = np.unique(query_index * np.int64(base.size) + base_index, return_index=True)
-    return query_index[unique], base_index[unique], distance[unique]
+def _first_color_match(
+    position: int, kept: list[int], rows: np.ndarray, known: np.ndarray, limit: float
+) -> tuple[int | None, float | None]:
+    """The best-ranked of `kept` whose colour passes against `position`, and the colour distance."""
+    if not known[position]:
+        return kept[0], None
+    others = np.array(kept, dtype=np.int64)
+    mine = np.broadcast_to(rows[position], (others.size, rows.shape[1]))
+    passes, color = _color_gate(mine, np.ones(others.size, dtype=bool), rows[others], known[others], limit)
+    if not passes.any():
+        return None, None
+    first = int(np.argmax(passes))
+    return kept[first], None if math.isnan(color[first]) else float(color[first])
 
 
 def _as_uint64(values: Sequence[int] | np.ndarray, what: str) -> np.ndarray:

@@ -7,9 +7,11 @@ ledger records, as plain dicts matching the declared schemas. `check_outcomes` p
 has exactly one outcome.
 
 Duplicates are resolved by `pipeline.clean.resolve_duplicates`: exact (same decoded pixels) or near
-(pHash within `clean.phash_radius`); images committed earlier always win, and inside the partition the
-larger, then sharper image is kept. Only earlier dates count as prior, so rerunning or backfilling an old
-date never turns images that later days already point to into duplicates.
+(pHash within `clean.phash_radius` and colour signatures within `clean.color_distance_max`; a prior
+image without a signature, from a schema v1 index, is compared by pHash alone); images committed earlier
+always win, and inside the partition the larger, then sharper image is kept. Only earlier dates count as
+prior, so rerunning or backfilling an old date never turns images that later days already point to into
+duplicates.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ from datetime import datetime
 from typing import Any
 
 from pipeline.clean import Candidate, PriorHashes, resolve_duplicates
-from pipeline.commit import committed_partitions
+from pipeline.commit import committed_partitions, read_manifest_or_none
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.feed import FeedRow
 from pipeline.ingest.process import Processed
-from pipeline.ingest.read import DATASET, INDEX, read_partition_or_none, read_table
+from pipeline.ingest.read import DATASET, read_index_hashes
 from pipeline.ingest.split import assign_splits
 from pipeline.storage import Storage
 from schemas.image_index import phash_from_int64, phash_to_int64
@@ -50,24 +52,30 @@ def check_outcomes(inputs: Iterable[str], *outcomes: Iterable[str]) -> None:
 
 
 def load_prior(storage: Storage, partition: str, own_index: Any | None) -> tuple[PriorHashes, dict[str, str]]:
-    """Hashes of every committed partition dated before `partition` (plus its own kept images on retry)."""
+    """Hashes of every committed partition dated before `partition` (plus its own kept images on retry).
+
+    A schema v1 index has no colour signatures: its images come back with colour unknown (None), so
+    dedup compares them by pHash alone."""
     ids: list[str] = []
     hashes: list[int] = []
+    signatures: list[bytes | None] = []
     owner: dict[str, str] = {}
     tables = []
     for name in committed_partitions(storage, DATASET):
         if name < partition:
-            earlier = read_partition_or_none(storage, name)
-            if earlier is not None:
-                tables.append((name, read_table(storage, earlier.manifest, INDEX, ["image_id", "phash"])))
+            manifest = read_manifest_or_none(storage, DATASET, name)
+            if manifest is not None:  # only the hash columns: ledgers and metrics are not needed here
+                tables.append((name, read_index_hashes(storage, manifest)))
     if own_index is not None:
         tables.append((partition, own_index))
     for name, table in tables:
-        for image_id, phash in zip(table["image_id"].to_pylist(), table["phash"].to_pylist(), strict=True):
-            ids.append(image_id)
-            hashes.append(phash_from_int64(phash))
+        ids += table["image_id"].to_pylist()
+        hashes += [phash_from_int64(value) for value in table["phash"].to_pylist()]
+        has_color = "color_signature" in table.column_names
+        signatures += table["color_signature"].to_pylist() if has_color else [None] * table.num_rows
+        for image_id in table["image_id"].to_pylist():
             owner.setdefault(image_id, name)
-    return (PriorHashes.from_arrays(ids, hashes) if ids else PriorHashes.empty()), owner
+    return (PriorHashes.from_arrays(ids, hashes, signatures) if ids else PriorHashes.empty()), owner
 
 
 def reject_record(
@@ -122,10 +130,18 @@ def decide_outcomes(
             image = p.image
             quality = image.metrics.get("sharpness") or 0.0
             candidates.append(
-                Candidate(row.row_key, image.image_id, image.phash, image.width, image.height, quality)
+                Candidate(
+                    row.row_key,
+                    image.image_id,
+                    image.phash,
+                    image.width,
+                    image.height,
+                    quality,
+                    image.color_signature,
+                )
             )
             images[row.row_key] = (row, p)
-    result = resolve_duplicates(candidates, prior, config.clean.phash_radius)
+    result = resolve_duplicates(candidates, prior, config.clean.phash_radius, config.clean.color_distance_max)
     splits = assign_splits((images[c.key][0].product_id for c in result.keep), config.split)
     accepted = [
         index_record(*images[c.key], splits[images[c.key][0].product_id], partition, now) for c in result.keep
@@ -179,6 +195,7 @@ def index_record(row: FeedRow, p: Processed, split: str, partition: str, now: da
         "reencoded": image.reencoded,
         "bytes_sha256": image.bytes_sha256,
         "normalize_flags": list(image.normalize_flags),
+        "color_signature": image.color_signature,
         **image.metrics,
         "quality_flags": list(image.quality_flags),
         "fetched_at": p.fetch.fetched_at,

@@ -4,7 +4,8 @@ In: `FetchRequest`s (one per distinct URL), a `CrawlConfig`, a `CleanConfig`, a 
 Out: one `Processed` per request, in input order: the `FetchResult` (its bytes dropped) and either a
 `ProcessedImage` whose stored bytes wait in the spool, or the `Rejection` from cleaning.
 
-`process_image` is the pure per-image step (normalize -> image id + pHash -> quality metrics and flags).
+`process_image` is the pure per-image step (normalize -> image id, pHash and colour signature ->
+quality metrics and flags).
 `fetch_and_process` runs `crawl.global_concurrency` fetch tasks on one event loop; each fetches one URL,
 hands the bytes to the pool and only then takes the next URL. So at most that many bodies are in memory
 at once, and when the CPUs fall behind the crawler waits instead of piling up bytes. Accepted stored bytes
@@ -23,7 +24,16 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 
-from pipeline.clean import CleanConfig, Rejection, flags, image_id, measure, normalize, phash
+from pipeline.clean import (
+    CleanConfig,
+    Rejection,
+    color_signature,
+    flags,
+    image_id,
+    measure,
+    normalize,
+    phash,
+)
 from pipeline.crawl import CrawlConfig, FetchRequest, FetchResult, fetch_one, open_fetch_context
 from schemas.reasons import Reason
 
@@ -34,6 +44,7 @@ class ProcessedImage:
 
     image_id: str
     phash: int
+    color_signature: bytes  # hashing.color_signature: near duplicates also need close colours
     width: int
     height: int
     source_format: str
@@ -96,6 +107,7 @@ def process_image(data: bytes, config: CleanConfig) -> ProcessedImage | Rejectio
     return ProcessedImage(
         image_id=image_id(normalized.pixels),
         phash=phash(normalized.pixels),
+        color_signature=color_signature(normalized.pixels),
         width=normalized.width,
         height=normalized.height,
         source_format=normalized.source_format,

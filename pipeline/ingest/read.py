@@ -4,6 +4,8 @@ In: a `Storage` and a partition name (YYYY-MM-DD). Out: `CommittedPartition` (ma
 rejects and duplicates as Arrow tables, read only through files the manifest lists), and `read_image`,
 which returns one image's stored bytes with a single range read of its shard (the index row's shard,
 offset and size). Readers never list attempt folders: a partition without a manifest does not exist.
+`read_index_hashes` returns only what dedup needs (image_id, phash, color_signature); an index written
+with schema v1 has no colour signatures, so that column comes back all null ("colour unknown").
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import pyarrow.parquet as pq
 from pipeline.commit import partition_dir, read_manifest, read_manifest_or_none
 from pipeline.shards import read_member
 from pipeline.storage import Storage
+from schemas.image_index import COLOR_SIGNATURE_TYPE
 from schemas.manifest import Manifest
 
 DATASET = "images"
@@ -26,6 +29,7 @@ INDEX = "index.parquet"
 REJECTS = "rejects.parquet"
 DUPLICATES = "duplicates.parquet"
 STATS = "stats.json"
+HASH_COLUMNS = ("image_id", "phash", "color_signature")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,19 @@ def read_table(
     """One Parquet file of the partition (optionally only some columns)."""
     data = storage.read_bytes(file_path(manifest, name))
     return pq.read_table(io.BytesIO(data), columns=list(columns) if columns else None)
+
+
+def read_index_hashes(storage: Storage, manifest: Manifest) -> pa.Table:
+    """image_id, phash and color_signature of the partition's index (signatures null for a v1 index)."""
+    data = storage.read_bytes(file_path(manifest, INDEX))
+    parquet = pq.ParquetFile(io.BytesIO(data))
+    present = [name for name in HASH_COLUMNS if name in parquet.schema_arrow.names]
+    table = parquet.read(columns=present)
+    if "color_signature" not in present:
+        table = table.append_column(
+            pa.field("color_signature", COLOR_SIGNATURE_TYPE), pa.nulls(table.num_rows, COLOR_SIGNATURE_TYPE)
+        )
+    return table
 
 
 def read_partition(storage: Storage, partition: str) -> CommittedPartition:

@@ -1,4 +1,4 @@
-"""Image index schema: the core contract's columns and types, the quality columns, pHash bit patterns."""
+"""Image index schema: core columns and types, quality columns, the colour signature, pHash bit patterns."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import dataclasses
 import pyarrow as pa
 import pytest
 
-from pipeline.clean import QualityMetrics
+from pipeline.clean import COLOR_SIGNATURE_BYTES, QualityMetrics
 from schemas.image_index import (
+    COLOR_SIGNATURE_TYPE,
     CORE_COLUMNS,
     IMAGE_INDEX_SCHEMA,
     QUALITY_METRIC_COLUMNS,
@@ -29,7 +30,7 @@ def test_core_contract_columns_and_types():
     assert types["width"] == types["height"] == pa.int32()
     assert types["fetched_at"] == types["ingested_at"] == pa.timestamp("us", tz="UTC")
     assert types["normalize_flags"] == types["quality_flags"] == pa.list_(pa.string())
-    assert schema_name(IMAGE_INDEX_SCHEMA) == "image_index v1"
+    assert schema_name(IMAGE_INDEX_SCHEMA) == "image_index v2"
     assert all(not IMAGE_INDEX_SCHEMA.field(c).nullable for c in CORE_COLUMNS)
 
 
@@ -38,6 +39,17 @@ def test_one_nullable_float_column_per_quality_metric():
     for name in QUALITY_METRIC_COLUMNS:
         field = IMAGE_INDEX_SCHEMA.field(name)
         assert field.type == pa.float64() and field.nullable
+
+
+def test_colour_signature_is_a_nullable_fixed_size_binary():
+    """v2: the dedup colour signature, as many bytes as hashing makes; null = colour unknown."""
+    field = IMAGE_INDEX_SCHEMA.field("color_signature")
+    assert field.type == COLOR_SIGNATURE_TYPE == pa.binary(COLOR_SIGNATURE_BYTES) and field.nullable
+    signature = bytes(range(COLOR_SIGNATURE_BYTES))
+    table = pa.table({"color_signature": pa.array([signature, None], COLOR_SIGNATURE_TYPE)})
+    assert table["color_signature"].to_pylist() == [signature, None]
+    with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
+        pa.array([b"too short"], COLOR_SIGNATURE_TYPE)
 
 
 def test_required_columns_are_enforced():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from pipeline.clean import CleanConfig, QualityThresholds
@@ -9,12 +11,9 @@ from pipeline.clean import CleanConfig, QualityThresholds
 
 def test_defaults_need_no_setup() -> None:
     config = CleanConfig()
-    assert (config.max_pixels, config.min_side, config.max_aspect_ratio, config.phash_radius) == (
-        64_000_000,
-        256,
-        4.0,
-        6,
-    )
+    assert (config.max_pixels, config.min_side, config.max_aspect_ratio) == (64_000_000, 256, 4.0)
+    # dedup: pHash within 4 bits AND colour signatures within 3 Delta E (measured in the docstring)
+    assert (config.phash_radius, config.color_distance_max) == (4, 3.0)
     assert config.quality == QualityThresholds()
     # cleanvision's defaults where the score is the same.
     assert config.quality.dark_max_p99_brightness == 0.37
@@ -34,6 +33,8 @@ def test_nested_thresholds_accept_a_mapping() -> None:
     [
         ({"max_pixel": 10}, "max_pixel"),
         ({"phash_radius": 33}, "phash_radius"),
+        ({"color_distance_max": -0.5}, "color_distance_max"),
+        ({"color_distance_max": float("nan")}, "color_distance_max"),
         ({"max_aspect_ratio": 0.5}, "max_aspect_ratio"),
         ({"min_side": 0}, "min_side"),
         ({"min_side": 10_000, "max_pixels": 1_000_000}, "raise max_pixels or lower min_side"),
@@ -44,6 +45,10 @@ def test_nested_thresholds_accept_a_mapping() -> None:
 def test_bad_values_raise_value_error_naming_the_field(fields: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CleanConfig.model_validate(fields)
+
+
+def test_colour_test_can_be_switched_off() -> None:
+    assert CleanConfig(color_distance_max=math.inf).color_distance_max == math.inf  # pHash only
 
 
 def test_configs_are_frozen() -> None:

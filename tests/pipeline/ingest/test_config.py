@@ -16,7 +16,7 @@ def test_defaults():
     assert config.shard_target_bytes == 256 * 2**20 and config.workers is None
     assert config.worker_count() == (os.cpu_count() or 1)
     assert (config.split.train, config.split.val, config.split.test) == (0.9, 0.05, 0.05)
-    assert config.crawl.allow_hosts == [] and config.clean.phash_radius == 6
+    assert config.crawl.allow_hosts == [] and config.clean.phash_radius == 4
     assert IngestConfig(workers=3).worker_count() == 3
 
 

@@ -1,4 +1,5 @@
-"""Outcomes: each fetched row becomes exactly one of accepted / duplicate / rejected; earlier days win."""
+"""Outcomes: each fetched row becomes exactly one of accepted / duplicate / rejected; earlier days win;
+colour variants stay apart, except against a schema v1 prior (colour unknown: pHash alone)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from pipeline.ingest.process import Processed, process_image
 from pipeline.ingest.write import write_partition
 from schemas.image_index import phash_from_int64
 from tests.support import bad_images
+from tests.support.image_partitions import write_image_partition
 
 NOW = datetime(2026, 6, 2, tzinfo=UTC)
 
@@ -82,6 +84,10 @@ def test_each_row_gets_one_outcome(images):
     splits = {r["product_id"]: r["split"] for r in accepted}
     assert len(splits) == 1  # both accepted rows are product P1: one split
     assert phash_from_int64(accepted[0]["phash"]) in (images["a"].phash, images["b"].phash)
+    assert {r["color_signature"] for r in accepted} == {
+        images["a"].color_signature,
+        images["b"].color_signature,
+    }
 
 
 def test_earlier_partitions_win_and_later_ones_are_ignored(local_storage, images):
@@ -121,6 +127,46 @@ def test_earlier_partitions_win_and_later_ones_are_ignored(local_storage, images
     assert [r["row_key"] for r in accepted] == ["g.csv:2"]  # b was committed later (06-03): it does not count
     assert [(d["row_key"], d["kind"], d["duplicate_of_partition"]) for d in duplicates] == [
         ("g.csv:1", "exact", "2026-06-01")
+    ]
+
+
+def test_colour_variant_is_kept_unless_the_prior_colour_is_unknown(local_storage, product_photos):
+    """mp04 black and gray hash 2 bits apart. Against the black photo committed with schema v2 the gray
+    one is a new image; against a smaller copy of it in a schema v1 partition (no colour signatures)
+    only pHash can be compared, so the gray one is taken for a near duplicate, as before v2."""
+    black = (product_photos / "mp04-black_main.jpg").read_bytes()
+    gray = process_image((product_photos / "mp04-gray_main.jpg").read_bytes(), CleanConfig())
+    row = FeedRow("f.csv:1", "MP04", "http://h/black")
+    (record,), _, _ = decide_outcomes(
+        [row],
+        {row.image_url: Processed(fetched(row.image_url), process_image(black, CleanConfig()))},
+        PriorHashes.empty(),
+        {},
+        "2026-06-01",
+        IngestConfig(),
+        NOW,
+    )
+    counts = {"inputs": 1, "accepted": 1, "duplicates": 0, "rejected": 0}
+    write_partition(local_storage, "2026-06-01", [record], lambda r: black, [], [], counts)
+    write_image_partition(local_storage, "2026-06-03", [product_photos / "mp04-black_main.jpg"], max_side=480)
+
+    gray_row = FeedRow("g.csv:1", "MP04", "http://h/gray")
+    by_url = {gray_row.image_url: Processed(fetched(gray_row.image_url), gray)}
+    prior, owner = load_prior(local_storage, "2026-06-02", None)
+    assert prior.has_color.tolist() == [True]
+    accepted, duplicates, _ = decide_outcomes(
+        [gray_row], by_url, prior, owner, "2026-06-02", IngestConfig(), NOW
+    )
+    assert [r["row_key"] for r in accepted] == ["g.csv:1"] and duplicates == []
+
+    prior, owner = load_prior(local_storage, "2026-06-04", None)
+    assert prior.has_color.tolist() == [True, False]  # 06-01 written with v2, 06-03 with v1
+    accepted, duplicates, _ = decide_outcomes(
+        [gray_row], by_url, prior, owner, "2026-06-04", IngestConfig(), NOW
+    )
+    assert accepted == []
+    assert [(d["kind"], d["duplicate_of_partition"], d["hamming_distance"]) for d in duplicates] == [
+        ("near", "2026-06-03", 2)
     ]
 
 

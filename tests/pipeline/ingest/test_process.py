@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from pipeline.clean import CleanConfig, QualityMetrics, Rejection
+from pipeline.clean import COLOR_SIGNATURE_BYTES, CleanConfig, QualityMetrics, Rejection
 from pipeline.crawl import CrawlConfig, FetchRequest
 from pipeline.ingest.process import ProcessedImage, Spool, fetch_and_process, process_image
 from schemas.image_index import QUALITY_METRIC_COLUMNS
@@ -27,6 +27,7 @@ def test_real_photo_keeps_its_original_bytes(product_photos):
     assert image.bytes_sha256 == hashlib.sha256(data).hexdigest()
     assert set(image.metrics) == set(QualityMetrics.__dataclass_fields__) == set(QUALITY_METRIC_COLUMNS)
     assert 0 <= image.phash < 2**64 and len(image.image_id) == 64
+    assert len(image.color_signature) == COLOR_SIGNATURE_BYTES
 
 
 def test_changed_pixels_are_stored_losslessly_and_bad_bytes_are_rejections():

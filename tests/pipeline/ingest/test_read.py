@@ -1,4 +1,5 @@
-"""Read: a partition's tables via its manifest; one image = one range read; webdataset reads the shards."""
+"""Read: a partition's tables via its manifest; one image = one range read; webdataset reads the shards;
+the hash columns for dedup, also from a schema v1 index."""
 
 from __future__ import annotations
 
@@ -12,8 +13,15 @@ from pipeline.crawl import FetchResult
 from pipeline.ingest.feed import FeedRow
 from pipeline.ingest.outcomes import index_record
 from pipeline.ingest.process import Processed, process_image
-from pipeline.ingest.read import file_path, read_image, read_partition, read_partition_or_none
+from pipeline.ingest.read import (
+    file_path,
+    read_image,
+    read_index_hashes,
+    read_partition,
+    read_partition_or_none,
+)
 from pipeline.ingest.write import write_partition
+from tests.support.image_partitions import write_image_partition
 
 DAY = "2026-02-02"
 NOW = datetime(2026, 2, 2, tzinfo=UTC)
@@ -76,3 +84,19 @@ def test_uncommitted_partition_is_not_there(local_storage):
     assert read_partition_or_none(local_storage, "2026-02-03") is None
     with pytest.raises(PartitionNotCommittedError, match="images/2026-02-03 is not committed"):
         read_partition(local_storage, "2026-02-03")
+
+
+def test_index_hashes_carry_colour_signatures_and_v1_ones_read_as_unknown(local_storage, product_photos):
+    commit_photos(local_storage, product_photos)
+    part = read_partition(local_storage, DAY)
+    hashes = read_index_hashes(local_storage, part.manifest)
+    assert hashes.column_names == ["image_id", "phash", "color_signature"]
+    assert hashes.to_pylist() == part.index.select(hashes.column_names).to_pylist()
+    assert all(len(s) == 192 for s in hashes["color_signature"].to_pylist())
+
+    # An index written before schema v2 has no color_signature column: every colour is unknown.
+    v1 = write_image_partition(local_storage, "2026-02-03", [product_photos / PHOTOS[0]])
+    assert v1 is not None and v1.schema_versions["image_index"] == 1
+    old = read_index_hashes(local_storage, v1)
+    assert old.column_names == ["image_id", "phash", "color_signature"]
+    assert old.num_rows == 1 and old["color_signature"].to_pylist() == [None]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipeline.clean import CleanConfig
+from pipeline.clean import COLOR_SIGNATURE_BYTES, CleanConfig
 from pipeline.commit import read_manifest, read_manifest_or_none
 from pipeline.crawl import FetchResult
 from pipeline.ingest.feed import FeedRow
@@ -89,10 +89,13 @@ def test_commits_every_file_with_sorted_deterministic_content(local_storage, out
         "shards/000000.tar",
         "stats.json",
     ]
-    assert manifest.counts == counts and manifest.schema_versions["image_index"] == 1
+    assert manifest.counts == counts and manifest.schema_versions["image_index"] == 2
 
     part = read_partition(local_storage, DAY)
     ids = part.index["image_id"].to_pylist()
+    signatures = {r["image_id"]: r["color_signature"] for r, _ in images}
+    assert part.index["color_signature"].to_pylist() == [signatures[i] for i in ids]
+    assert all(len(s) == COLOR_SIGNATURE_BYTES for s in signatures.values())
     assert ids == sorted(ids) and part.index["format"].to_pylist().count("png") == 2
     shard = local_storage.read_bytes(f"images/{DAY}/{manifest.file('shards/000000.tar').path}")
     members = list(iter_tar(shard))
