@@ -1,0 +1,266 @@
+"""Pairs benchmark: `build_pairs` on 1 and 2 Dask workers against a one-process decode+resize+encode floor.
+
+In: the product photos of ../shared/data/products/magento_luma, committed as a temp `images/<date>`
+partition with their original JPEG bytes (ShardWriter + PartitionWriter, cut into `input_shards` shards so
+both workers get tasks), and `PairsBenchConfig` from the environment (CRISP_BENCH_REPEATS, default 3;
+CRISP_BENCH_QUICK=1: 1 repeat over a quarter of the photos). Out: bench/results/pairs.json with, per recipe
+(bicubic_x4, realworld_x4) and worker count: pairs/s, HR megapixels/s and per core, bytes per pair; the
+2-worker/1-worker scaling; and the ratio of the job's HR MP/s per core to the floor measured in the same
+run (decode HR + Pillow BICUBIC /4 + PNG level 1 of the LR, no tiles or labels, one process).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from bench.results import figure, write_result
+
+
+def default_photos() -> Path:
+    """The product photo folder: $CRISP_SHARED_DATA (else ../shared/data) / products/magento_luma."""
+    shared = Path(
+        os.environ.get("CRISP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
+    return shared / "products" / "magento_luma"
+
+
+PARTITION = "2026-01-01"
+
+
+class PairsBenchConfig(BaseModel):
+    """What one pairs benchmark run measures.
+
+    - repeats: runs per (recipe, workers); figures are medians (default 3, CRISP_BENCH_REPEATS).
+    - photos: the folder of photos and their catalog.csv (default `default_photos()`).
+    - quick: 1 repeat over the first `quick_photos` photos (CRISP_BENCH_QUICK=1) for a loaded machine.
+    - photo_limit: use only the first N photos (CRISP_BENCH_PHOTOS; default all, or `quick_photos`).
+    - recipes: measured recipes; the first one is the headline (default bicubic_x4, realworld_x4).
+    - workers: LocalCluster sizes compared (default 1 and 2: scaling = last / first).
+    - input_shards: the image partition is cut into about this many shards, i.e. Dask tasks (default 16).
+    - floor_scale / png_level / hr_tile: the floors' downscale factor, PNG zlib level and HR tile side
+      (default 4, 1 and 480, as the job's defaults).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    repeats: int = Field(default=3, ge=1)
+    quick: bool = False
+    photos: Path = Field(default_factory=default_photos)
+    recipes: tuple[str, ...] = ("bicubic_x4", "realworld_x4")
+    workers: tuple[int, ...] = (1, 2)
+    input_shards: int = Field(default=16, ge=1)
+    photo_limit: int | None = Field(default=None, ge=1)
+    quick_photos: int = Field(default=64, ge=1)
+    floor_scale: int = Field(default=4, ge=1)
+    png_level: int = Field(default=1, ge=0, le=9)
+    hr_tile: int = Field(default=480, ge=8)
+
+    @classmethod
+    def from_env(cls) -> PairsBenchConfig:
+        quick = os.environ.get("CRISP_BENCH_QUICK", "") not in ("", "0")
+        repeats = int(os.environ.get("CRISP_BENCH_REPEATS", "1" if quick else "3"))
+        limit = os.environ.get("CRISP_BENCH_PHOTOS")
+        return cls(repeats=repeats, quick=quick, photo_limit=int(limit) if limit else None)
+
+    def photo_paths(self) -> list[Path]:
+        with open(self.photos / "catalog.csv", newline="") as fh:
+            files = [row["file"] for row in csv.DictReader(fh)]
+        limit = self.photo_limit or (self.quick_photos if self.quick else None)
+        return [self.photos / f for f in files[:limit]]
+
+
+def commit_photo_partition(storage: Any, photos: list[Path], input_shards: int) -> int:
+    """Commit `images/<PARTITION>` with the photos' original bytes; returns the HR pixels it holds."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    from pipeline.clean.hashing import image_id, phash
+    from pipeline.commit import PartitionWriter
+    from pipeline.shards import ShardWriter
+    from tests.support.image_partitions import CORE_IMAGE_INDEX
+
+    writer = PartitionWriter(storage, "images", PARTITION, run_id="bench-pairs")
+    target = max(1 << 16, sum(p.stat().st_size for p in photos) // input_shards)
+    rows, pixels = [], 0
+    with ShardWriter(sink=lambda path, name: writer.upload(name, path), target_bytes=target) as shards:
+        for photo in photos:
+            data = photo.read_bytes()
+            with Image.open(io.BytesIO(data)) as img:
+                rgb = np.asarray(img.convert("RGB"))
+            key = image_id(rgb)
+            location = shards.add(key, {"jpg": data})
+            offset, size = location.members["jpg"]
+            pixels += rgb.shape[0] * rgb.shape[1]
+            rows.append(
+                {"image_id": key, "product_id": photo.stem, "url": photo.as_uri(), "split": "train",
+                 "shard": location.shard, "offset": offset, "size": size, "width": rgb.shape[1],
+                 "height": rgb.shape[0], "format": "jpeg", "phash": int(np.uint64(phash(rgb)).astype(np.int64)),
+                 "partition": PARTITION}
+            )  # fmt: skip
+    buf = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows, schema=CORE_IMAGE_INDEX), buf)
+    writer.write("index.parquet", buf.getvalue())
+    writer.commit(counts={"images": len(rows)}, schema_versions={"image_index": 1})
+    return pixels
+
+
+def floor_pass(
+    encoded: list[bytes], scale: int, png_level: int, hr_tile: int | None = None
+) -> dict[str, float]:
+    """Decode each HR, Pillow BICUBIC /scale of its modcrop, PNG-encode the LR; one process, no labels.
+
+    With `hr_tile`, the modcropped HR is also PNG-encoded in `hr_tile` px tiles: the least any writer of
+    lossless HR/LR tile pairs must do, so the job's ratio to this floor isolates tiling and labels.
+    """
+    from PIL import Image
+
+    started, pixels = time.perf_counter(), 0
+    for data in encoded:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+            width, height = img.size
+            box = (0, 0, width - width % scale, height - height % scale)
+            lr = img.resize((width // scale, height // scale), Image.Resampling.BICUBIC, box=box)
+            if hr_tile:
+                for y in range(0, box[3], hr_tile):
+                    for x in range(0, box[2], hr_tile):
+                        tile = img.crop((x, y, min(x + hr_tile, box[2]), min(y + hr_tile, box[3])))
+                        tile.save(io.BytesIO(), format="PNG", compress_level=png_level)
+        lr.save(io.BytesIO(), format="PNG", compress_level=png_level)
+        pixels += width * height
+    return {"seconds": time.perf_counter() - started, "hr_pixels": pixels, "images": len(encoded)}
+
+
+def _preload_worker() -> None:
+    import pipeline.degrade  # noqa: F401  (first-task imports are not what we measure)
+    import pipeline.pairs.make  # noqa: F401
+
+
+def run_job(storage: Any, root: Path, recipe: str, workers: int, client: Any) -> dict[str, Any]:
+    """One `build_pairs` of the partition on `client`; the pairs output is deleted afterwards."""
+    from pipeline.pairs.config import PairsConfig
+    from pipeline.pairs.job import build_pairs
+
+    try:
+        summary = build_pairs(
+            storage, recipe, [PARTITION], PairsConfig(workers=workers), client=client, force=True
+        )
+    finally:
+        shutil.rmtree(root / "pairs", ignore_errors=True)  # keep the disk flat across runs
+    return {
+        "seconds": summary.seconds,
+        "worker_seconds": getattr(summary, "worker_seconds", 0.0),  # time inside the per-shard tasks
+        "pairs": summary.pairs,
+        "hr_pixels": summary.hr_pixels,
+        "bytes_per_pair": summary.bytes_per_pair,
+        "skipped": summary.skipped,
+    }
+
+
+def job_figures(recipe: str, workers: int, runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    seconds = statistics.median(r["seconds"] for r in runs)
+    last, prefix = runs[-1], f"{recipe}_{workers}w"
+    megapixels_per_s = last["hr_pixels"] / 1e6 / seconds
+    busy = statistics.median(r.get("worker_seconds", 0.0) / (r["seconds"] * workers) for r in runs)
+    return {
+        f"{prefix}_pairs_per_s": figure(
+            round(last["pairs"] / seconds, 2), "pairs/s", pairs=last["pairs"], runs_s=[round(r["seconds"], 2) for r in runs]
+        ),
+        f"{prefix}_hr_mp_per_s": figure(round(megapixels_per_s, 2), "HR MP/s"),
+        f"{prefix}_hr_mp_per_s_per_core": figure(round(megapixels_per_s / workers, 3), "HR MP/s/core"),
+        f"{prefix}_bytes_per_pair": figure(round(last["bytes_per_pair"]), "bytes/pair", skipped=last["skipped"]),
+        f"{prefix}_worker_busy": figure(
+            round(busy, 3), "fraction", note="time inside per-shard tasks / (wall time x workers)"
+        ),
+    }  # fmt: skip
+
+
+def main() -> None:
+    from pipeline.pairs.cluster import dask_client
+    from pipeline.storage import Storage
+
+    config = PairsBenchConfig.from_env()
+    load_before = os.getloadavg()
+    photos = config.photo_paths()
+    encoded = [p.read_bytes() for p in photos]
+    import great_expectations  # noqa: F401  (the job's gate imports it; a one-off cost per process)
+
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    floors: dict[str, list[dict[str, float]]] = {"floor": [], "floor_with_hr_png": []}
+    with tempfile.TemporaryDirectory(prefix="crisp-bench-pairs-") as tmp:
+        root = Path(tmp, "root")
+        storage = Storage(root.as_uri())
+        started = time.perf_counter()
+        commit_photo_partition(storage, photos, config.input_shards)
+        setup_s = time.perf_counter() - started
+        for workers in config.workers:
+            with dask_client(None, workers) as client:
+                client.run(_preload_worker)
+                for _ in range(
+                    config.repeats
+                ):  # floors interleaved with the jobs: load changes hit all alike
+                    floors["floor"].append(floor_pass(encoded, config.floor_scale, config.png_level))
+                    floors["floor_with_hr_png"].append(
+                        floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile)
+                    )
+                    for recipe in config.recipes:
+                        runs.setdefault((recipe, workers), []).append(
+                            run_job(storage, root, recipe, workers, client)
+                        )
+    figures, floor_mp = {}, {}
+    for name, floor_runs in floors.items():
+        seconds = statistics.median(f["seconds"] for f in floor_runs)
+        floor_mp[name] = floor_runs[-1]["hr_pixels"] / 1e6 / seconds
+        figures[f"{name}_hr_mp_per_s_per_core"] = figure(
+            round(floor_mp[name], 3), "HR MP/s/core", images_per_s=round(len(encoded) / seconds, 1),
+            runs_s=[round(f["seconds"], 2) for f in floor_runs],
+        )  # fmt: skip
+    ratio: dict[str, Any] = {}
+    low, high = config.workers[0], config.workers[-1]
+    for (recipe, workers), recipe_runs in runs.items():
+        figures.update(job_figures(recipe, workers, recipe_runs))
+        per_core = figures[f"{recipe}_{workers}w_hr_mp_per_s_per_core"]["value"]
+        for name, mp in floor_mp.items():
+            ratio[f"{recipe}_{workers}w_over_{name}_per_core"] = round(per_core / mp, 3)
+    for recipe in config.recipes:
+        rate = {w: figures[f"{recipe}_{w}w_pairs_per_s"]["value"] for w in (low, high)}
+        ratio[f"{recipe}_scaling_{high}w_over_{low}w"] = (
+            round(rate[high] / rate[low], 3) if rate[low] else None
+        )
+    notes = (
+        f"{len(photos)} product photos (original JPEGs, {sum(map(len, encoded)) / 1e6:.1f} MB) committed as one "
+        f"images partition in {setup_s:.1f} s, ~{config.input_shards} input shards (= Dask tasks); PairsConfig "
+        f"defaults ({config.hr_tile} px HR tiles, 1 variant, PNG level {config.png_level}, labels on). Medians "
+        f"of {config.repeats} run(s){' (quick mode)' if config.quick else ''}; a run = build_pairs wall time "
+        "on a started LocalCluster (cluster start and worker imports excluded; planning, GX gate and commit "
+        "included); floors run in this process, interleaved with the jobs. Per core = figure / workers; a "
+        "floor is one process. The target ratio is <recipe>_1w_over_floor_per_core (one process each); "
+        "floor_with_hr_png also PNG-encodes the HR tiles, which the job must write and the floor does not. "
+        f"Load average before/after: {[round(x, 2) for x in load_before]} / "
+        f"{[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} cores (other processes were running)."
+    )
+    write_result(
+        "pairs",
+        figures,
+        baseline={"name": "floor: Pillow decode + BICUBIC /4 + PNG(level 1) of the LR, 1 process",
+                  **figures["floor_hr_mp_per_s_per_core"]},
+        ratio=ratio,
+        targets={"<recipe>_scaling_2w_over_1w": ">= 1.8", "<recipe>_1w_over_floor_per_core": ">= 0.6"},
+        notes=notes,
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
