@@ -1,0 +1,71 @@
+"""sr_train under dag.test(): tiny settings train a real model in a subprocess and leave a checkpoint;
+bad Params fail before training starts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+import torch
+
+from pipeline.storage import Storage
+from tests.support.airflow import load_dagbag, run_dag
+from tests.support.pairs_fixture import TINY_PARTITION, copy_root, tiny_pairs  # noqa: F401 (fixture)
+
+TINY = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data.block_size=2", "data.workers=0",
+        "trainer.val_check_interval=2", "trainer.enable_progress_bar=false"]  # fmt: skip
+WHEN = datetime(2026, 11, 21, tzinfo=UTC)
+
+
+@pytest.fixture
+def root(tmp_path, tiny_pairs, monkeypatch):  # noqa: F811 (the fixture imported above)
+    storage = Storage(f"file://{tmp_path}/root")
+    copy_root(tiny_pairs, storage)
+    monkeypatch.setenv("CRISP_ROOT", storage.root)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    return storage
+
+
+def test_dag_shape_and_params():
+    dag = load_dagbag().dags["sr_train"]
+    assert [t.task_id for t in dag.topological_sort()] == ["check", "train"]
+    assert {"arch", "scale", "recipe", "partitions", "max_steps", "devices", "overrides"} <= set(dag.params)
+    assert dag.schedule is None or dag.timetable.summary == "None"
+    assert dag.catchup is False and "python -m training.train" in dag.doc_md
+
+
+@pytest.mark.slow
+def test_dag_test_trains_and_writes_a_checkpoint(airflow_db, root):
+    conf = {"arch": "espcn", "scale": 4, "recipe": "bicubic_x4", "partitions": [TINY_PARTITION],
+            "max_steps": 2, "devices": 1, "overrides": TINY}  # fmt: skip
+    run = run_dag("sr_train", WHEN, conf=conf)
+    result = run.get_task_instance("train").xcom_pull(task_ids="train")
+    assert result["global_step"] == 2 and "/runs/sr_train/" in result["last_ckpt_uri"]
+    rel = result["last_ckpt_uri"][len(root.root) + 1 :]
+    checkpoint = torch.load(root._path(rel), map_location="cpu", weights_only=True)
+    assert checkpoint["crisp_meta"]["model"]["arch"] == "espcn"
+    assert checkpoint["crisp_meta"]["pair_partitions"] == [TINY_PARTITION]
+
+
+@pytest.mark.parametrize(
+    "conf,message",
+    [
+        ({"arch": "espcnn"}, "unknown arch 'espcnn'"),
+        ({"scale": 2}, "recipe 'bicubic_x4' makes x4 pairs but the model is x2"),
+        ({"partitions": ["2030-01-01"]}, "pairs/bicubic_x4/2030-01-01 is not committed"),
+    ],
+)
+def test_bad_params_fail_in_check_before_training(airflow_db, root, conf, message, capfd):
+    dag = load_dagbag().dags["sr_train"]
+    run = dag.test(logical_date=WHEN, run_conf={"max_steps": 2, "overrides": TINY, **conf})
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert str(run.state) == "failed" and states["check"] == "failed" and states["train"] == "upstream_failed"
+    out, err = capfd.readouterr()  # dag.test() logs the task exception to the console
+    assert message in out + err
+    assert not root.list("runs", recursive=True)
+
+
+def test_params_schema_rejects_an_unsupported_scale(airflow_db):
+    dag = load_dagbag().dags["sr_train"]
+    with pytest.raises(Exception, match="scale|enum|5"):
+        dag.test(logical_date=WHEN, run_conf={"scale": 5})

@@ -1,0 +1,74 @@
+"""SRDataModule: fails early on bad data or plans, serves train/val loaders, restores its loader position."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.support.pairs_fixture import TINY_PARTITION
+from training.data.catalog import DataError
+from training.data.module import DataConfig, SRDataModule
+
+
+def _config(storage, **overrides) -> DataConfig:
+    base = {"root": storage.root, "patch_size": 16, "batch_size": 4, "workers": 0, "block_size": 2, "seed": 1}
+    return DataConfig(**{**base, **overrides})
+
+
+def test_check_summarises_the_data_and_lineage(tiny_pairs):
+    summary = SRDataModule(_config(tiny_pairs), scale=4).check(world_size=2)
+    assert summary["train_pairs"] > 0 and summary["val_pairs"] > 0
+    assert summary["recipe"] == "bicubic_x4" and summary["pair_partitions"] == [TINY_PARTITION]
+    assert len(summary["data_manifest_hash"]) == 64 and summary["schema_version"] == 1
+
+
+@pytest.mark.parametrize(
+    "overrides,scale,message",
+    [
+        ({}, 2, "makes x4 pairs but the model is x2"),
+        ({"recipe": "bicubic_x2"}, 2, "no committed partitions under .*bicubic_x2"),
+        ({"partitions": ["2030-01-01"]}, 4, "pairs/bicubic_x4/2030-01-01 is not committed"),
+        ({"patch_size": 64}, 4, "no 'train' pairs with LR tiles of at least 64px"),
+        ({"batch_size": 64}, 4, "cannot fill one batch"),
+        ({"val_split": "holdout"}, 4, "no validation data"),
+        ({"benchmarks": {"Set5": "/nonexistent"}}, 4, "benchmark 'Set5': no HR images"),
+    ],
+)
+def test_bad_configurations_fail_before_training(tiny_pairs, overrides, scale, message):
+    with pytest.raises(DataError, match=message):
+        SRDataModule(_config(tiny_pairs, **overrides), scale=scale).check()
+
+
+def test_too_many_ranks_for_the_data(tiny_pairs):
+    with pytest.raises(DataError, match="8 ranks x 1 loader workers"):
+        SRDataModule(_config(tiny_pairs), scale=4).check(world_size=8)
+
+
+def test_loaders(tiny_pairs, shared_data):
+    set5 = str(shared_data / "sr_benchmarks" / "Set5")
+    module = SRDataModule(_config(tiny_pairs, benchmarks={"Set5": set5}, val_max_pairs=3), scale=4)
+    module.setup("fit")
+    batch = next(iter(module.train_dataloader()))
+    assert (
+        batch["lr"].shape == (4, 3, 16, 16) and batch["hr"].shape == (4, 3, 64, 64) and len(batch["key"]) == 4
+    )
+    loaders = module.val_dataloader()
+    assert list(loaders) == ["val", "Set5"]
+    assert len(loaders["val"].dataset) == 3 and len(loaders["Set5"].dataset) == 5
+    item = next(iter(loaders["Set5"]))
+    assert item["hr"].shape[2] == 4 * item["lr"].shape[2]
+
+
+def test_state_restores_the_loader_position(tiny_pairs):
+    module = SRDataModule(_config(tiny_pairs), scale=4)
+    module.setup("fit")
+    assert module.state_dict()["batches"] == 0
+    plan = module.train_set.plan
+    module.load_state_dict({**module.state_dict(), "epoch": 2, "batches": 3})
+    keys = [list(b["key"]) for b in module.train_dataloader()]
+    expected = [[module.train_set.reader.keys[i] for i in batch] for batch in plan.rank_batches(2, 0)]
+    assert keys == expected[3:]
+    assert module.position.epoch == 2
+    other = SRDataModule(_config(tiny_pairs, batch_size=2), scale=4)
+    other.setup("fit")
+    with pytest.raises(ValueError, match="batch_size: saved 4 now 2"):
+        other.load_state_dict(module.state_dict())
