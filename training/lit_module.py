@@ -212,7 +212,9 @@ class SRModule(pl.LightningModule):
         border = self.model_cfg.scale
         sums = self._val_sums.setdefault(dataloader_idx, torch.zeros(3, dtype=torch.float64))
         for sr_img, hr_img in zip(sr, hr, strict=True):
-            sums += torch.tensor([psnr_y(sr_img, hr_img, border), ssim_y(sr_img, hr_img, border), 1.0])
+            sums += torch.tensor(
+                [psnr_y(sr_img, hr_img, border), ssim_y(sr_img, hr_img, border), 1.0], dtype=torch.float64
+            )
 
     def _val_loaders(self) -> list[Any]:
         loaders = self.trainer.val_dataloaders
