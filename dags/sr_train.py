@@ -19,7 +19,11 @@ with the default Params (every committed partition), `catchup=False`.
 Tasks: `check` (before anything starts: arch and options, recipe/scale match, committed and large enough
 data, devices this worker has; a failure names the problem) -> `train` (the subprocess; its XCom is the
 TrainResult: best/last checkpoint URIs, final metrics, step). A retry resumes from the run's
-`last.ckpt`, mid-epoch included. Validation gates, registration and promotion follow `train` (issue 6).
+`last.ckpt`, mid-epoch included. -> `validate` (safe load, golden forward pass, Set5/Set14 and the pair
+test split against bicubic and the current `@champion`, latency, TorchScript export; the verdict is the
+XCom) -> `register` (a new version of `model_name`, `@challenger`, with the verdict in its tags) ->
+`promote` (moves `@champion` only on a passing verdict; a failing gate fails this task with the reasons and
+leaves `@champion` untouched). Gate thresholds come from the `gates` Param (GateConfig fields).
 
 Manual run: `airflow dags trigger sr_train --conf '{"arch": "espcn", "scale": 4, "partitions": ["2026-11-20"]}'`,
 or without Airflow `crisp train --config training/configs/espcn_x4.yaml --set data.partitions=[2026-11-20]`.
@@ -72,6 +76,30 @@ def train_config(params: dict[str, Any], run_id: str):
     return with_s3_options(load_train_config(base, overrides, defaults), settings)
 
 
+def _registry():
+    from crisp.settings import load_settings
+    from training.registry import RegistryConfig
+
+    settings = load_settings()
+    return (
+        settings,
+        settings.storage(),
+        RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri),
+    )
+
+
+def gate_config(params: dict[str, Any], storage):
+    """GateConfig for this run: Params `gates` over defaults that also score the recipe's pair test split."""
+    from pipeline.commit import committed_partitions
+    from training.validate import GateConfig
+
+    partitions = params.get("partitions") or ["all"]
+    if "all" in partitions:
+        partitions = committed_partitions(storage, f"pairs/{params['recipe']}")
+    gates = {"pair_recipe": params["recipe"], "pair_partitions": partitions, **(params.get("gates") or {})}
+    return GateConfig.model_validate(gates)
+
+
 @dag(
     dag_id="sr_train",
     schedule=SCHEDULE,
@@ -87,6 +115,8 @@ def train_config(params: dict[str, Any], run_id: str):
         "max_steps": Param(20000, type="integer", minimum=1, description="optimizer steps"),
         "devices": Param(1, type="integer", minimum=1, description="GPUs (or CPU processes) on the worker"),
         "overrides": Param([], type="array", items={"type": "string"}, description="section.key=value"),
+        "model_name": Param("crisp-sr", type="string", description="registered model name"),
+        "gates": Param({}, type="object", description='GateConfig fields, e.g. {"margin_db": 0.3}'),
     },
     tags=["crisp", "training", "sr"],
     doc_md=__doc__,
@@ -148,9 +178,62 @@ def sr_train():
         print(result)
         return result
 
-    train(check())
-    # Issue 6 chains validate -> register (@challenger) -> promote (@champion) after `train`,
-    # reading the XCom's best_ckpt_uri.
+    @task(retries=0)
+    def validate(result: dict) -> dict:
+        from airflow.sdk import get_current_context
+
+        from training.validate import validate_checkpoint
+
+        params = get_current_context()["params"]
+        settings, storage, registry = _registry()
+        checkpoint = result["best_ckpt_uri"] or result["last_ckpt_uri"]
+        verdict = validate_checkpoint(
+            checkpoint,
+            gate_config(params, storage),
+            champion=f"models:/{params['model_name']}@champion",
+            storage=storage,
+            registry=registry,
+        )
+        print(verdict.model_dump_json(indent=1))
+        return {"checkpoint": checkpoint, "verdict": verdict.model_dump(mode="json")}
+
+    @task(retries=0)
+    def register(validated: dict) -> int:
+        from airflow.sdk import get_current_context
+
+        from training.registry import register as register_version
+        from training.validate import Verdict
+
+        params = get_current_context()["params"]
+        _, storage, registry = _registry()
+        verdict = Verdict.model_validate(validated["verdict"])
+        # a failing verdict is registered too (as @challenger): the record of what was tried
+        version = register_version(
+            validated["checkpoint"], verdict, params["model_name"], config=registry,
+            storage_options=storage.options or None,
+        )  # fmt: skip
+        print(f"{params['model_name']} version {version} is @challenger")
+        return version
+
+    @task(retries=0)
+    def promote(version: int, validated: dict) -> int:
+        from airflow.sdk.exceptions import AirflowFailException
+        from airflow.sdk import get_current_context
+
+        from training.registry import PromotionRefused
+        from training.registry import promote as promote_version
+
+        params = get_current_context()["params"]
+        _, _, registry = _registry()
+        try:
+            promote_version(params["model_name"], version, registry)
+        except PromotionRefused as exc:  # @champion stays where it was
+            raise AirflowFailException(f"version {version} not promoted: {exc}") from exc
+        print(f"{params['model_name']} version {version} is now @champion")
+        return version
+
+    validated = validate(train(check()))
+    promote(register(validated), validated)
 
 
 sr_train()

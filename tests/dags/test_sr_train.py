@@ -28,17 +28,47 @@ def root(tmp_path, tiny_pairs, monkeypatch):  # noqa: F811 (the fixture imported
 
 def test_dag_shape_and_params():
     dag = load_dagbag().dags["sr_train"]
-    assert [t.task_id for t in dag.topological_sort()] == ["check", "train"]
-    assert {"arch", "scale", "recipe", "partitions", "max_steps", "devices", "overrides"} <= set(dag.params)
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "check",
+        "train",
+        "validate",
+        "register",
+        "promote",
+    ]
+    assert {
+        "arch",
+        "scale",
+        "recipe",
+        "partitions",
+        "max_steps",
+        "devices",
+        "overrides",
+        "model_name",
+        "gates",
+    } <= set(dag.params)
     assert dag.schedule is None or dag.timetable.summary == "None"
     assert dag.catchup is False and "python -m training.train" in dag.doc_md
 
 
+# the tiny fixture has no test split; Set5 (../shared/data) is the benchmark
+NO_PAIR_SPLIT = {"pair_recipe": None}
+
+
+def _champion(root, name):
+    from training.registry import RegistryConfig, list_versions
+
+    versions = list_versions(name, RegistryConfig(root=root.root))
+    return [v.version for v in versions if "champion" in v.aliases], len(versions)
+
+
 @pytest.mark.slow
-def test_dag_test_trains_and_writes_a_checkpoint(airflow_db, root):
+def test_dag_test_trains_validates_registers_and_promotes(airflow_db, root):
     conf = {"arch": "espcn", "scale": 4, "recipe": "bicubic_x4", "partitions": [TINY_PARTITION],
-            "max_steps": 2, "devices": 1, "overrides": TINY}  # fmt: skip
+            "max_steps": 2, "devices": 1, "overrides": TINY, "model_name": "dag-sr",
+            "gates": {**NO_PAIR_SPLIT, "margin_db": -100.0}}  # fmt: skip
     run = run_dag("sr_train", WHEN, conf=conf)
+    assert run.get_task_instance("promote").xcom_pull(task_ids="promote") == 1
+    assert _champion(root, "dag-sr") == ([1], 1)
     result = run.get_task_instance("train").xcom_pull(task_ids="train")
     assert result["global_step"] == 2 and "/runs/sr_train/" in result["last_ckpt_uri"]
     rel = result["last_ckpt_uri"][len(root.root) + 1 :]
@@ -69,3 +99,20 @@ def test_params_schema_rejects_an_unsupported_scale(airflow_db):
     dag = load_dagbag().dags["sr_train"]
     with pytest.raises(Exception, match="scale|enum|5"):
         dag.test(logical_date=WHEN, run_conf={"scale": 5})
+
+
+@pytest.mark.slow
+def test_failing_gate_fails_promote_and_leaves_champion(airflow_db, root, capfd):
+    """Two steps of training cannot beat bicubic by 0.3 dB: the run is registered, not promoted."""
+    dag = load_dagbag().dags["sr_train"]
+    conf = {"partitions": [TINY_PARTITION], "max_steps": 2, "overrides": TINY, "model_name": "dag-sr-fail",
+            "gates": {**NO_PAIR_SPLIT, "margin_db": 0.3}}  # fmt: skip
+    for task in dag.tasks:
+        task.retries = 0
+    run = dag.test(logical_date=WHEN, run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["validate"] == "success" and states["register"] == "success"
+    assert states["promote"] == "failed" and str(run.state) == "failed"
+    out, err = capfd.readouterr()
+    assert "not promoted" in out + err and "bicubic_margin" in out + err
+    assert _champion(root, "dag-sr-fail") == ([], 1)
