@@ -44,7 +44,9 @@ def _say(message: str) -> None:
 
 def _benchmarks() -> dict[str, Path]:
     """Set5 when the shared benchmark data is beside the checkout; the pair test split is always used."""
-    shared = Path(os.environ.get("CRISP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    shared = Path(
+        os.environ.get("CRISP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+    )
     set5 = shared / "sr_benchmarks" / "Set5"
     return {"Set5": set5} if set5.is_dir() else {}
 
@@ -87,7 +89,9 @@ def run_demo(
         "duplicates": summary.duplicates,
         "rejected": dict(summary.rejected),
     }
-    _say(f"    accepted {summary.accepted}, duplicates {summary.duplicates}, rejected {dict(summary.rejected)}")
+    _say(
+        f"    accepted {summary.accepted}, duplicates {summary.duplicates}, rejected {dict(summary.rejected)}"
+    )
 
     _say(f"2/7 pairs: {RECIPE} on a Dask LocalCluster")
     pairs = build_pairs(storage, RECIPE, [partition], PairsConfig(recipes=[RECIPE], hr_tile=192, min_tile=96))

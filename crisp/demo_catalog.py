@@ -81,10 +81,22 @@ def write_feed(path: Path, base_url: str) -> int:
         for name, pid, cat, title in DEMO_PHOTOS
     ]
     # the same picture listed again under another URL, and a link that went stale
-    rows.append({"product_id": "P-1001", "image_url": f"{base_url}/astronaut.png?variant=hero",
-                 "category": "Posters", "title": "Astronaut portrait print (hero)"})
-    rows.append({"product_id": "P-1099", "image_url": f"{base_url}/discontinued.jpg",
-                 "category": "Posters", "title": "Discontinued item"})
+    rows.append(
+        {
+            "product_id": "P-1001",
+            "image_url": f"{base_url}/astronaut.png?variant=hero",
+            "category": "Posters",
+            "title": "Astronaut portrait print (hero)",
+        }
+    )
+    rows.append(
+        {
+            "product_id": "P-1099",
+            "image_url": f"{base_url}/discontinued.jpg",
+            "category": "Posters",
+            "title": "Discontinued item",
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["product_id", "image_url", "category", "title"])

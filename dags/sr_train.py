@@ -217,8 +217,8 @@ def sr_train():
 
     @task(retries=0)
     def promote(version: int, validated: dict) -> int:
-        from airflow.sdk.exceptions import AirflowFailException
         from airflow.sdk import get_current_context
+        from airflow.sdk.exceptions import AirflowFailException
 
         from training.registry import PromotionRefused
         from training.registry import promote as promote_version

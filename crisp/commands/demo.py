@@ -14,9 +14,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and write a report. Everything lands under --root.",
     )
     p.add_argument("--root", default="file://./demo-out", help="storage root URI (default file://./demo-out)")
-    p.add_argument("--catalog", help="a real catalog feed URI (CSV/JSONL/Parquet) instead of the embedded one")
+    p.add_argument(
+        "--catalog", help="a real catalog feed URI (CSV/JSONL/Parquet) instead of the embedded one"
+    )
     p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500, a few minutes)")
-    p.add_argument("--allow-host", action="append", default=[], help="extra hosts past the private-address guard")
+    p.add_argument(
+        "--allow-host", action="append", default=[], help="extra hosts past the private-address guard"
+    )
     p.set_defaults(run=run)
 
 
