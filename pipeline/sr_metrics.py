@@ -16,7 +16,11 @@ The protocol is the one the published SR tables use (MATLAB scripts of SRCNN/EDS
    K2 = 0.03, L = 255, "valid" filtering (no padding), mean of the SSIM map.
 
 Training code imports these functions for its validation metrics, so train-time and data-time scores
-agree to the last bit.
+agree to the last bit. Scoring both PSNR and SSIM of one pair converts each image to Y once
+(`psnr_ssim_y`, or `y_planes` then `psnr_of_y` / `ssim_of_y`), as pair labelling does for every tile.
+SSIM filters four planes (both means, the sum of the squares, the product): filtering the sum of the
+squares once gives var(sr) + var(hr), the only way SSIM uses them. The filter stays in float64: scipy's
+correlate1d computes in double whatever the input type, so float32 planes would save nothing.
 """
 
 from __future__ import annotations
@@ -74,8 +78,8 @@ def shave(img: np.ndarray, border: int) -> np.ndarray:
     return img[border:-border, border:-border]
 
 
-def _scored_pair(sr: np.ndarray, hr: np.ndarray, border: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a pair and return the shaved Y planes in float64."""
+def y_planes(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a pair and return its shaved Y planes in float64, to score with `psnr_of_y` / `ssim_of_y`."""
     sr_arr, hr_arr = np.asarray(sr), np.asarray(hr)
     if sr_arr.shape != hr_arr.shape:
         raise ValueError(f"sr and hr must have the same shape, got {sr_arr.shape} and {hr_arr.shape}")
@@ -87,13 +91,25 @@ def _scored_pair(sr: np.ndarray, hr: np.ndarray, border: int) -> tuple[np.ndarra
     return shave(rgb_to_y(sr_arr), border), shave(rgb_to_y(hr_arr), border)
 
 
-def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
-    """Y-channel PSNR in dB (peak 255) after shaving `border` pixels; inf for identical images."""
-    sr_y, hr_y = _scored_pair(sr, hr, border)
+def _check_planes(sr_y: np.ndarray, hr_y: np.ndarray) -> None:
+    if sr_y.ndim != 2 or sr_y.shape != hr_y.shape:
+        raise ValueError(
+            f"Y planes must be two HxW arrays of the same shape (from y_planes), got {sr_y.shape} and {hr_y.shape}"
+        )
+
+
+def psnr_of_y(sr_y: np.ndarray, hr_y: np.ndarray) -> float:
+    """PSNR in dB (peak 255) of two Y planes from `y_planes`; inf for identical planes."""
+    _check_planes(sr_y, hr_y)
     mse = float(np.mean((sr_y - hr_y) ** 2))
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(255.0**2 / mse)
+
+
+def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
+    """Y-channel PSNR in dB (peak 255) after shaving `border` pixels; inf for identical images."""
+    return psnr_of_y(*y_planes(sr, hr, border))
 
 
 def _filter_valid(plane: np.ndarray) -> np.ndarray:
@@ -104,15 +120,41 @@ def _filter_valid(plane: np.ndarray) -> np.ndarray:
     return out[r:-r, r:-r]
 
 
-def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
-    """Y-channel SSIM (Wang et al., as BasicSR's calculate_ssim) after shaving `border` pixels."""
-    sr_y, hr_y = _scored_pair(sr, hr, border)
+def ssim_of_y(sr_y: np.ndarray, hr_y: np.ndarray) -> float:
+    """SSIM (Wang et al., as BasicSR's calculate_ssim) of two Y planes from `y_planes`."""
+    _check_planes(sr_y, hr_y)
     if min(sr_y.shape) < 2 * _SSIM_RADIUS + 1:
         raise ValueError(f"SSIM needs at least 11x11 pixels after shaving, got {sr_y.shape}")
+    # In-place arithmetic: the same operations in the same order, without a dozen plane-sized temporaries.
     mu_sr, mu_hr = _filter_valid(sr_y), _filter_valid(hr_y)
-    var_sr = _filter_valid(sr_y * sr_y) - mu_sr**2
-    var_hr = _filter_valid(hr_y * hr_y) - mu_hr**2
-    covar = _filter_valid(sr_y * hr_y) - mu_sr * mu_hr
-    numerator = (2.0 * mu_sr * mu_hr + _SSIM_C1) * (2.0 * covar + _SSIM_C2)
-    denominator = (mu_sr**2 + mu_hr**2 + _SSIM_C1) * (var_sr + var_hr + _SSIM_C2)
-    return float(np.mean(numerator / denominator))
+    mu_product = mu_sr * mu_hr
+    mu_squares = np.add(np.square(mu_sr, out=mu_sr), np.square(mu_hr, out=mu_hr), out=mu_sr)
+    squares = sr_y * sr_y
+    squares += hr_y * hr_y
+    var_sum = _filter_valid(squares)  # var(sr) + var(hr) once the means are taken off
+    var_sum -= mu_squares
+    covar = _filter_valid(sr_y * hr_y)
+    covar -= mu_product
+    # (2 mu_sr mu_hr + C1) (2 covar + C2) / ((mu_sr^2 + mu_hr^2 + C1) (var_sum + C2)), in place
+    numerator, denominator = mu_product, mu_squares
+    numerator *= 2.0
+    numerator += _SSIM_C1
+    covar *= 2.0
+    covar += _SSIM_C2
+    numerator *= covar
+    denominator += _SSIM_C1
+    var_sum += _SSIM_C2
+    denominator *= var_sum
+    numerator /= denominator
+    return float(np.mean(numerator))
+
+
+def ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
+    """Y-channel SSIM (Wang et al., as BasicSR's calculate_ssim) after shaving `border` pixels."""
+    return ssim_of_y(*y_planes(sr, hr, border))
+
+
+def psnr_ssim_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> tuple[float, float]:
+    """(`psnr_y`, `ssim_y`) of one pair, converting each image to Y once."""
+    sr_y, hr_y = y_planes(sr, hr, border)
+    return psnr_of_y(sr_y, hr_y), ssim_of_y(sr_y, hr_y)

@@ -15,7 +15,7 @@ ground truth); otherwise the pixels are stored losslessly as PNG.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import (  # the plugins are imported so `Image.open(formats=...)` knows them without Image.init()
@@ -53,6 +53,8 @@ class NormalizedImage:
     flags name what was done to reach 8-bit sRGB: had_alpha (some pixel was not opaque; composited
     on white), animated (first frame taken), cmyk, palette, high_bit_depth, grayscale_source,
     exif_rotated, icc_converted, icc_ignored (a profile that does not fit the pixel mode).
+    `image` holds the same pixels as the decoded RGB Pillow image, so hashing and metrics can start from
+    it instead of converting `pixels` back (None when built by hand).
     """
 
     pixels: np.ndarray
@@ -63,6 +65,7 @@ class NormalizedImage:
     stored_format: str
     reencoded: bool
     flags: frozenset[str]
+    image: Image.Image | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,7 @@ def _decode_and_normalize(image: Image.Image, data: bytes) -> NormalizedImage:
         stored_format=stored_format,
         reencoded=not keep_original,
         flags=frozenset(flags),
+        image=image,
     )
 
 

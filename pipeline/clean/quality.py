@@ -91,8 +91,14 @@ class QualityMetrics:
     aspect_ratio: float
 
 
-def measure(pixels: np.ndarray, stored_format: str, stored_bytes: bytes | None = None) -> QualityMetrics:
-    """All metrics of one normalized image (see `QualityMetrics` for units)."""
+def measure(
+    pixels: np.ndarray,
+    stored_format: str,
+    stored_bytes: bytes | None = None,
+    image: Image.Image | None = None,
+) -> QualityMetrics:
+    """All metrics of one normalized image (see `QualityMetrics` for units); `image`, the same pixels as
+    an RGB Pillow image when the caller has one (`NormalizedImage.image`), saves a conversion."""
     if (
         not isinstance(pixels, np.ndarray)
         or pixels.dtype != np.uint8
@@ -103,7 +109,11 @@ def measure(pixels: np.ndarray, stored_format: str, stored_bytes: bytes | None =
     if stored_format == "jpeg" and stored_bytes is None:
         raise ValueError("stored_format is 'jpeg': pass stored_bytes so the JPEG quality can be estimated")
     height, width, _ = pixels.shape
-    small_image = _analysis_copy(pixels)
+    if image is not None and (
+        not isinstance(image, Image.Image) or image.mode != "RGB" or image.size != (width, height)
+    ):
+        raise ValueError(f"image must be the RGB Pillow image of the {width}x{height} pixels, got {image!r}")
+    small_image = _analysis_copy(pixels, image)
     small = np.asarray(small_image)
     red, green, blue = (small[..., channel].astype(np.float32) for channel in range(3))
     luma = 0.299 * red + 0.587 * green + 0.114 * blue
@@ -170,10 +180,10 @@ def estimate_jpeg_quality(jpeg_bytes: bytes) -> float | None:
     return float(_QUALITIES[int(np.argmin(errors))])
 
 
-def _analysis_copy(pixels: np.ndarray) -> Image.Image:
+def _analysis_copy(pixels: np.ndarray, image: Image.Image | None = None) -> Image.Image:
     """Integer box reduction to a long side of at most 512: a true area average, and fast."""
     factor = -(-max(pixels.shape[:2]) // ANALYSIS_LONG_SIDE)
-    image = Image.fromarray(pixels)
+    image = image if image is not None else Image.fromarray(pixels)
     return image.reduce(factor) if factor > 1 else image
 
 

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from pipeline.degrade.bicubic import bicubic_upscale
 from pipeline.degrade.recipe import Recipe, Severity
-from pipeline.sr_metrics import psnr_y, ssim_y
+from pipeline.sr_metrics import psnr_ssim_y
 
 QUALITY_CLASSES = ("excellent", "good", "fair", "poor", "bad")
 
@@ -127,9 +127,10 @@ def pair_labels(
     border = scale if scale > 1 else 0
     severity = recipe.severity(params)
     score = quality_score(severity, config)
+    psnr, ssim = psnr_ssim_y(upsampled, hr, border)  # one Y conversion per image for both scores
     return PairLabels(
-        psnr_y=psnr_y(upsampled, hr, border),
-        ssim_y=ssim_y(upsampled, hr, border),
+        psnr_y=psnr,
+        ssim_y=ssim,
         blur_sigma=severity.blur_sigma,
         noise_sigma=severity.noise_sigma,
         jpeg_quality=severity.jpeg_quality,

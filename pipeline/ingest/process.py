@@ -10,6 +10,13 @@ quality metrics and flags).
 hands the bytes to the pool and only then takes the next URL. So at most that many bodies are in memory
 at once, and when the CPUs fall behind the crawler waits instead of piling up bytes. Accepted stored bytes
 go to an append-only spool file on local disk, not memory, until the writer shards them in image_id order.
+
+`process_image` is a pure function of the bytes, so a body is cleaned once: the event loop takes the
+sha256 of every fetched body, and a body whose bytes were already cleaned (or are being cleaned) reuses
+that result - the same `ProcessedImage` and spool slot, or the same `Rejection` - instead of going to a
+worker again and being spooled again. Catalogs list one photo under many URLs (CDN query strings, sizes
+that redirect to one file): those rows still get a `Processed` each and end as exact duplicates through
+the shared image_id, exactly as if every copy had been cleaned.
 """
 
 from __future__ import annotations
@@ -83,6 +90,11 @@ class Spool:
         self._end += len(data)
         return at
 
+    @property
+    def size(self) -> int:
+        """Bytes appended so far."""
+        return self._end
+
     def read(self, at: tuple[int, int]) -> bytes:
         offset, size = at
         self._file.seek(offset)
@@ -103,11 +115,12 @@ def process_image(data: bytes, config: CleanConfig) -> ProcessedImage | Rejectio
     normalized = normalize(data, config)
     if isinstance(normalized, Rejection):
         return normalized
-    metrics = measure(normalized.pixels, normalized.stored_format, normalized.stored_bytes)
+    pixels, picture = normalized.pixels, normalized.image  # one decoded image feeds every measurement
+    metrics = measure(pixels, normalized.stored_format, normalized.stored_bytes, picture)
     return ProcessedImage(
-        image_id=image_id(normalized.pixels),
-        phash=phash(normalized.pixels),
-        color_signature=color_signature(normalized.pixels),
+        image_id=image_id(pixels),
+        phash=phash(pixels, picture),
+        color_signature=color_signature(pixels, picture),
         width=normalized.width,
         height=normalized.height,
         source_format=normalized.source_format,
@@ -131,8 +144,12 @@ def fetch_and_process(
     workers: int | None = None,
     start_method: str = "forkserver",
     progress: Callable[[int, int], None] | None = None,
+    reuse_identical_bodies: bool = True,
 ) -> list[Processed]:
-    """Fetch and clean every request (see the module docstring); results in input order."""
+    """Fetch and clean every request (see the module docstring); results in input order.
+
+    `reuse_identical_bodies=False` cleans and spools every fetched body, even repeated bytes: the same
+    outcomes, only slower (kept to prove exactly that)."""
     workers = workers or os.cpu_count() or 1
     if workers < 1:
         raise ValueError(f"workers={workers}: need at least one worker process")
@@ -143,7 +160,7 @@ def fetch_and_process(
         # Workers fork from a server that already imported Pillow, numpy and the cleaner: fast starts.
         context.set_forkserver_preload([__name__])
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return asyncio.run(_run(requests, crawl, clean, spool, pool, progress))
+        return asyncio.run(_run(requests, crawl, clean, spool, pool, progress, reuse_identical_bodies))
 
 
 async def _run(
@@ -153,27 +170,42 @@ async def _run(
     spool: Spool,
     pool: ProcessPoolExecutor,
     progress: Callable[[int, int], None] | None,
+    reuse_identical_bodies: bool,
 ) -> list[Processed]:
     loop = asyncio.get_running_loop()
     pending = iter(enumerate(requests))
     results: list[Processed | None] = [None] * len(requests)
     done = 0
+    # sha256 of a fetched body -> the task cleaning it: later copies await it instead of a worker
+    cleaning: dict[bytes, asyncio.Future[ProcessedImage | Rejection]] = {}
 
-    async def clean_bytes(fetched: FetchResult) -> Processed:
-        content = fetched.content or b""
-        fetched = replace(fetched, content=None)
+    async def clean_once(content: bytes) -> ProcessedImage | Rejection:
         try:
             outcome = await loop.run_in_executor(pool, process_image, content, clean)
         except BrokenProcessPool:
             raise  # a worker died (killed for memory?): the run fails and can simply be rerun
         except Exception as exc:  # a cleaner bug on odd bytes must not lose the row: record it
-            return Processed(
-                fetched, rejection=Rejection(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
-            )
+            return Rejection(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
+        if isinstance(outcome, Rejection):
+            return outcome
+        stored = outcome.stored_bytes if outcome.stored_bytes is not None else content
+        return replace(outcome, stored_bytes=None, spool_at=spool.append(stored))
+
+    async def clean_bytes(fetched: FetchResult) -> Processed:
+        content = fetched.content or b""
+        fetched = replace(fetched, content=None)
+        if reuse_identical_bodies:
+            digest = hashlib.sha256(content).digest()
+            task = cleaning.get(digest)
+            if task is None:
+                task = cleaning[digest] = asyncio.ensure_future(clean_once(content))
+            del content  # a copy's bytes are not needed: the first copy's task holds them while it runs
+            outcome = await task
+        else:
+            outcome = await clean_once(content)
         if isinstance(outcome, Rejection):
             return Processed(fetched, rejection=outcome)
-        stored = outcome.stored_bytes if outcome.stored_bytes is not None else content
-        return Processed(fetched, image=replace(outcome, stored_bytes=None, spool_at=spool.append(stored)))
+        return Processed(fetched, image=outcome)
 
     async def worker(context) -> None:
         nonlocal done

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from skimage.metrics import structural_similarity
 
-from pipeline.sr_metrics import modcrop, psnr_y, rgb_to_y, shave, ssim_y
+from pipeline.sr_metrics import (
+    modcrop,
+    psnr_of_y,
+    psnr_ssim_y,
+    psnr_y,
+    rgb_to_y,
+    shave,
+    ssim_of_y,
+    ssim_y,
+    y_planes,
+)
 
 
 def _noisy_pair(seed: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -82,3 +92,49 @@ def test_bad_inputs_raise_clearly() -> None:
         psnr_y(sr.astype(np.float32), hr)
     with pytest.raises(ValueError, match="11x11"):
         ssim_y(sr[:12, :12], hr[:12, :12], border=1)
+
+
+def _reference_ssim(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
+    """The textbook five-plane SSIM (var(sr), var(hr), covariance each filtered), as BasicSR writes it."""
+    from scipy import ndimage
+
+    sr_y, hr_y = shave(rgb_to_y(sr), border), shave(rgb_to_y(hr), border)
+    taps = np.exp(-((np.arange(11) - 5.0) ** 2) / (2 * 1.5**2))
+    taps /= taps.sum()
+
+    def blur(plane: np.ndarray) -> np.ndarray:
+        out = ndimage.correlate1d(ndimage.correlate1d(plane, taps, axis=0), taps, axis=1)
+        return out[5:-5, 5:-5]
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_x, mu_y = blur(sr_y), blur(hr_y)
+    var_x, var_y = blur(sr_y**2) - mu_x**2, blur(hr_y**2) - mu_y**2
+    cov = blur(sr_y * hr_y) - mu_x * mu_y
+    ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return float(ssim_map.mean())
+
+
+@pytest.mark.parametrize("shape", [(40, 56), (64, 48, 3)])
+def test_scores_from_y_planes_converted_once_equal_the_pair_functions(shape: tuple[int, ...]) -> None:
+    sr, hr = _noisy_pair(3, shape)
+    sr_y, hr_y = y_planes(sr, hr, border=2)
+    assert sr_y.shape == hr_y.shape == (shape[0] - 4, shape[1] - 4) and sr_y.dtype == np.float64
+    assert psnr_of_y(sr_y, hr_y) == psnr_y(sr, hr, border=2)
+    assert ssim_of_y(sr_y, hr_y) == ssim_y(sr, hr, border=2)
+    assert psnr_ssim_y(sr, hr, border=2) == (psnr_y(sr, hr, border=2), ssim_y(sr, hr, border=2))
+    # the four-plane filtering (sum of squares filtered once) is the five-plane formula to rounding
+    assert ssim_y(sr, hr, border=2) == pytest.approx(_reference_ssim(sr, hr, 2), abs=1e-12)
+    assert psnr_ssim_y(hr, hr) == (math.inf, pytest.approx(1.0, abs=1e-12))
+
+
+def test_y_plane_functions_refuse_mismatched_planes() -> None:
+    sr, hr = _noisy_pair(4, (32, 32, 3))
+    sr_y, hr_y = y_planes(sr, hr)
+    with pytest.raises(ValueError, match="same shape"):
+        psnr_of_y(sr_y[:-1], hr_y)
+    with pytest.raises(ValueError, match="same shape"):
+        ssim_of_y(sr_y, hr_y[:, :-1])
+    with pytest.raises(ValueError, match="HxW"):
+        ssim_of_y(rgb_to_y(sr)[..., None], rgb_to_y(hr)[..., None])
+    with pytest.raises(ValueError, match="uint8"):
+        psnr_ssim_y(sr.astype(np.float32), hr)

@@ -54,6 +54,18 @@ def test_id_does_not_depend_on_memory_layout(apparel: NormalizedImage) -> None:
     assert color_signature(strided) == color_signature(apparel.pixels)
 
 
+def test_hashes_from_the_decoded_image_equal_hashes_from_pixels(apparel: NormalizedImage) -> None:
+    assert apparel.image is not None
+    assert phash(apparel.pixels, apparel.image) == phash(apparel.pixels)
+    assert color_signature(apparel.pixels, apparel.image) == color_signature(apparel.pixels)
+    other_size = apparel.image.resize((apparel.width // 2, apparel.height // 2))
+    for wrong in (other_size, apparel.image.convert("L"), apparel.pixels):
+        with pytest.raises(ValueError, match="RGB Pillow image"):
+            phash(apparel.pixels, wrong)  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="RGB Pillow image"):
+            color_signature(apparel.pixels, wrong)  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     "bad",
     [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((0, 4, 3), np.uint8), [1, 2]],

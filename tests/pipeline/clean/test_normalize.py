@@ -25,6 +25,9 @@ def accepted(data: bytes, config: CleanConfig | None = None) -> NormalizedImage:
     # The stored bytes always decode to exactly the normalized pixels.
     assert np.array_equal(decoded(result.stored_bytes), result.pixels)
     assert result.pixels.dtype == np.uint8 and result.pixels.shape == (result.height, result.width, 3)
+    # ... and the decoded Pillow image handed on to hashing and metrics holds those same pixels.
+    assert result.image is not None and result.image.mode == "RGB"
+    assert np.array_equal(np.asarray(result.image), result.pixels)
     return result
 
 

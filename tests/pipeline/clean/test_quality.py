@@ -132,6 +132,16 @@ def test_bad_arguments_raise_value_error(apparel: NormalizedImage) -> None:
         measure(apparel.pixels, "jpeg")
     with pytest.raises(ValueError, match="HxWx3 uint8"):
         measure(apparel.pixels.astype(np.float32), "png")
+    assert apparel.image is not None
+    with pytest.raises(ValueError, match="RGB Pillow image"):
+        measure(apparel.pixels, "png", image=apparel.image.convert("L"))
+    with pytest.raises(ValueError, match="RGB Pillow image"):
+        measure(apparel.pixels, "png", image=apparel.image.crop((0, 0, 100, 100)))
+
+
+def test_metrics_from_the_decoded_image_equal_metrics_from_pixels(apparel: NormalizedImage) -> None:
+    from_image = measure(apparel.pixels, "jpeg", apparel.stored_bytes, image=apparel.image)
+    assert from_image == measure(apparel.pixels, "jpeg", apparel.stored_bytes)
 
 
 def test_flag_names_are_the_documented_set() -> None:

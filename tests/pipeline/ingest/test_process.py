@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import pytest
 
@@ -80,6 +81,60 @@ def test_fetch_and_process_spools_bytes_and_keeps_input_order(product_photos, tm
         assert spool.read(blocks.image.spool_at) == png
         assert local.image.image_id == photo.image.image_id
         assert seen[-1] == (5, 5) and len(seen) == 5
+
+
+def _identical_bodies_cases(server, product_photos) -> list[str]:
+    """URLs where most bodies repeat: a photo under 3 query strings, a CMYK JPEG (re-encoded in the worker)
+    and a corrupt JPEG under 2 paths each, and a PNG of the photo's pixels (same image_id, other bytes)."""
+    photo = (product_photos / PHOTO).read_bytes()
+    bodies = {
+        "/cmyk-a.jpg": bad_images.cmyk_jpeg(6),
+        "/cmyk-b.jpg": bad_images.cmyk_jpeg(6),
+        "/broken-a.jpg": bad_images.corrupt_jpeg(7),
+        "/broken-b.jpg": bad_images.corrupt_jpeg(7),
+        "/same-pixels.png": bad_images.as_png(photo),
+    }
+    for path, body in bodies.items():
+        server.add_route(path, Route(body=body, content_type="image/png"))
+    return [server.url(f"/{PHOTO}?copy={n}") for n in range(3)] + [server.url(p) for p in bodies]
+
+
+def test_identical_bodies_are_cleaned_once_with_the_same_outcomes(product_photos, tmp_path):
+    crawl = CrawlConfig(allow_hosts=["127.0.0.1"], max_retries=0)
+    runs = {}
+    with LoopbackHTTPServer(product_photos) as server:
+        urls = _identical_bodies_cases(server, product_photos)
+        requests = [FetchRequest(url, url) for url in urls]
+        for reuse in (True, False):
+            with Spool(str(tmp_path)) as spool:
+                results = fetch_and_process(
+                    requests, crawl, CleanConfig(), spool, workers=2, reuse_identical_bodies=reuse
+                )
+                stored = [spool.read(r.image.spool_at) if r.image else None for r in results]
+                runs[reuse] = (results, stored, spool.size)
+    (reused, reused_bytes, reused_spool), (fresh, fresh_bytes, fresh_spool) = runs[True], runs[False]
+    assert [r.fetch.key for r in reused] == [r.fetch.key for r in fresh] == urls
+    for a, b in zip(reused, fresh, strict=True):  # every field but the spool slot and the fetch clock
+        assert replace(a.fetch, fetched_at=None, elapsed_s=0) == replace(
+            b.fetch, fetched_at=None, elapsed_s=0
+        )
+        assert a.rejection == b.rejection
+        assert (a.image is None) == (b.image is None)
+        if a.image is not None:
+            assert replace(a.image, spool_at=None) == replace(b.image, spool_at=None)
+    assert reused_bytes == fresh_bytes
+    photo_1, photo_2, photo_3, cmyk_a, cmyk_b, broken_a, broken_b, same_pixels = reused
+    # copies share one cleaning result: one spool slot, one image_id, one rejection
+    assert photo_1.image.spool_at == photo_2.image.spool_at == photo_3.image.spool_at
+    assert cmyk_a.image.spool_at == cmyk_b.image.spool_at and cmyk_a.image.reencoded
+    assert broken_a.rejection == broken_b.rejection and broken_a.rejection.reason == Reason.DECODE_ERROR
+    # other bytes, same pixels: cleaned on its own, and the image_id makes it an exact duplicate later
+    assert same_pixels.image.spool_at != photo_1.image.spool_at
+    assert same_pixels.image.image_id == photo_1.image.image_id
+    # each distinct body is spooled once instead of once per URL
+    distinct = {r.image.bytes_sha256: r.image.stored_size for r in reused if r.image is not None}
+    assert reused_spool == sum(distinct.values())
+    assert fresh_spool == sum(r.image.stored_size for r in fresh if r.image is not None) > reused_spool
 
 
 def test_bad_worker_count_is_named():

@@ -4,16 +4,20 @@ retry of only the retryable failures, and the whole bad-input matrix in one feed
 from __future__ import annotations
 
 import csv
+import functools
 from pathlib import Path
 
 import pytest
 
 from pipeline.commit import PartitionNotCommittedError
 from pipeline.crawl import CrawlConfig
+from pipeline.ingest import run as ingest_run
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.feed import FeedError
+from pipeline.ingest.process import fetch_and_process
 from pipeline.ingest.read import read_image, read_partition
 from pipeline.ingest.run import ingest_partition, parse_partition
+from pipeline.storage import Storage
 from schemas.expectations import GateError, ingest_suites, validate_or_raise
 from schemas.reasons import Reason
 from tests.support import bad_images
@@ -144,6 +148,54 @@ def test_retry_failed_fetches_only_the_retryable_failures(server, tmp_path, loca
     for kind, row in outcomes.values():  # images kept from the first attempt were carried into the new one
         if kind == "accepted":
             assert len(read_image(local_storage, retried.manifest, row)) == row["size"]
+
+
+def test_cleaning_each_body_once_commits_the_same_partition(
+    server, product_photos, local_storage, tmp_path, config, monkeypatch
+):
+    """Reusing the result of identical bodies changes nothing committed: index, ledgers and shards."""
+    rows = catalog_rows(product_photos)[::40]  # 12 photos, each under 3 query strings
+    photo = (product_photos / rows[0]["file"]).read_bytes()
+    bodies = {
+        "cmyk": bad_images.cmyk_jpeg(6),
+        "broken": bad_images.corrupt_jpeg(7),
+        "same-pixels": bad_images.as_png(photo),
+    }
+    feed = tmp_path / "feed.csv"
+    with open(feed, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["product_id", "image_url"])
+        writer.writerows(
+            [r["sku"], f"{server.base_url}/{r['file']}?copy={c}"] for c in range(3) for r in rows
+        )
+        for name, body in bodies.items():
+            for copy in ("a", "b"):
+                server.add_route(f"/x/{name}-{copy}", Route(body=body, content_type="image/png"))
+                writer.writerow([f"X-{name}", server.url(f"/x/{name}-{copy}")])
+    fresh_storage = Storage((tmp_path / "fresh").as_uri())
+    reused = ingest_partition(f"file://{feed}", DAY, local_storage, config)
+    monkeypatch.setattr(
+        ingest_run, "fetch_and_process", functools.partial(fetch_and_process, reuse_identical_bodies=False)
+    )
+    fresh = ingest_partition(f"file://{feed}", DAY, fresh_storage, config)
+    assert reused.to_dict() | {"seconds": 0, "images_per_s": 0, "attempt_id": 0, "content_digest": 0} == (
+        fresh.to_dict() | {"seconds": 0, "images_per_s": 0, "attempt_id": 0, "content_digest": 0}
+    )
+    assert (reused.accepted, reused.duplicates_exact, reused.rejected) == (13, 27, {"decode_error": 2})
+
+    clocks = {"fetched_at", "ingested_at", "recorded_at"}
+    a, b = read_partition(local_storage, DAY), read_partition(fresh_storage, DAY)
+    for name in ("index", "duplicates", "rejects"):
+        table_a, table_b = getattr(a, name), getattr(b, name)
+        assert table_a.schema == table_b.schema, name
+        keep = [c for c in table_a.column_names if c not in clocks]
+        rows_a = sorted(table_a.select(keep).to_pylist(), key=lambda r: r["row_key"])
+        rows_b = sorted(table_b.select(keep).to_pylist(), key=lambda r: r["row_key"])
+        assert rows_a == rows_b, name
+    shards = sorted(f.name for f in a.manifest.files if f.name.startswith("shards/"))
+    assert shards == sorted(f.name for f in b.manifest.files if f.name.startswith("shards/")) != []
+    for shard in shards:
+        assert a.manifest.file(shard).sha256 == b.manifest.file(shard).sha256, shard
 
 
 def test_bad_input_runs_and_errors_are_named(local_storage, tmp_path, config):

@@ -40,11 +40,10 @@ def images_partition(pair_photos):
 
 @pytest.fixture(scope="session")
 def dask_client2():
-    """The cluster of the acceptance tests: 2 single-threaded worker processes, no dashboard."""
-    from distributed import Client, LocalCluster
+    """The cluster of the acceptance tests: 2 single-threaded worker processes, as `crisp pairs` starts them."""
+    from distributed import Client
 
-    with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
-        Client(cluster) as client,
-    ):
+    from pipeline.pairs.cluster import start_local_cluster
+
+    with start_local_cluster(2) as cluster, Client(cluster) as client:
         yield client

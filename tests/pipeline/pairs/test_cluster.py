@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from pipeline.pairs.cluster import dask_client, local_worker_count
+from pipeline.pairs.cluster import LOCAL_DASHBOARD, dask_client, local_worker_count
 from pipeline.pairs.config import SCHEDULER_ENV
 
 
@@ -44,3 +44,18 @@ def test_default_is_a_local_cluster_of_worker_processes(monkeypatch):
         assert worker["nthreads"] == 1
         assert client.submit(os.getpid).result() != os.getpid()  # a separate process, not a thread
     assert client.status == "closed"
+
+
+def test_local_workers_keep_the_default_allocator_and_a_private_http_port(monkeypatch):
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+    # a nanny started elsewhere in this process with Dask's default would have leaked the variable here
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    omp_threads = os.environ.get("OMP_NUM_THREADS", "1")  # a variable already set wins over Dask's config
+    with dask_client(n_workers=1) as client:
+        (env,) = client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()
+        assert env is None  # Dask's 65536 makes every large numpy temporary a fresh mmap
+        (threads,) = client.run(lambda: os.environ.get("OMP_NUM_THREADS")).values()
+        assert threads == omp_threads  # the rest of Dask's worker environment is kept
+        host, port = client.cluster.scheduler.http_server.address, client.cluster.scheduler.http_server.port
+        assert host == LOCAL_DASHBOARD.split(":")[0] and port not in (0, 8787)
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") is None  # and nothing leaked into this process
