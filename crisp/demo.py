@@ -99,7 +99,7 @@ def run_demo(
 
     checkpoint, metrics_csv = _train(storage, partition, steps)
     verdict, version, champion = _gate_and_promote(storage, checkpoint, partition)
-    upscaled = _upscale_sample(storage, version)
+    upscaled = _upscale_sample(storage, champion if champion is not None else version)
     report = _report(storage, checkpoint, verdict, metrics_csv, partition)
     result = DemoResult(
         root=storage.root,
@@ -144,7 +144,7 @@ def _train(storage, partition: str, steps: int) -> tuple[str, str]:
 
 
 def _gate_and_promote(storage, checkpoint: str, partition: str):
-    from training.registry import PromotionRefused, RegistryConfig, promote, register
+    from training.registry import PromotionRefused, RegistryConfig, list_versions, promote, register
     from training.validate import GateConfig, validate_checkpoint
 
     registry = RegistryConfig(root=storage.root)
@@ -166,7 +166,11 @@ def _gate_and_promote(storage, checkpoint: str, partition: str):
         champion = version
         _say(f"6/7 promote: version {version} is now @champion")
     except PromotionRefused as exc:
-        _say(f"6/7 promote refused, @champion unchanged: {exc}")
+        # a rerun's model may not beat the champion of an earlier run: that one keeps serving
+        champion = next(
+            (v.version for v in list_versions(MODEL_NAME, registry) if "champion" in v.aliases), None
+        )
+        _say(f"6/7 promote refused, @champion stays at version {champion}: {exc}")
     return verdict, version, champion
 
 

@@ -1,0 +1,37 @@
+"""`crisp demo` end to end on a temp root: every stage leaves what the issue names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from crisp.cli import main
+from pipeline.commit import read_manifest, verify
+from pipeline.storage import Storage
+from training.registry import RegistryConfig, list_versions
+
+
+@pytest.mark.slow
+def test_demo_runs_the_whole_path(tmp_path, capsys):
+    root = f"file://{tmp_path}/demo"
+    assert main(["demo", "--root", root, "--steps", "300"]) == 0
+    out = capsys.readouterr().out
+    storage = Storage(root)
+    result = json.loads(storage.read_bytes("demo/result.json"))
+    # ingest: every catalog row ends somewhere, with the planted duplicate and broken link
+    ingest = result["ingest"]
+    assert ingest["inputs"] == ingest["accepted"] + ingest["duplicates"] + sum(ingest["rejected"].values())
+    assert ingest["duplicates"] >= 1 and ingest["rejected"].get("http_client_error") == 1
+    images = read_manifest(storage, "images", result["partition"])
+    verify(storage, images, checksums=True)
+    pairs = read_manifest(storage, "pairs/bicubic_x4", result["partition"])
+    assert pairs.counts["pairs"] == result["pairs"] > 0
+    # a champion, an upscaled sample and a report
+    versions = list_versions("crisp-sr-x4", RegistryConfig(root=root))
+    assert [v.version for v in versions if "champion" in v.aliases] == [result["champion"]]
+    assert result["verdict_passed"] and storage.exists("demo/upscaled/chelsea_side_by_side.png")
+    report = Path(result["report"]).read_text()
+    assert "Set5" in report and "<table" in report
+    assert "@champion" in out or "champion" in out
