@@ -117,10 +117,10 @@ def validate_or_raise(
         raise ValueError(f"no DataFrame given for suite(s) {', '.join(missing)}")
     failures: list[str] = []
     for name in sorted(suites):
-        failures += _failures(name, df_by_name[name], suites[name])
+        failures += suite_failures(name, df_by_name[name], suites[name])
     tables, count_frame = _accounting_frames(df_by_name, counts, pd)
-    failures += _failures("accounting", count_frame, _count_suite())
-    failures += _failures("outcomes", tables, _outcome_suite(int(counts.get("inputs", -1))))
+    failures += suite_failures("accounting", count_frame, _count_suite())
+    failures += suite_failures("outcomes", tables, _outcome_suite(int(counts.get("inputs", -1))))
     if failures:
         raise GateError(failures)
 
@@ -194,7 +194,7 @@ def _batch_definition(table: str):
         return asset.add_batch_definition_whole_dataframe("whole")
 
 
-def _failures(table: str, frame: Any, suite: Any) -> list[str]:
+def suite_failures(table: str, frame: Any, suite: Any) -> list[str]:
     batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite)
     return [_describe(table, r) for r in result.results if not r.success]

@@ -7,7 +7,7 @@ scale, partition, tile bounds, row count). Out: nothing when every expectation p
 The suites are built from the declared schemas with `schemas.expectations.suite_from_schema` (exact
 column set, non-null required columns), plus what a schema cannot say: unique pair ids without '.',
 one recipe / scale / partition per partition, tile sizes within the tile bounds and HR = LR x scale,
-non-empty members after the first tar header, labels in range (PSNR >= 0, inf for identical tiles;
+non-empty members after the first tar header, labels in range (PSNR in [0, 100] dB, capped for identical tiles;
 SSIM in [-1, 1]; score in [0, 5]; known classes), severity components in range, as many index rows as
 the workers returned, and skip reasons that are `Reason` codes. GX is imported only when a gate runs.
 """
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from pipeline.degrade.labels import QUALITY_CLASSES
-from schemas.expectations import GateError, _failures, suite_from_schema
+from pipeline.sr_metrics import PSNR_CAP_DB
+from schemas.expectations import GateError, suite_failures, suite_from_schema
 from schemas.image_index import SPLIT_VALUES
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.reasons import Reason
@@ -62,7 +63,7 @@ def pair_index_suite(expect: PairExpectations):
             "lr_offset": (_TAR_HEADER, None),
             "hr_size": (1, None),
             "lr_size": (1, None),
-            "psnr_y": (0, None),
+            "psnr_y": (0, PSNR_CAP_DB),
             "ssim_y": (-1, 1),
             "quality_score": (0, 5),
             "blur_sigma": (0, None),
@@ -99,8 +100,8 @@ def check_pairs(index: pa.Table, skips: pa.Table, expect: PairExpectations) -> N
     aligned = frame[["hr_width", "hr_height"]].assign(
         lr_width_x_scale=frame["lr_width"] * expect.scale, lr_height_x_scale=frame["lr_height"] * expect.scale
     )
-    failures = _failures("pair_index", frame, pair_index_suite(expect))
-    failures += _failures("pair_alignment", aligned, alignment_suite())
-    failures += _failures("pair_skips", skips.to_pandas(), pair_skip_suite())
+    failures = suite_failures("pair_index", frame, pair_index_suite(expect))
+    failures += suite_failures("pair_alignment", aligned, alignment_suite())
+    failures += suite_failures("pair_skips", skips.to_pandas(), pair_skip_suite())
     if failures:
         raise GateError([f"pairs/{expect.recipe}/{expect.partition} {f}" for f in failures])

@@ -20,7 +20,7 @@ def record(tile_x: int, **changes) -> dict:
         "recipe": "bicubic_x4", "recipe_version": 1, "scale": 4, "variant": 0, "tile_y": 0, "tile_x": tile_x,
         "hr_width": 240, "hr_height": 240, "lr_width": 60, "lr_height": 60, "shard": "shards/000000.tar",
         "hr_offset": 512, "hr_size": 1000, "lr_offset": 2048, "lr_size": 100, "params": "{}",
-        "psnr_y": float("inf"), "ssim_y": 0.9, "quality_score": 3.58, "quality_class": "good",
+        "psnr_y": 100.0, "ssim_y": 0.9, "quality_score": 3.58, "quality_class": "good",
         "blur_sigma": 0.0, "noise_sigma": 0.0, "jpeg_quality": 100, "lr_sharpness": 10.0,
         "lr_noise_sigma": 1.0, "lr_blockiness": 1.0, "image_width": 480, "image_height": 240,
         "source_partition": "2026-11-20", "source_shard": "shards/000000.tar", "partition": "2026-11-20",
