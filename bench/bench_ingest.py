@@ -27,15 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.results import figure, write_result
-
-
-def default_photos() -> Path:
-    """The product photo folder: $CRISP_SHARED_DATA (else ../shared/data) / products/magento_luma."""
-    shared = Path(
-        os.environ.get("CRISP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-    )
-    return shared / "products" / "magento_luma"
-
+from pipeline.reference_data import product_photos_dir
 
 VENV = Path(__file__).resolve().parent / ".venvs" / "img2dataset"
 IMG2DATASET_VERSION = "1.47.0"
@@ -47,7 +39,7 @@ class IngestBenchConfig(BaseModel):
     """What one ingest benchmark run measures.
 
     - repeats: runs per contender; figures are medians (default 3, CRISP_BENCH_REPEATS).
-    - photos: the folder of photos and their catalog.csv (default `default_photos()`).
+    - photos: the folder of photos and their catalog.csv (default `product_photos_dir()`).
     - quick: 1 repeat over the first quarter of the photos (CRISP_BENCH_QUICK=1) for a loaded machine.
     - photo_limit: use only the first N photos (CRISP_BENCH_PHOTOS; default all, or a quarter when quick).
     - copies: distinct query strings per photo; every copy is the same bytes (default 4).
@@ -60,7 +52,7 @@ class IngestBenchConfig(BaseModel):
 
     repeats: int = Field(default=3, ge=1)
     quick: bool = False
-    photos: Path = Field(default_factory=default_photos)
+    photos: Path = Field(default_factory=product_photos_dir)
     photo_limit: int | None = Field(default=None, ge=1)
     copies: int = Field(default=4, ge=1)
     i2d_processes: int = Field(default=2, ge=1)

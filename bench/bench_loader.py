@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bench.loader_contenders import PARTITION, RECIPE, REPO, SCALE, SITE, run_contender
 from bench.results import figure, write_result
+from pipeline.reference_data import product_photos_dir
 
 LITDATA = ("litdata==0.2.76", "obstore")
 KEYS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -54,13 +55,7 @@ class LoaderBenchConfig(BaseModel):
 
     epochs: int = Field(default=3, ge=1)
     quick: bool = False
-    photos: Path = Field(
-        default_factory=lambda: (
-            Path(os.environ.get("CRISP_SHARED_DATA", REPO.parent / "shared" / "data"))
-            / "products"
-            / "magento_luma"
-        )
-    )
+    photos: Path = Field(default_factory=product_photos_dir)
     photo_limit: int = Field(default=48, ge=4)
     workers: tuple[int, ...] = (0, 2)
     batch_size: int = Field(default=16, ge=1)

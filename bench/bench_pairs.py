@@ -24,15 +24,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.results import figure, write_result
-
-
-def default_photos() -> Path:
-    """The product photo folder: $CRISP_SHARED_DATA (else ../shared/data) / products/magento_luma."""
-    shared = Path(
-        os.environ.get("CRISP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-    )
-    return shared / "products" / "magento_luma"
-
+from pipeline.reference_data import product_photos_dir
 
 PARTITION = "2026-01-01"
 
@@ -41,7 +33,7 @@ class PairsBenchConfig(BaseModel):
     """What one pairs benchmark run measures.
 
     - repeats: runs per (recipe, workers); figures are medians (default 3, CRISP_BENCH_REPEATS).
-    - photos: the folder of photos and their catalog.csv (default `default_photos()`).
+    - photos: the folder of photos and their catalog.csv (default `product_photos_dir()`).
     - quick: 1 repeat over the first `quick_photos` photos (CRISP_BENCH_QUICK=1) for a loaded machine.
     - photo_limit: use only the first N photos (CRISP_BENCH_PHOTOS; default all, or `quick_photos`).
     - recipes: measured recipes; the first one is the headline (default bicubic_x4, realworld_x4).
@@ -55,7 +47,7 @@ class PairsBenchConfig(BaseModel):
 
     repeats: int = Field(default=3, ge=1)
     quick: bool = False
-    photos: Path = Field(default_factory=default_photos)
+    photos: Path = Field(default_factory=product_photos_dir)
     recipes: tuple[str, ...] = ("bicubic_x4", "realworld_x4")
     workers: tuple[int, ...] = (1, 2)
     input_shards: int = Field(default=16, ge=1)

@@ -30,15 +30,12 @@ import lightning.pytorch as pl
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.results import figure, write_result
+from pipeline.reference_data import product_photos_dir, shared_data_dir, t91_dir
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITION = "2026-01-01"
 RECIPE = "bicubic_x4"
 SCALE = 4
-
-
-def shared_data() -> Path:
-    return Path(os.environ.get("CRISP_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
 class TrainCpuBenchConfig(BaseModel):
@@ -71,9 +68,9 @@ class TrainCpuBenchConfig(BaseModel):
     val_every: int = Field(default=2500, ge=1)
     ema_decay: float = Field(default=0.999, ge=0, lt=1)
     root: Path | None = None
-    photos: Path = Field(default_factory=lambda: shared_data() / "products" / "magento_luma")
-    t91: Path = Field(default_factory=lambda: shared_data() / "sr_train" / "T91")
-    benchmarks: Path = Field(default_factory=lambda: shared_data() / "sr_benchmarks")
+    photos: Path = Field(default_factory=product_photos_dir)
+    t91: Path = Field(default_factory=t91_dir)
+    benchmarks: Path = Field(default_factory=lambda: shared_data_dir() / "sr_benchmarks")
 
     @classmethod
     def from_env(cls) -> TrainCpuBenchConfig:

@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from bench.results import figure, write_result
+from pipeline.reference_data import product_photos_dir, t91_dir
 
 REPO = Path(__file__).resolve().parents[1]
 # `crisp upscale` exactly as crisp/cli.py runs it (its parser, then `run`), but registering only this
@@ -49,10 +50,6 @@ UPSCALE_CLI = (
 )
 
 
-def default_shared() -> Path:
-    return Path(os.environ.get("CRISP_SHARED_DATA", REPO.parent / "shared" / "data"))
-
-
 class UpscaleBenchConfig(BaseModel):
     """What one upscale benchmark run measures.
 
@@ -68,8 +65,8 @@ class UpscaleBenchConfig(BaseModel):
 
     repeats: int = Field(default=3, ge=1)
     quick: bool = False
-    photos: Path = Field(default_factory=lambda: default_shared() / "products" / "magento_luma")
-    t91: Path = Field(default_factory=lambda: default_shared() / "sr_train" / "T91")
+    photos: Path = Field(default_factory=product_photos_dir)
+    t91: Path = Field(default_factory=t91_dir)
     crop: int = Field(default=1000, ge=16)
     large: int = Field(default=4000, ge=16)
     scale: int = 4

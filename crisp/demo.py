@@ -10,7 +10,6 @@ DAGs and the tests; this module only wires them together on the embedded default
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 import time
 from dataclasses import asdict, dataclass
@@ -44,10 +43,9 @@ def _say(message: str) -> None:
 
 def _benchmarks() -> dict[str, Path]:
     """Set5 when the shared benchmark data is beside the checkout; the pair test split is always used."""
-    shared = Path(
-        os.environ.get("CRISP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-    )
-    set5 = shared / "sr_benchmarks" / "Set5"
+    from pipeline.reference_data import benchmark_dir
+
+    set5 = benchmark_dir("Set5")
     return {"Set5": set5} if set5.is_dir() else {}
 
 

@@ -21,7 +21,6 @@ A randomly initialised model fails the margin gate (it is far below bicubic).
 from __future__ import annotations
 
 import hashlib
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -31,19 +30,16 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from pipeline.reference_data import benchmark_dir
 from training import measure
 from training.archs import build_arch
 from training.export import export_torchscript
 from training.safe_load import CheckpointMeta, CheckpointRejected, LoadReason, safe_load
 from training.upscale import resolve_device
 
-_SHARED_DATA = Path(
-    os.environ.get("CRISP_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
-)
-
 
 def _default_benchmarks() -> dict[str, Path]:
-    return {name: _SHARED_DATA / "sr_benchmarks" / name for name in ("Set5", "Set14")}
+    return {name: benchmark_dir(name) for name in ("Set5", "Set14")}
 
 
 class GateConfig(BaseModel):
