@@ -113,11 +113,17 @@ def floor_pass(
 ) -> dict[str, float]:
     """Decode each HR, Pillow BICUBIC /scale of its modcrop, PNG-encode the LR; one process, no labels.
 
-    With `hr_tile`, the modcropped HR is also PNG-encoded in `hr_tile` px tiles: the least any writer of
-    lossless HR/LR tile pairs must do, so the job's ratio to this floor isolates tiling and labels.
+    With `hr_tile`, the modcropped HR is also written in `hr_tile` px tiles with the job's default HR
+    codec: the least any writer of lossless HR/LR tile pairs must do, so the job's ratio to this floor
+    isolates tiling and labels.
     """
+    import numpy as np
     from PIL import Image
 
+    from pipeline.pairs.config import PairsConfig
+    from pipeline.tile_codec import encode_tile
+
+    defaults = PairsConfig()
     started, pixels = time.perf_counter(), 0
     for data in encoded:
         with Image.open(io.BytesIO(data)) as img:
@@ -126,10 +132,11 @@ def floor_pass(
             box = (0, 0, width - width % scale, height - height % scale)
             lr = img.resize((width // scale, height // scale), Image.Resampling.BICUBIC, box=box)
             if hr_tile:
+                hr = np.asarray(img.convert("RGB"))
                 for y in range(0, box[3], hr_tile):
                     for x in range(0, box[2], hr_tile):
-                        tile = img.crop((x, y, min(x + hr_tile, box[2]), min(y + hr_tile, box[3])))
-                        tile.save(io.BytesIO(), format="PNG", compress_level=png_level)
+                        tile = hr[y : min(y + hr_tile, box[3]), x : min(x + hr_tile, box[2])]
+                        encode_tile(tile, defaults.hr_codec, defaults.zstd_level)
         lr.save(io.BytesIO(), format="PNG", compress_level=png_level)
         pixels += width * height
     return {"seconds": time.perf_counter() - started, "hr_pixels": pixels, "images": len(encoded)}
@@ -190,7 +197,7 @@ def main() -> None:
     import great_expectations  # noqa: F401  (the job's gate imports it; a one-off cost per process)
 
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    floors: dict[str, list[dict[str, float]]] = {"floor": [], "floor_with_hr_png": []}
+    floors: dict[str, list[dict[str, float]]] = {"floor": [], "floor_with_hr_tiles": []}
     with tempfile.TemporaryDirectory(prefix="crisp-bench-pairs-") as tmp:
         root = Path(tmp, "root")
         storage = Storage(root.as_uri())
@@ -204,7 +211,7 @@ def main() -> None:
                     config.repeats
                 ):  # floors interleaved with the jobs: load changes hit all alike
                     floors["floor"].append(floor_pass(encoded, config.floor_scale, config.png_level))
-                    floors["floor_with_hr_png"].append(
+                    floors["floor_with_hr_tiles"].append(
                         floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile)
                     )
                     for recipe in config.recipes:
@@ -234,12 +241,13 @@ def main() -> None:
     notes = (
         f"{len(photos)} product photos (original JPEGs, {sum(map(len, encoded)) / 1e6:.1f} MB) committed as one "
         f"images partition in {setup_s:.1f} s, ~{config.input_shards} input shards (= Dask tasks); PairsConfig "
-        f"defaults ({config.hr_tile} px HR tiles, 1 variant, PNG level {config.png_level}, labels on). Medians "
+        f"defaults ({config.hr_tile} px HR tiles, zstd HR / PNG level {config.png_level} LR, blank tiles skipped, "
+        "labels on). Medians "
         f"of {config.repeats} run(s){' (quick mode)' if config.quick else ''}; a run = build_pairs wall time "
         "on a started LocalCluster (cluster start and worker imports excluded; planning, GX gate and commit "
         "included); floors run in this process, interleaved with the jobs. Per core = figure / workers; a "
         "floor is one process. The target ratio is <recipe>_1w_over_floor_per_core (one process each); "
-        "floor_with_hr_png also PNG-encodes the HR tiles, which the job must write and the floor does not. "
+        "floor_with_hr_tiles also encodes the HR tiles (default codec), which the job must write and the floor does not. "
         f"Load average before/after: {[round(x, 2) for x in load_before]} / "
         f"{[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} cores (other processes were running)."
     )

@@ -8,7 +8,7 @@ In (a JSON spec file, written by bench/bench_loader.py, which starts this module
 - optimize: the train tiles (shard path, pair id, HR/LR offsets and sizes) and an output folder.
 Out: one JSON line on stdout: {"epochs": [{"seconds", "samples"}...]} (+ "warm"), or {"seconds"} for optimize.
 
-Both loaders do the same per-sample work: Crisp's `decode_rgb` of the LR and HR PNGs, its `augment`
+Both loaders do the same per-sample work: Crisp's `decode_tile` of the LR and HR tiles, its `augment`
 (aligned random crop, flips, transpose) and `to_tensor`. An epoch is timed from `iter(loader)` (worker start
 included: neither keeps workers between epochs) to its last batch. LitData's S3 epochs each get an empty
 chunk cache unless told to reuse the last one. LitData 0.2.76 builds its obstore client with fixed client
@@ -31,7 +31,8 @@ import numpy as np
 
 # Imported here, not in the transform: loader workers fork from this process, and a lazy import would cost
 # every LitData worker seconds on its first sample, every epoch (Crisp's workers inherit these modules too).
-from training.data.dataset import augment, decode_rgb, to_tensor
+from pipeline.tile_codec import decode_tile
+from training.data.dataset import augment, to_tensor
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = REPO / "bench" / ".venvs" / "litdata-site"  # litdata + obstore, installed --no-deps (no torchvision)
@@ -77,7 +78,7 @@ def crisp_epochs(spec: dict[str, Any]) -> dict[str, Any]:
 
 def decode_and_augment(item: dict[str, Any], patch: int) -> dict[str, Any]:
     """LitData's per-sample transform: Crisp's own PNG decode, aligned crop + flips, and tensors."""
-    lr, hr = augment(decode_rgb(item["lr"]), decode_rgb(item["hr"]), SCALE, patch, np.random.default_rng())
+    lr, hr = augment(decode_tile(item["lr"]), decode_tile(item["hr"]), SCALE, patch, np.random.default_rng())
     return {"lr": to_tensor(lr), "hr": to_tensor(hr)}
 
 

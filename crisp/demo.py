@@ -92,7 +92,7 @@ def run_demo(
     )
 
     _say(f"2/7 pairs: {RECIPE} on a Dask LocalCluster")
-    pairs = build_pairs(storage, RECIPE, [partition], PairsConfig(recipes=[RECIPE], hr_tile=192, min_tile=96))
+    pairs = build_pairs(storage, RECIPE, [partition], PairsConfig(recipes=[RECIPE], hr_tile=384, min_tile=96))
     _say(f"    {pairs.pairs} pairs")
 
     checkpoint, metrics_csv = _train(storage, partition, steps)

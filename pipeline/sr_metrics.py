@@ -19,16 +19,17 @@ Training code imports these functions for its validation metrics, so train-time 
 agree to the last bit. Scoring both PSNR and SSIM of one pair converts each image to Y once
 (`psnr_ssim_y`, or `y_planes` then `psnr_of_y` / `ssim_of_y`), as pair labelling does for every tile.
 SSIM filters four planes (both means, the sum of the squares, the product): filtering the sum of the
-squares once gives var(sr) + var(hr), the only way SSIM uses them. The filter stays in float64: scipy's
-correlate1d computes in double whatever the input type, so float32 planes would save nothing.
+squares once gives var(sr) + var(hr), the only way SSIM uses them. The filter is OpenCV's separable
+`sepFilter2D` in float64 (BasicSR filters with OpenCV too): 4x faster than scipy's `correlate1d` and equal
+to it within 1e-13. It runs on one thread: callers run one process per core.
 """
 
 from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 # MATLAB rgb2ycbcr luma row for inputs in [0, 1]; dividing by 255 adapts it to 0..255 inputs.
 _Y_WEIGHTS = np.array([65.481, 128.553, 24.966], dtype=np.float64) / 255.0
@@ -47,6 +48,7 @@ def _gaussian_window_1d(size: int = 2 * _SSIM_RADIUS + 1, sigma: float = 1.5) ->
 
 
 _SSIM_TAPS = _gaussian_window_1d()
+cv2.setNumThreads(1)  # process-wide; data workers and loaders already run one process per core
 
 
 def rgb_to_y(img: np.ndarray) -> np.ndarray:
@@ -54,8 +56,12 @@ def rgb_to_y(img: np.ndarray) -> np.ndarray:
     arr = np.asarray(img)
     if arr.ndim == 2:
         return arr.astype(np.float64)
-    if arr.ndim == 3 and arr.shape[2] == 3:
-        return arr.astype(np.float64) @ _Y_WEIGHTS + _Y_OFFSET
+    if arr.ndim == 3 and arr.shape[2] == 3:  # channel by channel: half the time of a (H, W, 3) @ (3,) matmul
+        luma = arr[..., 0] * _Y_WEIGHTS[0]
+        luma += arr[..., 1] * _Y_WEIGHTS[1]
+        luma += arr[..., 2] * _Y_WEIGHTS[2]
+        luma += _Y_OFFSET
+        return luma
     raise ValueError(f"rgb_to_y expects an HxW or HxWx3 image, got shape {arr.shape}")
 
 
@@ -131,10 +137,10 @@ def psnr_y(sr: np.ndarray, hr: np.ndarray, border: int = 0) -> float:
 
 def _filter_valid(plane: np.ndarray) -> np.ndarray:
     """Separable 11x11 Gaussian filter keeping only the positions where the window fits."""
-    out = ndimage.correlate1d(plane, _SSIM_TAPS, axis=0, mode="constant")
-    out = ndimage.correlate1d(out, _SSIM_TAPS, axis=1, mode="constant")
     r = _SSIM_RADIUS
-    return out[r:-r, r:-r]
+    return cv2.sepFilter2D(plane, cv2.CV_64F, _SSIM_TAPS, _SSIM_TAPS, borderType=cv2.BORDER_CONSTANT)[
+        r:-r, r:-r
+    ]
 
 
 def ssim_of_y(sr_y: np.ndarray, hr_y: np.ndarray) -> float:

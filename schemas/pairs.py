@@ -1,14 +1,17 @@
 """Pair index and pair skip ledger: the Parquet records of `pairs/<recipe>/<partition>/`.
 
-`PAIR_INDEX_SCHEMA` holds one row per aligned (HR tile, LR tile) pair: where both PNG members sit in
+`PAIR_INDEX_SCHEMA` holds one row per aligned (HR tile, LR tile) pair: where both tile members sit in
 their tar shard (one range read each), the recipe, version, scale and the recorded `params` (JSON) that
 regenerate the LR bit for bit, the severity components read from those params, the full-reference labels
 (PSNR-Y / SSIM-Y of the bicubic-upsampled LR against HR, standard protocol) and the derived
 `quality_score` in [0, 5] with its `quality_class`, and no-reference metrics measured on the LR tile.
 
 `PAIR_SKIP_SCHEMA` holds one row per (image, variant) that produced no pair, with a reason code from
-`schemas.reasons.Reason` (HR smaller than the tile or scale allows, undecodable bytes...), so no input
-image disappears silently.
+`schemas.reasons.Reason` (HR smaller than the tile or scale allows, undecodable bytes...), and one row per
+tile dropped as blank (`flat_tile`, with its `tile_y`/`tile_x`), so no input disappears silently.
+
+Version 2 of both: HR members may be zstd `.npy` (`pipeline.tile_codec`) as well as PNG, tiles split each
+axis evenly (`pipeline.degrade.tiles`), and skips gained `tile_y`/`tile_x` (null for a whole image).
 
 `partition` is the output partition (= the source image partition's date); `source_partition` and
 `source_shard` name the image partition and shard the HR came from.
@@ -20,8 +23,8 @@ import pyarrow as pa
 
 from schemas.validate import declare
 
-VERSION = 1
-SKIP_VERSION = 1
+VERSION = 2
+SKIP_VERSION = 2
 
 PAIR_INDEX_SCHEMA = declare(
     "pair_index",
@@ -78,6 +81,8 @@ PAIR_SKIP_SCHEMA = declare(
         pa.field("variant", pa.int32(), nullable=False),
         pa.field("reason", pa.string(), nullable=False),  # a schemas.reasons.Reason value
         pa.field("detail", pa.string()),
+        pa.field("tile_y", pa.int32()),  # the dropped tile of a flat_tile skip; null when the whole image was
+        pa.field("tile_x", pa.int32()),
         pa.field("image_width", pa.int32()),
         pa.field("image_height", pa.int32()),
         pa.field("source_partition", pa.string(), nullable=False),

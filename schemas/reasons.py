@@ -37,6 +37,8 @@ class Reason(StrEnum):
     DECOMPRESSION_BOMB = "decompression_bomb"
     TOO_SMALL = "too_small"
     BAD_ASPECT_RATIO = "bad_aspect_ratio"
+    # pairs
+    FLAT_TILE = "flat_tile"  # an HR tile with no content (blank background): nothing to learn or label
 
 
 RETRYABLE: frozenset[Reason] = frozenset(

@@ -55,8 +55,9 @@ def pair_index_suite(expect: PairExpectations):
             "quality_class": list(QUALITY_CLASSES),
         },
         bounds={
-            "hr_width": (expect.min_tile, expect.hr_tile),
-            "hr_height": (expect.min_tile, expect.hr_tile),
+            # an evenly split axis gives tiles of at least half a tile (pipeline.degrade.tiles)
+            "hr_width": (min(expect.min_tile, expect.hr_tile // 2), expect.hr_tile),
+            "hr_height": (min(expect.min_tile, expect.hr_tile // 2), expect.hr_tile),
             "tile_y": (0, None),
             "tile_x": (0, None),
             "hr_offset": (_TAR_HEADER, None),

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pipeline.degrade import RECIPES, Recipe, get_recipe
 from pipeline.degrade.labels import LabelConfig
 from pipeline.degrade.tiles import TileConfig
+from pipeline.tile_codec import TileCodec
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 OUTPUT_FIELDS = (
@@ -29,13 +30,17 @@ OUTPUT_FIELDS = (
     "min_tile",
     "shard_target_bytes",
     "png_compress_level",
+    "hr_codec",
+    "zstd_level",
+    "flat_tile_std",
     "labels",
 )
 MIN_TILE_FLOOR = 32  # SSIM-Y needs 11x11 px left after shaving `scale` px per border
 
 
 class PairsConfig(BaseModel):
-    """Pair generation settings. Defaults: bicubic_x4, one variant per image, 480 px HR tiles, no overlap."""
+    """Pair generation settings. Defaults: bicubic_x4, one variant per image, 480 px HR tiles, no overlap,
+    zstd HR and PNG LR tiles, blank tiles skipped."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -47,7 +52,13 @@ class PairsConfig(BaseModel):
     overlap: int = 0  # HR px shared by neighbouring tiles
     min_tile: int = 96  # an image whose modcropped short side is below this is skipped (reason too_small)
     shard_target_bytes: int = 256 * 1024 * 1024  # an output shard rolls over past this size
-    png_compress_level: int = 1  # zlib level of the lossless tiles: 1 is fast and only ~10 % bigger
+    png_compress_level: int = 1  # zlib level of PNG tiles: 1 is fast and only ~10 % bigger
+    # HR tile codec: zstd'd raw pixels encode ~10x faster than PNG for ~25 % more bytes (pipeline.tile_codec)
+    hr_codec: TileCodec = "zstd"
+    zstd_level: int = 1
+    # HR tiles whose luma std (every 2nd pixel) is below this are blank background: skipped as flat_tile
+    # (on the product photos 12 % of 480 px tiles, all >= 60 dB for bicubic); 0 keeps every tile
+    flat_tile_std: float = 2.0
     workers: int | None = None  # LocalCluster worker processes; None = one per core
     scheduler_address: str | None = None  # a running Dask scheduler; None = DASK_SCHEDULER_ADDRESS or local
     retries: int = 2  # Dask task retries on an exception (worker loss is retried by the scheduler)
@@ -78,6 +89,10 @@ class PairsConfig(BaseModel):
         _at_least(self.shard_target_bytes, 1 << 16, "shard_target_bytes", "use at least 64 KiB")
         if not 0 <= self.png_compress_level <= 9:
             raise ValueError(f"png_compress_level={self.png_compress_level} must be in 0..9 (zlib levels)")
+        if not 1 <= self.zstd_level <= 22:
+            raise ValueError(f"zstd_level={self.zstd_level} must be in 1..22")
+        if self.flat_tile_std < 0:
+            raise ValueError(f"flat_tile_std={self.flat_tile_std} must be >= 0 (0 keeps every tile)")
         if self.workers is not None:
             _at_least(self.workers, 1, "workers", "leave it unset for one worker per core")
         _at_least(self.retries, 0, "retries", "use 0 to disable retries")

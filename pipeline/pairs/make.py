@@ -8,8 +8,9 @@ the skip records (reason code per image and variant that produced no pair) and t
 
 Per image (sorted by image_id) and variant: decode the HR, skip it with `too_small` when its modcropped
 short side is below `min_tile` (or `decode_error`), sample params from the seed key (image_id, recipe,
-recipe version, variant), degrade, tile, label each tile, encode both tiles as lossless PNG and append
-them to the output tar. Output shards are named after the input shard (`shards/000003.tar`, then
+recipe version, variant), degrade, tile, skip blank tiles (`flat_tile`, recorded), label each tile,
+encode the HR tile with `hr_codec` (zstd `.npy` by default) and the LR tile as PNG (both lossless,
+`pipeline.tile_codec`) and append them to the output tar. Output shards are named after the input shard (`shards/000003.tar`, then
 `shards/000003-001.tar`... past `shard_target_bytes`), written in a fixed order with byte-deterministic
 tars, so the same input gives the same bytes on any worker, any worker count and any rerun; a retried
 task overwrites the same objects with the same bytes.
@@ -36,11 +37,12 @@ from pipeline.degrade.labels import pair_labels
 from pipeline.degrade.tiles import tile_pair
 from pipeline.pairs.config import PairsConfig
 from pipeline.shards import ShardWriter
-from pipeline.sr_metrics import modcrop
+from pipeline.sr_metrics import modcrop, rgb_to_y
 from pipeline.storage import Storage
+from pipeline.tile_codec import MEMBER_SUFFIX, encode_tile
 from schemas.reasons import Reason
 
-HR_EXT, LR_EXT = "hr.png", "lr.png"
+LR_EXT = "lr.png"
 
 
 @dataclass(frozen=True)
@@ -95,10 +97,9 @@ def decode_hr(data: bytes) -> np.ndarray:
         return np.asarray(img.convert("RGB") if img.mode != "RGB" else img)
 
 
-def encode_png(pixels: np.ndarray, level: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels)).save(buf, format="PNG", compress_level=level)
-    return buf.getvalue()
+def is_flat(hr_tile: np.ndarray, max_std: float) -> bool:
+    """True for a blank HR tile: luma std over every 2nd pixel below `max_std` (0 never flags)."""
+    return max_std > 0 and float(rgb_to_y(hr_tile[::2, ::2]).std()) < max_std
 
 
 def make_pairs_for_shard(
@@ -184,10 +185,17 @@ def _pairs_of_image(
         "partition": shard.partition,
     }
 
-    def skipped(reason: Reason, detail: str, width: int | None, height: int | None, variants: Sequence[int]):
+    def skipped(
+        reason: Reason,
+        detail: str,
+        width: int | None,
+        height: int | None,
+        variants: Sequence[int],
+        tile: tuple[int, int] | tuple[None, None] = (None, None),
+    ):
         return [
             {**common, "variant": v, "reason": reason.value, "detail": detail, "image_width": width,
-             "image_height": height}
+             "image_height": height, "tile_y": tile[0], "tile_x": tile[1]}
             for v in variants
         ]  # fmt: skip
 
@@ -203,6 +211,8 @@ def _pairs_of_image(
         detail = f"HR {width}x{height} (modcropped {cropped.shape[1]}x{cropped.shape[0]}) < min_tile={config.min_tile}"
         return [], skipped(Reason.TOO_SMALL, detail, width, height, all_variants), 0
 
+    hr_ext = f"hr.{MEMBER_SUFFIX[config.hr_codec]}"
+    hr_level = config.zstd_level if config.hr_codec == "zstd" else config.png_compress_level
     records: list[dict[str, Any]] = []
     skips: list[dict[str, Any]] = []
     for variant in all_variants:
@@ -214,17 +224,21 @@ def _pairs_of_image(
             continue
         recorded = params_json(params)
         for tile in tiling.tiles:
+            if is_flat(tile.hr, config.flat_tile_std):
+                detail = f"HR tile luma std < flat_tile_std={config.flat_tile_std}"
+                skips.extend(skipped(Reason.FLAT_TILE, detail, width, height, [variant], (tile.y, tile.x)))
+                continue
             labels = pair_labels(tile.hr, tile.lr, recipe, params, config.labels)
             nr = measure(np.ascontiguousarray(tile.lr), "png")
             key = pair_id(image_id, variant, tile.y, tile.x)
             location = writer.add(
                 key,
                 {
-                    HR_EXT: encode_png(tile.hr, config.png_compress_level),
-                    LR_EXT: encode_png(tile.lr, config.png_compress_level),
+                    hr_ext: encode_tile(tile.hr, config.hr_codec, hr_level),
+                    LR_EXT: encode_tile(tile.lr, "png", config.png_compress_level),
                 },
             )
-            (hr_offset, hr_size), (lr_offset, lr_size) = location.members[HR_EXT], location.members[LR_EXT]
+            (hr_offset, hr_size), (lr_offset, lr_size) = location.members[hr_ext], location.members[LR_EXT]
             records.append(
                 {
                     **common,

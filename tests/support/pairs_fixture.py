@@ -2,7 +2,8 @@
 
 In: real HR images (T91 PNGs, product JPEGs from ../shared/data), a `Storage`, a bicubic recipe name, a
 partition date and a tile geometry. Out: a committed partition `pairs/<recipe>/<partition>` holding
-tar shards (members `<pair_id>.hr.png` / `<pair_id>.lr.png`, lossless PNG) written by `ShardWriter`,
+tar shards (members `<pair_id>.hr.npy.zst` / `<pair_id>.lr.png`, the pairs job's default lossless codecs,
+`pipeline.tile_codec`) written by `ShardWriter`,
 an `index.parquet` in the declared pair schema (`schemas/pairs.py`, a superset of the contract's core
 columns in COMMON.md) and a manifest written by `PartitionWriter.commit` with the pairs job's
 schema_versions key; the function returns that `Manifest`.
@@ -34,6 +35,7 @@ from pipeline.degrade.labels import pair_labels
 from pipeline.degrade.tiles import TileConfig, tile_pair
 from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
+from pipeline.tile_codec import encode_tile
 from schemas.manifest import Manifest
 from schemas.pairs import PAIR_INDEX_SCHEMA
 from schemas.validate import records_to_table, schema_version
@@ -59,10 +61,7 @@ def load_images(
     return images
 
 
-def _png(arr: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(arr)).save(out, format="PNG", compress_level=1)
-    return out.getvalue()
+HR_MEMBER = "hr.npy.zst"
 
 
 def write_pair_partition(
@@ -78,7 +77,7 @@ def write_pair_partition(
     """Degrade, tile, shard, index and commit `images` as `pairs/<recipe>/<partition>`; return the manifest."""
     degrade = get_recipe(recipe)
     scale = degrade.scale
-    tiles = tiles or TileConfig(hr_tile=96, overlap=0, min_hr_side=48)
+    tiles = tiles or TileConfig(hr_tile=128, overlap=0, min_hr_side=64)
     dataset = f"pairs/{recipe}"
     writer = PartitionWriter(storage, dataset, partition)
     shards = ShardWriter(sink=lambda path, name: writer.upload(name, path), target_bytes=shard_bytes)
@@ -93,7 +92,9 @@ def write_pair_partition(
         lr = degrade.apply(image, {})
         for tile in tile_pair(hr, lr, scale, tiles).tiles:
             pair_id = f"{image_id}_0_{tile.y}_{tile.x}"
-            loc = shards.add(pair_id, {"hr.png": _png(tile.hr), "lr.png": _png(tile.lr)})
+            loc = shards.add(
+                pair_id, {HR_MEMBER: encode_tile(tile.hr, "zstd"), "lr.png": encode_tile(tile.lr, "png")}
+            )
             label = pair_labels(tile.hr, np.ascontiguousarray(tile.lr), degrade, {}) if labels else None
             nr = measure(np.ascontiguousarray(tile.lr), "png") if labels else None
             rows.append(
@@ -113,8 +114,8 @@ def write_pair_partition(
                     "lr_width": tile.lr.shape[1],
                     "lr_height": tile.lr.shape[0],
                     "shard": loc.shard,
-                    "hr_offset": loc.members["hr.png"][0],
-                    "hr_size": loc.members["hr.png"][1],
+                    "hr_offset": loc.members[HR_MEMBER][0],
+                    "hr_size": loc.members[HR_MEMBER][1],
                     "lr_offset": loc.members["lr.png"][0],
                     "lr_size": loc.members["lr.png"][1],
                     "params": json.dumps({}),
@@ -159,8 +160,8 @@ TINY_PARTITION = "2026-01-01"
 
 @pytest.fixture(scope="session")
 def tiny_pairs(shared_data, tmp_path_factory) -> Storage:
-    """A local root holding committed pairs/bicubic_x4/2026-01-01 cut from 8 T91 images (96 px HR tiles,
-    24 px LR; every 4th image in the val split). Session-scoped: treat it as read-only."""
+    """A local root holding committed pairs/bicubic_x4/2026-01-01 cut from 8 T91 images (up to 128 px HR tiles,
+    32 px LR, at least half that; every 4th image in the val split). Session-scoped: treat it as read-only."""
     storage = Storage(f"file://{tmp_path_factory.mktemp('tiny-pairs')}/root")
     images = load_images(shared_data / "sr_train" / "T91", limit=8)
     write_pair_partition(storage, images, "bicubic_x4", TINY_PARTITION, shard_bytes=256 * 1024)

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from pipeline.storage import Storage
+from schemas.pairs import VERSION as PAIR_INDEX_VERSION
 from tests.conftest import s3_options
 from tests.support.pairs_fixture import TINY_PARTITION, copy_root
 from training.checkpoint import (
@@ -67,7 +68,7 @@ def test_last_and_best_land_on_s3_with_lineage(s3_run):
     assert meta["model"] == {"arch": "espcn", "scale": 4, "arch_kwargs": {"residual": True}}
     assert meta["data_manifest_hash"] == catalog.manifest_hash
     assert meta["recipe"] == "bicubic_x4" and meta["pair_partitions"] == [TINY_PARTITION]
-    assert meta["schema_version"] == 1 and meta["code_version"] == code_version() != ""
+    assert meta["schema_version"] == PAIR_INDEX_VERSION and meta["code_version"] == code_version() != ""
     assert last["hyper_parameters"]["model"]["arch"] == "espcn"
     for name, tensor in last["ema"]["weights"].items():
         assert torch.equal(last["ema_state_dict"][name], tensor)

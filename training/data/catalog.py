@@ -48,6 +48,7 @@ TRAINING_COLUMNS = (
     "lr_offset",
     "lr_size",
     "partition",
+    "psnr_y",  # the bicubic label, for DataConfig.max_label_psnr_y
 )
 
 

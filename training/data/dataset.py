@@ -40,15 +40,10 @@ from torch.utils.data import Dataset, IterableDataset, get_worker_info
 from pipeline.degrade.bicubic import bicubic_downscale
 from pipeline.sr_metrics import modcrop
 from pipeline.storage import Storage
+from pipeline.tile_codec import decode_tile
 from training.data.sampler import EpochPlan
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
-
-
-def decode_rgb(data: bytes) -> np.ndarray:
-    """PNG (or any Pillow format) bytes -> uint8 HxWx3."""
-    with Image.open(io.BytesIO(data)) as img:
-        return np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
 
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
@@ -123,7 +118,7 @@ class PairReader:
         """(lr, hr) uint8 arrays of sample `index`, cut out of a fetched `block`."""
         base, blob = block
         (hr_off, hr_size), (lr_off, lr_size) = self.hr[index] - (base, 0), self.lr[index] - (base, 0)
-        return decode_rgb(blob[lr_off : lr_off + lr_size]), decode_rgb(blob[hr_off : hr_off + hr_size])
+        return decode_tile(blob[lr_off : lr_off + lr_size]), decode_tile(blob[hr_off : hr_off + hr_size])
 
     def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         """(lr, hr) uint8 arrays of sample `index` (one ranged read)."""

@@ -60,6 +60,10 @@ class DataConfig(BaseModel):
     val_max_pairs: int | None = Field(default=128, ge=1)  # evenly spaced subset of the val split
     val_workers: int = Field(default=0, ge=0)
     benchmarks: dict[str, str] = Field(default_factory=dict)  # name -> folder of HR images (Set5, Set14)
+    # Train only on pairs whose LR, bicubic-upsampled, scores at most this PSNR-Y against the HR (the
+    # pair label): near-lossless pairs (smooth backgrounds, gradients) teach an SR model nothing. None
+    # keeps all. Validation and benchmarks are never filtered.
+    max_label_psnr_y: float | None = Field(default=None, gt=0)
 
     @field_validator("partitions", mode="before")
     @classmethod
@@ -117,6 +121,15 @@ class SRDataModule(pl.LightningDataModule):
                 f"no {self.config.train_split!r} pairs with LR tiles of at least {patch}px in "
                 f"{self.catalog.partitions} ({rows.num_rows} smaller ones): lower data.patch_size"
             )
+        ceiling = self.config.max_label_psnr_y
+        if ceiling is not None:
+            informative = fitting.filter(pc.less_equal(fitting["psnr_y"], ceiling))
+            if informative.num_rows == 0:
+                raise DataError(
+                    f"all {fitting.num_rows} {self.config.train_split!r} pairs score above "
+                    f"data.max_label_psnr_y={ceiling} dB for bicubic: raise it or unset it"
+                )
+            fitting = informative
         # Storage order, so a block of consecutive samples is one contiguous byte span of one shard.
         return fitting.sort_by([("shard_path", "ascending"), ("hr_offset", "ascending")])
 

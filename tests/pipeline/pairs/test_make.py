@@ -4,24 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from pipeline.commit import ManifestError, PartitionWriter
 from pipeline.degrade import get_recipe
 from pipeline.pairs.config import PairsConfig
 from pipeline.pairs.job import read_input_shards
-from pipeline.pairs.make import (
-    decode_hr,
-    encode_png,
-    make_pairs_for_shard,
-    output_shard_name,
-)
+from pipeline.pairs.make import decode_hr, make_pairs_for_shard, output_shard_name
 from pipeline.shards import ShardWriter, iter_tar, read_member
+from pipeline.sr_metrics import rgb_to_y
+from pipeline.tile_codec import decode_tile, encode_tile
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.reasons import Reason
 from schemas.validate import records_to_table
@@ -54,8 +49,11 @@ def test_pairs_match_their_shards_and_regenerate_bit_for_bit(local_storage, imag
         for file in output.files:  # the tar's members are exactly the indexed pairs, in index order
             blob = local_storage.read_bytes(f"out/{file.name}")
             assert hashlib.sha256(blob).hexdigest() == file.sha256 and len(blob) == file.size
-            members = [key for key, _ in iter_tar(blob)]
-            assert members == [r["pair_id"] for r in output.records if r["shard"] == file.name]
+            members = list(iter_tar(blob))
+            assert [key for key, _ in members] == [
+                r["pair_id"] for r in output.records if r["shard"] == file.name
+            ]
+            assert all(set(m) == {"hr.npy.zst", "lr.png"} for _, m in members)
 
     recipe = get_recipe("realworld_x4")
     _, shards = read_input_shards(local_storage, partition)
@@ -73,8 +71,8 @@ def test_pairs_match_their_shards_and_regenerate_bit_for_bit(local_storage, imag
         stored_hr = read_member(
             local_storage, f"out/{record['shard']}", record["hr_offset"], record["hr_size"]
         )
-        assert encode_png(lr_tile, CONFIG.png_compress_level) == stored_lr
-        assert np.array_equal(np.asarray(Image.open(io.BytesIO(stored_hr))), hr_tile)
+        assert encode_tile(lr_tile, "png", CONFIG.png_compress_level) == stored_lr
+        assert np.array_equal(decode_tile(stored_hr), hr_tile)
         assert record["pair_id"] == f"{record['image_id']}_{record['variant']}_{y}_{x}"
 
 
@@ -100,6 +98,39 @@ def test_small_hr_is_skipped_with_a_reason(local_storage, images_partition):
     assert "min_tile=96" in skips[0]["detail"]
     assert skips[0]["image_id"] not in {r["image_id"] for o in outputs for r in o.records}
     assert sum(o.images for o in outputs) == 5
+
+
+def test_blank_tiles_are_skipped_and_recorded(local_storage, images_partition):
+    partition = images_partition(local_storage)
+    keep_all = PairsConfig(hr_tile=120, min_tile=96, flat_tile_std=0)
+    every = {
+        r["pair_id"]: r
+        for o in run_shards(local_storage, partition, "bicubic_x4", keep_all, "a")
+        for r in o.records
+    }
+    outputs = run_shards(
+        local_storage, partition, "bicubic_x4", keep_all.model_copy(update={"flat_tile_std": 2.0}), "b"
+    )
+    kept = {r["pair_id"] for o in outputs for r in o.records}
+    flat = [s for o in outputs for s in o.skips if s["reason"] == Reason.FLAT_TILE]
+    records_to_table(flat, PAIR_SKIP_SCHEMA)
+    assert flat, "the product photos' white margins give blank tiles"
+    dropped = {f"{s['image_id']}_{s['variant']}_{s['tile_y']}_{s['tile_x']}" for s in flat}
+    assert kept | dropped == set(every) and not kept & dropped  # every tile is a pair or a recorded skip
+    _, shards = read_input_shards(local_storage, partition)
+    images = {row["image_id"]: (shard, row) for shard, rows in shards for row in rows}
+    for key in dropped | set(list(kept)[:5]):
+        record = every[key]
+        shard, row = images[record["image_id"]]
+        hr = get_recipe("bicubic_x4").crop_hr(
+            decode_hr(read_member(local_storage, shard.path, row["offset"], row["size"]))
+        )
+        tile = hr[
+            record["tile_y"] : record["tile_y"] + record["hr_height"],
+            record["tile_x"] : record["tile_x"] + record["hr_width"],
+        ]
+        assert (rgb_to_y(tile[::2, ::2]).std() < 2.0) == (key in dropped)
+        assert key not in dropped or record["psnr_y"] > 50  # blank for bicubic too
 
 
 def test_shards_roll_over_past_the_target_size(local_storage, images_partition):

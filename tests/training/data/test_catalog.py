@@ -9,6 +9,7 @@ import pytest
 from pipeline.commit import read_manifest
 from pipeline.degrade.tiles import TileConfig
 from pipeline.storage import Storage
+from schemas.pairs import VERSION as PAIR_INDEX_VERSION
 from tests.support.pairs_fixture import (  # noqa: F401
     TINY_PARTITION,
     copy_root,
@@ -37,7 +38,7 @@ def test_reads_committed_partitions_on_file_and_s3(tiny_pairs, s3_storage):
         }
         expected = hashlib.sha256(manifest.content_digest.encode()).hexdigest()
         assert catalog.manifest_hash == manifest_hash([manifest]) == expected
-        assert catalog.schema_version == 1
+        assert catalog.schema_version == PAIR_INDEX_VERSION
 
 
 def test_manifest_hash_ignores_order_and_changes_with_content(tiny_pairs, tmp_path, shared_data):

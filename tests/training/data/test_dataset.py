@@ -9,7 +9,8 @@ from torch.utils.data import DataLoader
 
 from pipeline.degrade.bicubic import bicubic_downscale
 from pipeline.shards import iter_tar
-from tests.support.pairs_fixture import copy_root
+from pipeline.tile_codec import decode_tile
+from tests.support.pairs_fixture import HR_MEMBER, copy_root
 from training.data.catalog import load_catalog
 from training.data.dataset import (
     BenchmarkImages,
@@ -18,7 +19,6 @@ from training.data.dataset import (
     WholeTiles,
     augment,
     benchmark_images,
-    decode_rgb,
 )
 from training.data.sampler import EpochPlan, block_bounds
 
@@ -77,9 +77,8 @@ def test_ranged_reads_return_the_shard_members(tiny_pairs):
         for i in range(lo, hi):
             lr, hr = reader.decode(i, block)
             sample = members[reader.keys[i]]
-            assert np.array_equal(lr, decode_rgb(sample["lr.png"])) and np.array_equal(
-                hr, decode_rgb(sample["hr.png"])
-            )
+            assert np.array_equal(lr, decode_tile(sample["lr.png"]))
+            assert np.array_equal(hr, decode_tile(sample[HR_MEMBER]))
             assert np.array_equal(reader.read(i)[1], hr)
             assert hr.shape[0] == SCALE * lr.shape[0] and hr.shape[1] == SCALE * lr.shape[1]
     with pytest.raises(ValueError, match="span [0-9]+ shards"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.pairs import VERSION as PAIR_INDEX_VERSION
 from tests.support.pairs_fixture import TINY_PARTITION
 from training.data.catalog import DataError
 from training.data.module import DataConfig, SRDataModule
@@ -18,7 +19,7 @@ def test_check_summarises_the_data_and_lineage(tiny_pairs):
     summary = SRDataModule(_config(tiny_pairs), scale=4).check(world_size=2)
     assert summary["train_pairs"] > 0 and summary["val_pairs"] > 0
     assert summary["recipe"] == "bicubic_x4" and summary["pair_partitions"] == [TINY_PARTITION]
-    assert len(summary["data_manifest_hash"]) == 64 and summary["schema_version"] == 1
+    assert len(summary["data_manifest_hash"]) == 64 and summary["schema_version"] == PAIR_INDEX_VERSION
 
 
 @pytest.mark.parametrize(
@@ -31,11 +32,22 @@ def test_check_summarises_the_data_and_lineage(tiny_pairs):
         ({"batch_size": 64}, 4, "cannot fill one batch"),
         ({"val_split": "holdout"}, 4, "no validation data"),
         ({"benchmarks": {"Set5": "/nonexistent"}}, 4, "benchmark 'Set5': no HR images"),
+        ({"max_label_psnr_y": 1.0}, 4, "pairs score above data.max_label_psnr_y=1.0 dB"),
     ],
 )
 def test_bad_configurations_fail_before_training(tiny_pairs, overrides, scale, message):
     with pytest.raises(DataError, match=message):
         SRDataModule(_config(tiny_pairs, **overrides), scale=scale).check()
+
+
+def test_label_ceiling_drops_only_near_lossless_train_pairs(tiny_pairs):
+    module = SRDataModule(_config(tiny_pairs), scale=4)
+    train = module.catalog.split("train")
+    ceiling = sorted(train["psnr_y"].to_pylist())[train.num_rows // 2]
+    summary = SRDataModule(_config(tiny_pairs, max_label_psnr_y=ceiling), scale=4).check()
+    expected = sum(p <= ceiling for p in train["psnr_y"].to_pylist())
+    assert summary["train_pairs"] == expected < module.check()["train_pairs"]
+    assert summary["val_pairs"] == module.check()["val_pairs"]  # validation is never filtered
 
 
 def test_too_many_ranks_for_the_data(tiny_pairs):
