@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from pipeline.clean.quality import measure
+from pipeline.clean.quality import measure_degradation
 from pipeline.commit import ManifestError
 from pipeline.degrade import Recipe, SeedKey
 from pipeline.degrade.labels import pair_labels
@@ -229,7 +229,7 @@ def _pairs_of_image(
                 skips.extend(skipped(Reason.FLAT_TILE, detail, width, height, [variant], (tile.y, tile.x)))
                 continue
             labels = pair_labels(tile.hr, tile.lr, recipe, params, config.labels)
-            nr = measure(np.ascontiguousarray(tile.lr), "png")
+            nr = measure_degradation(np.ascontiguousarray(tile.lr))
             key = pair_id(image_id, variant, tile.y, tile.x)
             location = writer.add(
                 key,

@@ -11,7 +11,7 @@ schema_versions key; the function returns that `Manifest`.
 LR tiles come from `pipeline.degrade` (Pillow BICUBIC, antialiased) and are cut by `tile_pair`, so
 the tiles match what the pairs job produces. Splits are assigned per image (every `val_every`-th image
 by sorted id goes to "val"). Labels come from `pipeline.degrade.labels.pair_labels` and
-`pipeline.clean.quality.measure`, as in the pairs job; `labels=False` leaves them NaN (fast, for
+`pipeline.clean.quality.measure_degradation`, as in the pairs job; `labels=False` leaves them NaN (fast, for
 loader benchmarks). `source_*` columns describe no real image partition: the images are files.
 """
 
@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
-from pipeline.clean.quality import measure
+from pipeline.clean.quality import measure_degradation
 from pipeline.commit import PartitionWriter
 from pipeline.degrade import get_recipe
 from pipeline.degrade.labels import pair_labels
@@ -96,7 +96,7 @@ def write_pair_partition(
                 pair_id, {HR_MEMBER: encode_tile(tile.hr, "zstd"), "lr.png": encode_tile(tile.lr, "png")}
             )
             label = pair_labels(tile.hr, np.ascontiguousarray(tile.lr), degrade, {}) if labels else None
-            nr = measure(np.ascontiguousarray(tile.lr), "png") if labels else None
+            nr = measure_degradation(np.ascontiguousarray(tile.lr)) if labels else None
             rows.append(
                 {
                     "pair_id": pair_id,

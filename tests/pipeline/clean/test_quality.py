@@ -18,6 +18,7 @@ from pipeline.clean import (
     flags,
     measure,
 )
+from pipeline.clean.quality import DegradationMetrics, measure_degradation
 from tests.pipeline.clean.conftest import encode
 
 THRESHOLDS = QualityThresholds()
@@ -142,6 +143,17 @@ def test_bad_arguments_raise_value_error(apparel: NormalizedImage) -> None:
 def test_metrics_from_the_decoded_image_equal_metrics_from_pixels(apparel: NormalizedImage) -> None:
     from_image = measure(apparel.pixels, "jpeg", apparel.stored_bytes, image=apparel.image)
     assert from_image == measure(apparel.pixels, "jpeg", apparel.stored_bytes)
+
+
+@pytest.mark.parametrize("size", [None, (120, 90), (20, 30)])
+def test_degradation_metrics_equal_measure(apparel: NormalizedImage, size: tuple[int, int] | None) -> None:
+    pixels = apparel.pixels if size is None else np.asarray(apparel.image.resize(size))
+    full = measure(pixels, "png")
+    assert measure_degradation(pixels) == DegradationMetrics(
+        full.sharpness, full.noise_sigma, full.blockiness
+    )
+    with pytest.raises(ValueError, match="HxWx3 uint8"):
+        measure_degradation(pixels[..., 0])
 
 
 def test_flag_names_are_the_documented_set() -> None:
