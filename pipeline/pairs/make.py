@@ -10,10 +10,10 @@ Per image (sorted by image_id) and variant: decode the HR, skip it with `too_sma
 short side is below `min_tile` (or `decode_error`), sample params from the seed key (image_id, recipe,
 recipe version, variant), degrade, tile, skip blank tiles (`flat_tile`, recorded), label each tile,
 encode the HR tile with `hr_codec` (zstd `.npy` by default) and the LR tile as PNG (both lossless,
-`pipeline.tile_codec`) and append them to the output tar. Output shards are named after the input shard (`shards/000003.tar`, then
-`shards/000003-001.tar`... past `shard_target_bytes`), written in a fixed order with byte-deterministic
-tars, so the same input gives the same bytes on any worker, any worker count and any rerun; a retried
-task overwrites the same objects with the same bytes.
+`pipeline.tile_codec`) and append them to the output tar. Output shards are named after the input shard
+(`shards/000003.tar`, then `shards/000003-001.tar`... past `shard_target_bytes`), written in a fixed
+order with byte-deterministic tars, so the same input gives the same bytes on any worker, any worker
+count and any rerun; a retried task overwrites the same objects with the same bytes.
 """
 
 from __future__ import annotations
