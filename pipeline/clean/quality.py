@@ -99,13 +99,7 @@ def measure(
 ) -> QualityMetrics:
     """All metrics of one normalized image (see `QualityMetrics` for units); `image`, the same pixels as
     an RGB Pillow image when the caller has one (`NormalizedImage.image`), saves a conversion."""
-    if (
-        not isinstance(pixels, np.ndarray)
-        or pixels.dtype != np.uint8
-        or pixels.ndim != 3
-        or pixels.shape[2] != 3
-    ):
-        raise ValueError(f"pixels must be an HxWx3 uint8 array, got {getattr(pixels, 'shape', type(pixels))}")
+    _check_pixels(pixels)
     if stored_format == "jpeg" and stored_bytes is None:
         raise ValueError("stored_format is 'jpeg': pass stored_bytes so the JPEG quality can be estimated")
     height, width, _ = pixels.shape
@@ -156,13 +150,7 @@ class DegradationMetrics:
 def measure_degradation(pixels: np.ndarray) -> DegradationMetrics:
     """`measure`'s sharpness, noise_sigma and blockiness of HxWx3 uint8 pixels, equal to its values, at a
     third of its cost (no brightness, colour, entropy or border statistics)."""
-    if (
-        not isinstance(pixels, np.ndarray)
-        or pixels.dtype != np.uint8
-        or pixels.ndim != 3
-        or pixels.shape[2] != 3
-    ):
-        raise ValueError(f"pixels must be an HxWx3 uint8 array, got {getattr(pixels, 'shape', type(pixels))}")
+    _check_pixels(pixels)
     small = np.asarray(_analysis_copy(pixels))
     red, green, blue = (small[..., channel].astype(np.float32) for channel in range(3))
     return _degradation(0.299 * red + 0.587 * green + 0.114 * blue, pixels)
@@ -211,6 +199,16 @@ def estimate_jpeg_quality(jpeg_bytes: bytes) -> float | None:
     errors = np.abs(_SCALED_TABLES[:, : len(ids)] - found[None]).sum(axis=(1, 2))
     # Ties happen at the top (every entry clamps to 1): report the lowest quality that fits.
     return float(_QUALITIES[int(np.argmin(errors))])
+
+
+def _check_pixels(pixels: np.ndarray) -> None:
+    if (
+        not isinstance(pixels, np.ndarray)
+        or pixels.dtype != np.uint8
+        or pixels.ndim != 3
+        or pixels.shape[2] != 3
+    ):
+        raise ValueError(f"pixels must be an HxWx3 uint8 array, got {getattr(pixels, 'shape', type(pixels))}")
 
 
 def _analysis_copy(pixels: np.ndarray, image: Image.Image | None = None) -> Image.Image:
