@@ -2,8 +2,8 @@
 
 In: the first `photo_limit` product photos of ../shared/data/products/magento_luma, committed at full size as
 `images/<date>` (tests/support/image_partitions.py) and made into `pairs/bicubic_x4/<date>` by the pairs job
-(`build_pairs`, 480 px HR / 120 px LR tiles, PNG level 1, 16 MB shards) on a local root, mirrored to a bucket
-of a moto S3 server started here; the same train tiles as PNG bytes, converted by `litdata.optimize` (16 MB
+(`build_pairs` defaults: up to 480 px HR tiles as zstd `.npy`, LR tiles as PNG, 16 MB shards) on a local
+root, mirrored to a bucket of a moto S3 server started here; the same train tiles' member bytes, converted by `litdata.optimize` (16 MB
 chunks) into a local folder, mirrored to the bucket too; `LoaderBenchConfig` from the environment
 (CRISP_BENCH_REPEATS = epochs, default 3; CRISP_BENCH_QUICK=1 or CRISP_BENCH_PHOTOS: fewer photos).
 Out: bench/results/loader.json: samples/s (median of the epochs; batch 16, LR 48 / HR 192 random crops +
@@ -271,7 +271,7 @@ def main() -> None:
     figures["pairs"] = prepared["pairs"]
     notes = [
         decision(ratio),
-        f"{prepared['pairs']['train_tiles']} train tiles (HR 480 / LR 120, PNG level 1) of "
+        f"{prepared['pairs']['train_tiles']} train tiles (HR up to 480 px as zstd .npy, LR PNG) of "
         f"{prepared['pairs']['photos']} photos in {SHARD_BYTES >> 20} MB pair shards; Crisp: SRDataModule "
         f"defaults (block reads of 16 pairs, 8 read threads per process); LitData 0.2.76 + obstore from "
         f"{SITE.relative_to(REPO)}, chunk_bytes {config.chunk_bytes}, optimize "
