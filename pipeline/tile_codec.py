@@ -24,7 +24,7 @@ from PIL import Image
 
 TileCodec = Literal["png", "zstd"]
 TILE_CODECS: tuple[str, ...] = ("png", "zstd")
-MEMBER_SUFFIX: dict[str, str] = {"png": "png", "zstd": "npy.zst"}  # tar member: <pair_id>.hr.<suffix>
+_MEMBER_SUFFIX: dict[str, str] = {"png": "png", "zstd": "npy.zst"}
 MAX_TILE_BYTES = 256 * 1024 * 1024  # a 8192 x 8192 RGB tile is 192 MiB; anything bigger is hostile
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -33,6 +33,11 @@ _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 class TileDecodeError(ValueError):
     """The bytes are not a tile this module wrote (unknown format, corrupt, too large)."""
+
+
+def member_name(role: str, codec: TileCodec) -> str:
+    """Tar member extension of a tile: `member_name("hr", "zstd")` is "hr.npy.zst" (<pair_id>.hr.npy.zst)."""
+    return f"{role}.{_MEMBER_SUFFIX[codec]}"
 
 
 def encode_tile(pixels: np.ndarray, codec: TileCodec, level: int = 1) -> bytes:

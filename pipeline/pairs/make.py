@@ -39,10 +39,10 @@ from pipeline.pairs.config import PairsConfig
 from pipeline.shards import ShardWriter
 from pipeline.sr_metrics import modcrop, rgb_to_y
 from pipeline.storage import Storage
-from pipeline.tile_codec import MEMBER_SUFFIX, encode_tile
+from pipeline.tile_codec import encode_tile, member_name
 from schemas.reasons import Reason
 
-LR_EXT = "lr.png"
+LR_EXT = member_name("lr", "png")
 
 
 @dataclass(frozen=True)
@@ -211,7 +211,7 @@ def _pairs_of_image(
         detail = f"HR {width}x{height} (modcropped {cropped.shape[1]}x{cropped.shape[0]}) < min_tile={config.min_tile}"
         return [], skipped(Reason.TOO_SMALL, detail, width, height, all_variants), 0
 
-    hr_ext = f"hr.{MEMBER_SUFFIX[config.hr_codec]}"
+    hr_ext = member_name("hr", config.hr_codec)
     hr_level = config.zstd_level if config.hr_codec == "zstd" else config.png_compress_level
     records: list[dict[str, Any]] = []
     skips: list[dict[str, Any]] = []

@@ -35,7 +35,7 @@ from pipeline.degrade.labels import pair_labels
 from pipeline.degrade.tiles import TileConfig, tile_pair
 from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
-from pipeline.tile_codec import encode_tile
+from pipeline.tile_codec import encode_tile, member_name
 from schemas.manifest import Manifest
 from schemas.pairs import PAIR_INDEX_SCHEMA
 from schemas.validate import records_to_table, schema_version
@@ -61,7 +61,7 @@ def load_images(
     return images
 
 
-HR_MEMBER = "hr.npy.zst"
+HR_MEMBER, LR_MEMBER = member_name("hr", "zstd"), member_name("lr", "png")
 
 
 def write_pair_partition(
@@ -93,7 +93,7 @@ def write_pair_partition(
         for tile in tile_pair(hr, lr, scale, tiles).tiles:
             pair_id = f"{image_id}_0_{tile.y}_{tile.x}"
             loc = shards.add(
-                pair_id, {HR_MEMBER: encode_tile(tile.hr, "zstd"), "lr.png": encode_tile(tile.lr, "png")}
+                pair_id, {HR_MEMBER: encode_tile(tile.hr, "zstd"), LR_MEMBER: encode_tile(tile.lr, "png")}
             )
             label = pair_labels(tile.hr, np.ascontiguousarray(tile.lr), degrade, {}) if labels else None
             nr = measure_degradation(np.ascontiguousarray(tile.lr)) if labels else None
@@ -116,8 +116,8 @@ def write_pair_partition(
                     "shard": loc.shard,
                     "hr_offset": loc.members[HR_MEMBER][0],
                     "hr_size": loc.members[HR_MEMBER][1],
-                    "lr_offset": loc.members["lr.png"][0],
-                    "lr_size": loc.members["lr.png"][1],
+                    "lr_offset": loc.members[LR_MEMBER][0],
+                    "lr_size": loc.members[LR_MEMBER][1],
                     "params": json.dumps({}),
                     "psnr_y": label.psnr_y if label else NAN,
                     "ssim_y": label.ssim_y if label else NAN,
