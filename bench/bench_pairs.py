@@ -86,7 +86,9 @@ def commit_photo_partition(storage: Any, photos: list[Path], input_shards: int) 
     writer = PartitionWriter(storage, "images", PARTITION, run_id="bench-pairs")
     target = max(1 << 16, sum(p.stat().st_size for p in photos) // input_shards)
     rows, pixels = [], 0
-    with ShardWriter(sink=lambda path, name: writer.upload(name, path), target_bytes=target) as shards:
+    with ShardWriter(
+        sink=lambda path, name: writer.upload(name, path, move=True), target_bytes=target
+    ) as shards:
         for photo in photos:
             data = photo.read_bytes()
             with Image.open(io.BytesIO(data)) as img:

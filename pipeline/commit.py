@@ -74,14 +74,15 @@ class PartitionWriter:
         self.storage.write_bytes(f"{self.base}/{entry.path}", data)
         return entry
 
-    def upload(self, name: str, local_path: str) -> ManifestFile:
+    def upload(self, name: str, local_path: str, move: bool = False) -> ManifestFile:
+        """Hash a local file and publish it as this attempt's `name` (`move`: see `Storage.upload`)."""
         digest, size = hashlib.sha256(), 0
         with open(local_path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
                 size += len(block)
         entry = self._record(name, size, digest.hexdigest())
-        self.storage.upload(local_path, f"{self.base}/{entry.path}")
+        self.storage.upload(local_path, f"{self.base}/{entry.path}", move=move)
         return entry
 
     def attempt_path(self, name: str) -> str:

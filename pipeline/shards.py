@@ -1,7 +1,8 @@
 """Shard I/O: WebDataset-compatible uncompressed tar shards with byte offsets for single range reads.
 
 In (writing): samples as (key, {extension: bytes}); a target shard size; a sink that receives each
-finished shard's local path and its name (`shards/000000.tar`), e.g. `PartitionWriter.upload`.
+finished shard's local path and its name (`shards/000000.tar`), e.g. `PartitionWriter.upload`; the sink
+may move the file away (`move=True`), else the writer deletes it.
 Out: per sample, where each member's data sits (`SampleLocation`: shard name, offset, size per extension),
 which goes into the Parquet index. In (reading): a `Storage`, a shard path and an offset/size: one ranged
 read returns the member's bytes; `iter_tar` streams a whole shard sequentially.
@@ -13,6 +14,7 @@ splits a member name into key and extension at the first dot.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import tarfile
@@ -82,7 +84,8 @@ class ShardWriter:
         self._tar.close()
         self.sink(self._path, self._name)
         self.shard_names.append(self._name)
-        os.remove(self._path)
+        with contextlib.suppress(FileNotFoundError):  # a sink may have moved the file into storage
+            os.remove(self._path)
         self._tar = None
         self._index += 1
 

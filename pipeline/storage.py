@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import posixpath
+import shutil
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,13 +165,30 @@ class Storage:
             return
         self._call("writing", rel, self.fs.pipe_file, path, data)
 
-    def upload(self, local_path: str, rel: str) -> None:
-        """Copy a local file to `rel` (streamed; used for large shards)."""
+    def upload(self, local_path: str, rel: str, move: bool = False) -> None:
+        """Publish a local file at `rel` atomically, streamed (used for large shards).
+
+        With `move` the local file is consumed: on file:// it is synced and renamed into place when both
+        sit on one filesystem, so a shard is written to disk once instead of twice."""
         if self.scheme == "file":
-            with open(local_path, "rb") as fh:
-                self.write_bytes(rel, fh.read())
-            return
-        self._call("uploading to", rel, self.fs.put_file, local_path, self._path(rel))
+            path = self._path(rel)
+            folder = os.path.dirname(path)
+            os.makedirs(folder, exist_ok=True)
+            if move and os.stat(local_path).st_dev == os.stat(folder).st_dev:
+                with open(local_path, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(local_path, path)
+                return
+            tmp = f"{path}.tmp-{uuid.uuid4().hex}"
+            with open(local_path, "rb") as src, open(tmp, "wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+                dst.flush()
+                os.fsync(dst.fileno())
+            os.replace(tmp, path)
+        else:
+            self._call("uploading to", rel, self.fs.put_file, local_path, self._path(rel))
+        if move:
+            os.remove(local_path)
 
     def delete(self, rel: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):

@@ -118,7 +118,9 @@ def _shard_images(
 ) -> list[dict[str, Any]]:
     rows = []
     with ShardWriter(
-        sink=lambda path, name: writer.upload(name, path), target_bytes=target_bytes, workdir=workdir
+        sink=lambda path, name: writer.upload(name, path, move=True),
+        target_bytes=target_bytes,
+        workdir=workdir,
     ) as shards:
         for record in sorted(images, key=lambda r: r["image_id"]):
             data = image_bytes(record)

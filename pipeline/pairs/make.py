@@ -127,7 +127,7 @@ def make_pairs_for_shard(
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
                 size += len(block)
-        storage.upload(local_path, f"{output_dir}/{name}")  # atomic: a retried task overwrites it whole
+        storage.upload(local_path, f"{output_dir}/{name}", move=True)  # atomic: a retry overwrites it whole
         files.append(OutputFile(name, size, digest.hexdigest()))
 
     records: list[dict[str, Any]] = []

@@ -23,6 +23,31 @@ def test_overwrite_is_whole(storage):
     assert storage.read_bytes("x.bin") == b"new"
 
 
+def test_upload_copies_and_move_consumes_the_local_file(storage, tmp_path):
+    local = tmp_path / "shard.tar"
+    local.write_bytes(b"tar-bytes" * 1000)
+    storage.upload(str(local), "out/copy.tar")
+    assert local.exists() and storage.read_bytes("out/copy.tar") == local.read_bytes()
+    storage.upload(str(local), "out/moved.tar", move=True)
+    assert not local.exists()
+    assert storage.read_bytes("out/moved.tar") == b"tar-bytes" * 1000
+    assert storage.list("out") == ["out/copy.tar", "out/moved.tar"]  # no temporary names left behind
+
+
+def test_move_across_filesystems_copies_then_deletes(local_storage, tmp_path):
+    import os
+    import tempfile
+
+    if not os.path.isdir("/dev/shm") or os.stat("/dev/shm").st_dev == os.stat(tmp_path).st_dev:
+        pytest.skip("needs /dev/shm on another filesystem than the test's temp folder")
+    with tempfile.TemporaryDirectory(dir="/dev/shm") as other:
+        local = os.path.join(other, "shard.tar")
+        with open(local, "wb") as fh:
+            fh.write(b"abc")
+        local_storage.upload(local, "x.tar", move=True)  # os.replace would fail here with EXDEV
+        assert not os.path.exists(local) and local_storage.read_bytes("x.tar") == b"abc"
+
+
 def test_short_range_read_is_an_error(storage):
     storage.write_bytes("x.bin", b"abc")
     with pytest.raises(StorageError, match="short read"):
