@@ -55,7 +55,7 @@ class ShardWriter:
     def _open(self) -> None:
         self._name = f"{self.prefix}/{self._index:06d}.tar"
         self._path = os.path.join(self._tmpdir.name, f"{self._index:06d}.tar")
-        self._tar = tarfile.open(self._path, "w", format=tarfile.USTAR_FORMAT)  # noqa: SIM115 - closed per shard
+        self._tar = tarfile.open(self._path, "w", format=tarfile.USTAR_FORMAT, copybufsize=1 << 22)  # noqa: SIM115 - closed per shard
 
     def add(self, key: str, members: Mapping[str, bytes]) -> SampleLocation:
         if not key or "." in key or "/" in key:
