@@ -11,6 +11,7 @@ run (decode HR + Pillow BICUBIC /4 + PNG level 1 of the LR, no tiles or labels, 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -111,22 +112,32 @@ def commit_photo_partition(storage: Any, photos: list[Path], input_shards: int) 
 
 
 def floor_pass(
-    encoded: list[bytes], scale: int, png_level: int, hr_tile: int | None = None
+    encoded: list[bytes], scale: int, png_level: int, hr_tile: int | None = None, labels: bool = False
 ) -> dict[str, float]:
     """Decode each HR, Pillow BICUBIC /scale of its modcrop, PNG-encode the LR; one process, no labels.
 
     With `hr_tile`, the modcropped HR is also written in `hr_tile` px tiles with the job's default HR
     codec: the least any writer of lossless HR/LR tile pairs must do, so the job's ratio to this floor
-    isolates tiling and labels.
+    isolates tiling and labels. With `labels` too, each tile (the job's tiling) also gets the job's
+    `pair_labels` (bicubic upsample, PSNR-Y, SSIM-Y) and no-reference metrics, blank tiles skipped as the
+    job does: the least a labelling job must do, so the job's ratio to it is the job's own overhead (Dask,
+    tars, checksums, index, gate, commit), and this floor's ratio to the plain one caps what any job with
+    these labels can reach.
     """
     import numpy as np
     from PIL import Image
 
+    from pipeline.clean.quality import measure_degradation
+    from pipeline.degrade import get_recipe
+    from pipeline.degrade.labels import pair_labels
+    from pipeline.degrade.tiles import tile_pair
     from pipeline.pairs.config import PairsConfig
+    from pipeline.pairs.make import is_flat
     from pipeline.tile_codec import encode_tile
 
     defaults = PairsConfig()
-    started, pixels = time.perf_counter(), 0
+    recipe = get_recipe(f"bicubic_x{scale}")
+    started, pixels, labelled = time.perf_counter(), 0, 0
     for data in encoded:
         with Image.open(io.BytesIO(data)) as img:
             img.load()
@@ -134,14 +145,24 @@ def floor_pass(
             box = (0, 0, width - width % scale, height - height % scale)
             lr = img.resize((width // scale, height // scale), Image.Resampling.BICUBIC, box=box)
             if hr_tile:
-                hr = np.asarray(img.convert("RGB"))
-                for y in range(0, box[3], hr_tile):
-                    for x in range(0, box[2], hr_tile):
-                        tile = hr[y : min(y + hr_tile, box[3]), x : min(x + hr_tile, box[2])]
-                        encode_tile(tile, defaults.hr_codec, defaults.zstd_level)
+                hr = np.asarray(img.convert("RGB"))[: box[3], : box[2]]
+                if labels:
+                    for tile in tile_pair(hr, np.asarray(lr), scale, defaults.tiles()).tiles:
+                        if is_flat(tile.hr, defaults.flat_tile_std):
+                            continue
+                        pair_labels(tile.hr, tile.lr, recipe, {})
+                        measure_degradation(np.ascontiguousarray(tile.lr))
+                        encode_tile(tile.hr, defaults.hr_codec, defaults.zstd_level)
+                        labelled += 1
+                else:
+                    for y in range(0, box[3], hr_tile):
+                        for x in range(0, box[2], hr_tile):
+                            tile = hr[y : y + hr_tile, x : x + hr_tile]
+                            encode_tile(tile, defaults.hr_codec, defaults.zstd_level)
         lr.save(io.BytesIO(), format="PNG", compress_level=png_level)
         pixels += width * height
-    return {"seconds": time.perf_counter() - started, "hr_pixels": pixels, "images": len(encoded)}
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "hr_pixels": pixels, "images": len(encoded), "labelled_tiles": labelled}
 
 
 def _preload_worker() -> None:
@@ -199,23 +220,30 @@ def main() -> None:
     import great_expectations  # noqa: F401  (the job's gate imports it; a one-off cost per process)
 
     runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    floors: dict[str, list[dict[str, float]]] = {"floor": [], "floor_with_hr_tiles": []}
+    floors: dict[str, list[dict[str, float]]] = {
+        "floor": [],
+        "floor_with_hr_tiles": [],
+        "floor_with_labels": [],
+    }
     with tempfile.TemporaryDirectory(prefix="crisp-bench-pairs-") as tmp:
         root = Path(tmp, "root")
         storage = Storage(root.as_uri())
         started = time.perf_counter()
         commit_photo_partition(storage, photos, config.input_shards)
         setup_s = time.perf_counter() - started
-        for workers in config.workers:
-            with dask_client(None, workers) as client:
+        with contextlib.ExitStack() as clusters:  # all sizes up at once, so runs interleave
+            clients = {w: clusters.enter_context(dask_client(None, w)) for w in config.workers}
+            for client in clients.values():
                 client.run(_preload_worker)
-                for _ in range(
-                    config.repeats
-                ):  # floors interleaved with the jobs: load changes hit all alike
-                    floors["floor"].append(floor_pass(encoded, config.floor_scale, config.png_level))
-                    floors["floor_with_hr_tiles"].append(
-                        floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile)
-                    )
+            for _ in range(config.repeats):  # floors and job sizes interleaved: load drift hits all alike
+                floors["floor"].append(floor_pass(encoded, config.floor_scale, config.png_level))
+                floors["floor_with_hr_tiles"].append(
+                    floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile)
+                )
+                floors["floor_with_labels"].append(
+                    floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile, labels=True)
+                )
+                for workers, client in clients.items():
                     for recipe in config.recipes:
                         runs.setdefault((recipe, workers), []).append(
                             run_job(storage, root, recipe, workers, client)
@@ -228,7 +256,10 @@ def main() -> None:
             round(floor_mp[name], 3), "HR MP/s/core", images_per_s=round(len(encoded) / seconds, 1),
             runs_s=[round(f["seconds"], 2) for f in floor_runs],
         )  # fmt: skip
-    ratio: dict[str, Any] = {}
+    # the most any job with these labels could reach against the floor: the labelled floor's own ratio
+    ratio: dict[str, Any] = {
+        "floor_with_labels_over_floor": round(floor_mp["floor_with_labels"] / floor_mp["floor"], 3)
+    }
     low, high = config.workers[0], config.workers[-1]
     for (recipe, workers), recipe_runs in runs.items():
         figures.update(job_figures(recipe, workers, recipe_runs))
@@ -247,9 +278,12 @@ def main() -> None:
         "labels on). Medians "
         f"of {config.repeats} run(s){' (quick mode)' if config.quick else ''}; a run = build_pairs wall time "
         "on a started LocalCluster (cluster start and worker imports excluded; planning, GX gate and commit "
-        "included); floors run in this process, interleaved with the jobs. Per core = figure / workers; a "
+        "included); one cluster per size, all started up front, and each repeat runs the floors (in this "
+        "process) and then every size, so drift in machine speed hits every figure alike. Per core = figure / workers; a "
         "floor is one process. The target ratio is <recipe>_1w_over_floor_per_core (one process each); "
-        "floor_with_hr_tiles also encodes the HR tiles (default codec), which the job must write and the floor does not. "
+        "floor_with_hr_tiles also encodes the HR tiles (default codec), which the job must write and the floor does not; "
+        "floor_with_labels also tiles as the job does and labels every tile with the job's pair_labels, so "
+        "floor_with_labels / floor caps the target ratio for any job with these labels. "
         f"Load average before/after: {[round(x, 2) for x in load_before]} / "
         f"{[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} cores (other processes were running)."
     )

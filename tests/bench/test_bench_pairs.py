@@ -47,6 +47,25 @@ def test_floor_pass_counts_hr_pixels_with_and_without_hr_tiles(three_photos):
     expected = sum(Image.open(p).size[0] * Image.open(p).size[1] for p in three_photos)
     assert lr_only["hr_pixels"] == with_hr["hr_pixels"] == expected and lr_only["images"] == 3
     assert with_hr["seconds"] > 0 and lr_only["seconds"] > 0
+    assert lr_only["labelled_tiles"] == with_hr["labelled_tiles"] == 0
+
+
+def test_floor_with_labels_labels_the_tiles_the_job_keeps(three_photos):
+    from PIL import Image
+
+    from pipeline.degrade.tiles import tile_span
+    from pipeline.pairs.config import PairsConfig
+
+    encoded = [p.read_bytes() for p in three_photos]
+    labelled = floor_pass(encoded, scale=4, png_level=1, hr_tile=480, labels=True)
+    tiles = PairsConfig().tiles()
+    most = 0
+    for photo in three_photos:
+        width, height = Image.open(photo).size
+        spans_y = tile_span(height - height % 4, tiles.hr_tile, tiles.overlap, 4)
+        spans_x = tile_span(width - width % 4, tiles.hr_tile, tiles.overlap, 4)
+        most += len(spans_y[1]) * len(spans_x[1])
+    assert 3 <= labelled["labelled_tiles"] <= most  # every photo has content; blank tiles are skipped
 
 
 def test_job_figures_median_and_per_core():
