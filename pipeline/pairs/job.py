@@ -9,7 +9,8 @@ Everything that can be wrong with the request fails before any task runs: an unk
 parameter (ValueError), a partition that is not committed (PartitionNotCommittedError naming it).
 Then one task per input shard runs `make_pairs_for_shard` on the workers, which read the image shard
 and write the pair shards straight into this run's attempt folder (only root + options travel, never
-pixels). Tasks are retried on errors (`retries`) and rescheduled by Dask when a worker dies; a rerun of
+pixels), costliest first (HR pixels from the image index: the last tasks are small, so workers finish
+together). Tasks are retried on errors (`retries`) and rescheduled by Dask when a worker dies; a rerun of
 a task rewrites the same objects with the same bytes. The driver sorts the gathered records by input
 shard, writes index.parquet and skips.parquet, gates them with the GX suite and commits with a content
 key (recipe, output config, source manifest digest): a partition already committed with the same key is
@@ -39,7 +40,7 @@ from schemas.validate import records_to_table, schema_version
 
 IMAGES = "images"
 IMAGE_INDEX = "index.parquet"
-SHARD_COLUMNS = ("image_id", "product_id", "split", "shard", "offset", "size", "partition")
+SHARD_COLUMNS = ("image_id", "product_id", "split", "shard", "offset", "size", "width", "height", "partition")
 
 
 @dataclass(frozen=True)
@@ -206,7 +207,7 @@ def _run(storage, recipe, plans, config, client, progress) -> tuple[list[Partiti
             future = client.submit(
                 make_pairs_for_shard, storage.root, storage.options, shard, rows, recipe, config, out_dir,
                 key=f"make_pairs_for_shard-{recipe}-{plan.partition}-{stem}-{writer.attempt_id}",
-                retries=config.retries, pure=False,
+                retries=config.retries, pure=False, priority=_hr_pixels(rows),
             )  # fmt: skip
             futures.append(future)
             owner[future.key] = plan.partition
@@ -228,6 +229,11 @@ def _run(storage, recipe, plans, config, client, progress) -> tuple[list[Partiti
         raise
     done_outputs = [o for outs in outputs.values() for o in outs]
     return results, sum(o.hr_pixels for o in done_outputs), sum(o.seconds for o in done_outputs)
+
+
+def _hr_pixels(rows: Sequence[dict[str, Any]]) -> int:
+    """A shard's task cost: Dask starts the costliest first, so no worker idles behind a late big task."""
+    return sum(int(row["width"]) * int(row["height"]) for row in rows)
 
 
 def _adopt(writer: PartitionWriter, file: OutputFile) -> None:

@@ -7,7 +7,7 @@ import os
 
 import pyarrow.parquet as pq
 import pytest
-from distributed import WorkerPlugin
+from distributed import SchedulerPlugin, WorkerPlugin
 
 from pipeline.commit import PartitionNotCommittedError, read_manifest, verify
 from pipeline.pairs.config import PairsConfig
@@ -37,6 +37,19 @@ class KillWorkerOnce(WorkerPlugin):
             with open(self.marker, "w") as fh:
                 fh.write(str(os.getpid()))
             os._exit(1)
+
+
+class RecordPriorities(SchedulerPlugin):
+    """Records each pairs task's scheduler priority (smaller runs first) as it becomes ready."""
+
+    name = "record-priorities"
+
+    def start(self, scheduler):
+        self.scheduler, self.seen = scheduler, {}
+
+    def transition(self, key, start, finish, *args, **kwargs):
+        if "make_pairs_for_shard" in str(key) and finish == "processing":
+            self.seen[str(key)] = self.scheduler.tasks[key].priority
 
 
 def read_index(storage, manifest):
@@ -135,3 +148,30 @@ def test_unknown_recipe_or_bad_tile_fails_before_any_work(local_storage, images_
     with pytest.raises(ValueError, match="no image partitions"):
         build_pairs(local_storage, "bicubic_x4", [], CONFIG)
     assert not local_storage.exists("pairs")
+
+
+def test_costliest_shard_is_scheduled_first(local_storage, images_partition, dask_client2):
+    partition = images_partition(local_storage)
+    manifest = read_manifest(local_storage, "images", partition)
+    images = pq.read_table(
+        io.BytesIO(local_storage.read_bytes(f"images/{partition}/{manifest.file('index.parquet').path}"))
+    )
+    pixels: dict[str, int] = {}
+    for row in images.to_pylist():
+        stem = row["shard"].replace("/", "-").removesuffix(".tar")
+        pixels[stem] = pixels.get(stem, 0) + row["width"] * row["height"]
+    assert len(pixels) == 2 and len(set(pixels.values())) == 2
+    dask_client2.register_plugin(RecordPriorities())
+    try:
+        build_pairs(local_storage, "realworld_x4", [partition], CONFIG, client=dask_client2, force=True)
+        seen = dask_client2.run_on_scheduler(
+            lambda dask_scheduler: dask_scheduler.plugins["record-priorities"].seen
+        )
+    finally:
+        dask_client2.unregister_scheduler_plugin("record-priorities")
+    assert len(seen) == 2
+    for key, priority in seen.items():  # Dask runs the smallest tuple first; user priority leads it, negated
+        stem = next(s for s in pixels if f"-{s}-" in key)
+        assert priority[0] == -pixels[stem]
+    order = sorted(seen, key=seen.get)
+    assert f"-{max(pixels, key=pixels.get)}-" in order[0]
