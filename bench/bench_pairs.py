@@ -11,7 +11,6 @@ run (decode HR + Pillow BICUBIC /4 + PNG level 1 of the LR, no tiles or labels, 
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import os
@@ -231,19 +230,17 @@ def main() -> None:
         started = time.perf_counter()
         commit_photo_partition(storage, photos, config.input_shards)
         setup_s = time.perf_counter() - started
-        with contextlib.ExitStack() as clusters:  # all sizes up at once, so runs interleave
-            clients = {w: clusters.enter_context(dask_client(None, w)) for w in config.workers}
-            for client in clients.values():
-                client.run(_preload_worker)
-            for _ in range(config.repeats):  # floors and job sizes interleaved: load drift hits all alike
-                floors["floor"].append(floor_pass(encoded, config.floor_scale, config.png_level))
-                floors["floor_with_hr_tiles"].append(
-                    floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile)
-                )
-                floors["floor_with_labels"].append(
-                    floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile, labels=True)
-                )
-                for workers, client in clients.items():
+        for _ in range(config.repeats):  # floors and cluster sizes interleaved: load drift hits all alike
+            floors["floor"].append(floor_pass(encoded, config.floor_scale, config.png_level))
+            floors["floor_with_hr_tiles"].append(
+                floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile)
+            )
+            floors["floor_with_labels"].append(
+                floor_pass(encoded, config.floor_scale, config.png_level, config.hr_tile, labels=True)
+            )
+            for workers in config.workers:  # one cluster at a time: no idle workers share the cores
+                with dask_client(None, workers) as client:
+                    client.run(_preload_worker)
                     for recipe in config.recipes:
                         runs.setdefault((recipe, workers), []).append(
                             run_job(storage, root, recipe, workers, client)
@@ -278,8 +275,8 @@ def main() -> None:
         "labels on). Medians "
         f"of {config.repeats} run(s){' (quick mode)' if config.quick else ''}; a run = build_pairs wall time "
         "on a started LocalCluster (cluster start and worker imports excluded; planning, GX gate and commit "
-        "included); one cluster per size, all started up front, and each repeat runs the floors (in this "
-        "process) and then every size, so drift in machine speed hits every figure alike. Per core = figure / workers; a "
+        "included); each repeat runs the floors (in this process), then starts one cluster per size in "
+        "turn (never two at once), so drift in machine speed hits every figure alike. Per core = figure / workers; a "
         "floor is one process. The target ratio is <recipe>_1w_over_floor_per_core (one process each); "
         "floor_with_hr_tiles also encodes the HR tiles (default codec), which the job must write and the floor does not; "
         "floor_with_labels also tiles as the job does and labels every tile with the job's pair_labels, so "
