@@ -132,7 +132,6 @@ def floor_pass(
     from pipeline.degrade.tiles import tile_pair
     from pipeline.pairs.config import PairsConfig
     from pipeline.pairs.make import is_flat
-    from pipeline.tile_codec import encode_tile
 
     defaults = PairsConfig()
     recipe = get_recipe(f"bicubic_x{scale}")
@@ -151,13 +150,13 @@ def floor_pass(
                             continue
                         pair_labels(tile.hr, tile.lr, recipe, {})
                         measure_degradation(np.ascontiguousarray(tile.lr))
-                        encode_tile(tile.hr, defaults.hr_codec, defaults.zstd_level)
+                        defaults.encode_hr_tile(tile.hr)
                         labelled += 1
                 else:
                     for y in range(0, box[3], hr_tile):
                         for x in range(0, box[2], hr_tile):
                             tile = hr[y : y + hr_tile, x : x + hr_tile]
-                            encode_tile(tile, defaults.hr_codec, defaults.zstd_level)
+                            defaults.encode_hr_tile(tile)
         lr.save(io.BytesIO(), format="PNG", compress_level=png_level)
         pixels += width * height
     seconds = time.perf_counter() - started

@@ -14,12 +14,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.degrade import RECIPES, Recipe, get_recipe
 from pipeline.degrade.labels import LabelConfig
 from pipeline.degrade.tiles import TileConfig
-from pipeline.tile_codec import TileCodec
+from pipeline.tile_codec import TileCodec, encode_tile
 
 SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 OUTPUT_FIELDS = (
@@ -108,6 +109,11 @@ class PairsConfig(BaseModel):
     def tiles(self) -> TileConfig:
         """The tiling geometry handed to `pipeline.degrade.tiles.tile_pair`."""
         return TileConfig(hr_tile=self.hr_tile, overlap=self.overlap, min_hr_side=self.min_tile)
+
+    def encode_hr_tile(self, pixels: np.ndarray) -> bytes:
+        """An HR tile's member bytes: `hr_codec` at its level (`zstd_level` or `png_compress_level`)."""
+        level = self.zstd_level if self.hr_codec == "zstd" else self.png_compress_level
+        return encode_tile(pixels, self.hr_codec, level)
 
     def recipe(self, name: str) -> Recipe:
         """The configured recipe `name` (ValueError for an unknown name or an override out of range)."""

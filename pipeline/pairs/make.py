@@ -212,7 +212,6 @@ def _pairs_of_image(
         return [], skipped(Reason.TOO_SMALL, detail, width, height, all_variants), 0
 
     hr_ext = member_name("hr", config.hr_codec)
-    hr_level = config.zstd_level if config.hr_codec == "zstd" else config.png_compress_level
     records: list[dict[str, Any]] = []
     skips: list[dict[str, Any]] = []
     for variant in all_variants:
@@ -234,7 +233,7 @@ def _pairs_of_image(
             location = writer.add(
                 key,
                 {
-                    hr_ext: encode_tile(tile.hr, config.hr_codec, hr_level),
+                    hr_ext: config.encode_hr_tile(tile.hr),
                     LR_EXT: encode_tile(tile.lr, "png", config.png_compress_level),
                 },
             )

@@ -57,3 +57,17 @@ def test_output_key_ignores_how_the_job_runs():
         base.output_key()
         != PairsConfig(recipe_overrides={"realworld_x4": {"final_sinc_prob": 0.5}}).output_key()
     )
+
+
+def test_hr_tiles_are_encoded_with_the_codec_and_its_level():
+    import numpy as np
+
+    from pipeline.tile_codec import decode_tile, encode_tile
+
+    tile = np.random.default_rng(0).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    zstd = PairsConfig(zstd_level=9)
+    png = PairsConfig(hr_codec="png", png_compress_level=0)
+    assert zstd.encode_hr_tile(tile) == encode_tile(tile, "zstd", 9) != encode_tile(tile, "zstd", 1)
+    assert png.encode_hr_tile(tile) == encode_tile(tile, "png", 0) != encode_tile(tile, "png", 9)
+    for config in (zstd, png):
+        np.testing.assert_array_equal(decode_tile(config.encode_hr_tile(tile)), tile)
