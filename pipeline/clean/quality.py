@@ -110,7 +110,7 @@ def measure(
     small_image = _analysis_copy(pixels, image)
     small = np.asarray(small_image)
     red, green, blue = (small[..., channel].astype(np.float32) for channel in range(3))
-    luma = 0.299 * red + 0.587 * green + 0.114 * blue
+    luma = _luma(red, green, blue)
     perceived = np.sqrt(0.241 * red * red + 0.691 * green * green + 0.068 * blue * blue).ravel() / 255.0
     last = perceived.size - 1
     p5_index, p99_index = int(0.05 * last), int(0.99 * last)
@@ -153,12 +153,12 @@ def measure_degradation(pixels: np.ndarray) -> DegradationMetrics:
     _check_pixels(pixels)
     small = np.asarray(_analysis_copy(pixels))
     red, green, blue = (small[..., channel].astype(np.float32) for channel in range(3))
-    return _degradation(0.299 * red + 0.587 * green + 0.114 * blue, pixels)
+    return _degradation(_luma(red, green, blue), pixels)
 
 
 def _degradation(small_luma: np.ndarray, pixels: np.ndarray) -> DegradationMetrics:
     crop = _centre_crop(pixels)
-    crop_luma = 0.299 * crop[..., 0] + 0.587 * crop[..., 1] + 0.114 * crop[..., 2]
+    crop_luma = _luma(crop[..., 0], crop[..., 1], crop[..., 2])
     return DegradationMetrics(
         sharpness=_laplacian_variance(small_luma),
         noise_sigma=_noise_sigma(crop[..., 1]),
@@ -199,6 +199,11 @@ def estimate_jpeg_quality(jpeg_bytes: bytes) -> float | None:
     errors = np.abs(_SCALED_TABLES[:, : len(ids)] - found[None]).sum(axis=(1, 2))
     # Ties happen at the top (every entry clamps to 1): report the lowest quality that fits.
     return float(_QUALITIES[int(np.argmin(errors))])
+
+
+def _luma(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
+    """BT.601 luma of float planes (0..255), the weights every metric here uses."""
+    return 0.299 * red + 0.587 * green + 0.114 * blue
 
 
 def _check_pixels(pixels: np.ndarray) -> None:
