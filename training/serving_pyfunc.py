@@ -1,14 +1,15 @@
 """MLflow pyfunc wrapper of a registered SR model (MLflow "models from code": this file is the model).
 
 In: the artifacts the registry logs with each version: `torchscript` (the traced model, see
-training/export.py) and `meta` (JSON: arch, scale, export input shape, whether the trace is
-shape-generic). Out: `predict(images)` for MLflow serving / `mlflow.pyfunc.load_model`: a uint8 image
-H x W x 3 (or a list of them) in, the upscaled uint8 image(s) (H*s) x (W*s) x 3 out, one forward pass
-per image. It needs only torch and numpy, not the crisp package.
+training/export.py) and `meta` (JSON: arch, scale, export input shape). Out: `predict(images)` for
+MLflow serving / `mlflow.pyfunc.load_model`: a uint8 image H x W x 3 of any size (or a list of them) in,
+the upscaled uint8 image(s) (H*s) x (W*s) x 3 out, one whole-image forward pass per image; anything
+else (another shape, floats, values outside 0..255) raises ValueError. It needs only torch and numpy,
+not the crisp package.
 
-A trace may be specialised to the traced input size (archs with a numpy-computed bicubic skip): then
-`meta["shape_generic"]` is false and only that size is accepted; crisp's own serving path
-(`training.registry.load_model` + `training.upscale.upscale_image`) handles any size by tiling.
+Any size is accepted because the export gate (training/export.py) passes only traces that match eager
+at odd sizes other than the traced one. Memory grows with the image area (no tiling here); crisp's own
+serving path (`training.registry.load_model` + `training.upscale.upscale_image`) tiles large images.
 """
 
 from __future__ import annotations
@@ -31,14 +32,13 @@ class SRTorchScriptModel(PythonModel):
         import numpy as np
         import torch
 
-        array = np.asarray(image, dtype=np.uint8)
-        if array.ndim != 3 or array.shape[2] != 3:
+        array = np.asarray(image)
+        if array.ndim != 3 or array.shape[2] != 3 or 0 in array.shape:
             raise ValueError(f"expected a uint8 H x W x 3 image, got shape {array.shape}")
-        traced = self.meta.get("input_shape")
-        if not self.meta.get("shape_generic", True) and list(array.shape[:2]) != traced[2:]:
-            raise ValueError(
-                f"this export only accepts {traced[2]}x{traced[3]} inputs; use `crisp upscale` instead"
-            )
+        if array.dtype != np.uint8:  # JSON requests arrive as integer lists: accept them if 8-bit
+            if array.dtype.kind not in "iu" or array.min() < 0 or array.max() > 255:
+                raise ValueError(f"expected a uint8 H x W x 3 image, got {array.dtype} values")
+            array = array.astype(np.uint8)
         x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255.0
         with torch.inference_mode():
             y = self.model(x)[0].clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)

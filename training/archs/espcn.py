@@ -7,7 +7,8 @@ colour channel and `PixelShuffle` rearranges them into the HR image.
 The paper's design: conv 5x5 -> 64, tanh; conv 3x3 -> 32, tanh; conv 3x3 -> 3*s^2; PixelShuffle(s).
 The paper trains on Y only; here the network maps RGB to RGB, the usual modern setup.
 `residual=True` (off by default, NOT in the paper) adds a float bicubic upscale of the input to the
-output, so the convolutions learn only the detail the interpolation misses.
+output, so the convolutions learn only the detail the interpolation misses; it is the size-generic
+`bicubic_upscale`, so a `torch.jit.trace` of either variant serves every input size.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from training.archs.bicubic import bicubic_resize
+from training.archs.bicubic import bicubic_upscale
 
 
 class ESPCN(nn.Module):
@@ -46,6 +47,5 @@ class ESPCN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.shuffle(self.body(x))
         if self.residual:
-            height, width = x.shape[-2:]
-            out = out + bicubic_resize(x, (height * self.scale, width * self.scale))
+            out = out + bicubic_upscale(x, self.scale)
         return out

@@ -1,4 +1,5 @@
-"""Pillow-exact bicubic: bit-identical to Pillow on real benchmark images, float variant close to it."""
+"""Pillow-exact bicubic: bit-identical to Pillow on real benchmark images, float variant close to it,
+and the size-generic integer upscale equal to Pillow's own taps at odd sizes, traced or not."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import pytest
 import torch
 from PIL import Image
 
-from training.archs.bicubic import BicubicUpsampler, bicubic_resize, pillow_bicubic_taps
+from training.archs.bicubic import (
+    BicubicUpsampler,
+    bicubic_resize,
+    bicubic_upscale,
+    phase_filters,
+    pillow_bicubic_taps,
+)
 
 torch.set_num_threads(1)
 
@@ -71,3 +78,56 @@ def test_rejects_unsupported_scale_and_bad_shape():
         BicubicUpsampler(5)
     with pytest.raises(ValueError, match="N x C x H x W"):
         bicubic_resize(torch.rand(3, 4, 4), (8, 8))
+
+
+def _taps_matrix(in_size: int, out_size: int) -> torch.Tensor:
+    """out_size x in_size resampling matrix from Pillow's taps: the reference the generic path must meet."""
+    index, weights = pillow_bicubic_taps(in_size, out_size)
+    matrix = np.zeros((out_size, in_size))
+    np.add.at(matrix, (np.repeat(np.arange(out_size), index.shape[1]), index.ravel()), weights.ravel())
+    return torch.from_numpy(matrix)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("size", [(7, 11), (37, 53), (211, 97), (1, 2)])
+def test_generic_upscale_equals_pillows_taps_at_odd_sizes(scale, size):
+    height, width = size
+    x = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(scale), dtype=torch.float64)
+    # horizontal pass first, then vertical, as Pillow and the numpy-tap path do
+    expected = _taps_matrix(height, height * scale) @ (x @ _taps_matrix(width, width * scale).T)
+    got = bicubic_upscale(x, scale)
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max() <= 1e-12
+    got32 = bicubic_upscale(x.float(), scale)
+    assert got32.dtype == torch.float32 and (got32.double() - expected).abs().max() <= 1e-6
+    # bicubic_resize takes the same path for an integer upscale
+    torch.testing.assert_close(bicubic_resize(x, (height * scale, width * scale)), got, rtol=0, atol=1e-12)
+
+
+def test_phase_filters_are_pillows_interior_weights():
+    for scale in (2, 3, 4):
+        filters = phase_filters(scale)
+        assert filters.shape == (scale, 5)
+        np.testing.assert_allclose(filters.sum(axis=1), 1.0, atol=1e-12)
+        np.testing.assert_allclose(filters, filters[::-1, ::-1], atol=1e-12)  # phases mirror each other
+    index, weights = pillow_bicubic_taps(20, 40)
+    row = 2 * 10 + 1  # output 21 = 2 * 10 + phase 1
+    np.testing.assert_array_equal(weights[row][weights[row] != 0], phase_filters(2)[1][1:])
+    assert list(index[row][weights[row] != 0]) == [9, 10, 11, 12]
+
+
+def test_generic_upscale_is_differentiable():
+    x = torch.rand(1, 2, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: bicubic_upscale(t, 3), (x,))
+
+
+class _Upscale(torch.nn.Module):
+    def forward(self, x):
+        return bicubic_upscale(x, 3)
+
+
+def test_traced_generic_upscale_serves_every_size():
+    traced = torch.jit.trace(_Upscale(), torch.rand(1, 3, 32, 32), check_trace=False)
+    for height, width in ((37, 53), (211, 97), (3, 1)):
+        x = torch.rand(2, 3, height, width)
+        torch.testing.assert_close(traced(x), bicubic_upscale(x, 3), rtol=0, atol=0)

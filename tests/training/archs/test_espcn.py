@@ -47,6 +47,20 @@ def test_residual_flag_adds_a_float_bicubic_skip():
     torch.testing.assert_close(model(x), bicubic_resize(x, (16, 18)))
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_traced_residual_espcn_matches_eager_at_other_sizes(scale):
+    """The bicubic skip is size-generic: a trace at 32 x 32 serves odd sizes too."""
+    torch.manual_seed(0)
+    model = ESPCN(scale, residual=True).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(model, torch.rand(1, 3, 32, 32), check_trace=False)
+        for height, width in ((37, 53), (211, 97)):
+            x = torch.rand(1, 3, height, width)
+            out = traced(x)
+            assert out.shape == (1, 3, height * scale, width * scale)
+            assert (out - model(x)).abs().max() <= 1e-6
+
+
 def test_rejects_unsupported_scale():
     with pytest.raises(ValueError, match="espcn supports scales"):
         ESPCN(8)
