@@ -2,11 +2,16 @@
 
 In: inputs that are image files, folders (searched recursively) or `images/<date>` partitions under the
 storage root (read through the manifest and index); a model URI (`models:/<name>@<alias>`,
-`models:/<name>/<version>` or a checkpoint path). Out: `<out>/<name>_x<s>.png` per image (lossless), and
-with `--side-by-side` `<name>_x<s>_compare.png` (bicubic left, model right; only for outputs up to
-`--side-by-side-max-megapixels`). Otherwise each PNG is streamed band by band as the tiles finish, so RAM
-stays bounded by the tile size times the output width, never by the image area.
-A tqdm bar counts tiles. Exit 0 when every image was written, 1 when some failed, 2 for bad input.
+`models:/<name>/<version>` or a checkpoint path). Every file is decoded by ingest's own normalizer
+(`pipeline.clean.normalize.decode_rgb`: EXIF orientation, ICC to sRGB, CMYK / palette / 16-bit to 8-bit
+RGB, transparency composited on white), so the model sees the pixels ingest would have stored; only
+ingest's size rules are skipped (any size is upscaled). Out: `<out>/<name>_x<s>.png` per image (RGB,
+lossless), and with `--side-by-side` `<name>_x<s>_compare.png` (bicubic left, model right; only for
+outputs up to `--side-by-side-max-megapixels`). Otherwise each PNG is streamed band by band as the tiles
+finish, so RAM stays bounded by the tile size times the output width, never by the image area.
+A tqdm bar counts tiles. A file that does not decode is reported on one stderr line (with ingest's
+reason code) while the others finish. Exit 0 when every image was written, 1 when some failed, 2 for
+bad input.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import numpy as np
+    from PIL import Image
 
 PARTITION = re.compile(r"^images/\d{4}-\d{2}-\d{2}$")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
@@ -127,11 +133,18 @@ def write_side_by_side(image, result, scale: int, path: Path) -> None:
     )
 
 
-def run(args: argparse.Namespace) -> int:
-    import io
+def decode_input(data: bytes) -> Image.Image:
+    """Ingest's decoding of one input (an RGB Pillow image); ValueError with the reason when it fails."""
+    from pipeline.clean.normalize import Rejection, decode_rgb
 
+    image = decode_rgb(data)
+    if isinstance(image, Rejection):
+        raise ValueError(f"{image.reason}: {image.detail}")
+    return image
+
+
+def run(args: argparse.Namespace) -> int:
     import numpy as np
-    from PIL import Image
     from tqdm import tqdm
 
     from crisp.settings import load_settings
@@ -159,9 +172,7 @@ def run(args: argparse.Namespace) -> int:
     for stem, load in items:
         target = out_dir / f"{stem}_x{scale}.png"
         try:
-            with Image.open(io.BytesIO(load())) as opened:
-                alpha = "A" in opened.getbands() or "transparency" in opened.info
-                image = opened.convert("RGBA" if alpha else "RGB")
+            image = decode_input(load())
             bar.total += count_tiles(image.height, image.width, args.tile, args.overlap)
             bar.refresh()
             shape = output_shape(image, scale)
@@ -177,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             target.unlink(missing_ok=True)  # never leave a truncated PNG behind
             failed += 1
-            print(f"crisp upscale: {stem}: {exc}", file=sys.stderr)
+            bar.write(f"crisp upscale: {stem}: {exc}", file=sys.stderr)  # a line of its own, not in the bar
     bar.close()
     print(f"wrote {len(items) - failed} of {len(items)} images to {out_dir} with {meta.source}")
     return 1 if failed else 0

@@ -10,12 +10,19 @@ orientation is applied, transparency is composited on white, ICC profiles are co
 every other mode (CMYK, palette, grayscale, 16-bit) becomes 8-bit RGB. When none of that changed a
 pixel of an RGB JPEG or PNG, the original bytes are stored as they came (no second lossy encode of
 ground truth); otherwise the pixels are stored losslessly as PNG.
+
+`decode_rgb(bytes or path)` is the same decoding for consumers outside ingest (`crisp upscale`): the
+8-bit sRGB RGB Pillow image, or a `Rejection`, with only the pixel cap of the admission rules applied.
 """
 
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 from PIL import (  # the plugins are imported so `Image.open(formats=...)` knows them without Image.init()
@@ -44,6 +51,7 @@ _KEEPABLE_FORMATS = ("jpeg", "png")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _HIGH_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
 _WHITE = (255, 255, 255)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,42 @@ class Rejection:
 def normalize(data: bytes, config: CleanConfig | None = None) -> NormalizedImage | Rejection:
     """Decode, validate and normalize one image (see the module docstring)."""
     config = config or CleanConfig()
+    opened = _open(data)
+    if isinstance(opened, Rejection):
+        return opened
+    rejection = _check_header(opened, config)
+    if rejection is not None:
+        return rejection
+    return _guarded(lambda: _decode_and_normalize(opened, data))
+
+
+def decode_rgb(
+    source: bytes | str | os.PathLike[str], config: CleanConfig | None = None
+) -> Image.Image | Rejection:
+    """The pixels ingest would keep for one image, without ingest's admission rules.
+
+    In: encoded bytes, or the path of a file holding them (read here; an unreadable path raises
+    OSError). Out: an 8-bit sRGB RGB Pillow image, decoded exactly as `normalize` decodes it (EXIF
+    orientation, alpha composited on white, ICC to sRGB, CMYK / palette / grayscale / 16-bit to 8-bit
+    RGB), or a `Rejection` for bytes that are not a readable image. Of `config` only `max_pixels`
+    applies (the decompression-bomb cap, checked from the header): the minimum side and aspect ratio
+    decide what enters the dataset, not how an image decodes, so callers that serve images of any
+    size (`crisp upscale`) get the same pixels as ingest for every image it would accept.
+    """
+    data = source if isinstance(source, bytes | bytearray | memoryview) else Path(source).read_bytes()
+    data = bytes(data)
+    config = config or CleanConfig()
+    opened = _open(data)
+    if isinstance(opened, Rejection):
+        return opened
+    rejection = _check_pixel_cap(opened, config.max_pixels)
+    if rejection is not None:
+        return rejection
+    return _guarded(lambda: _decode_rgb8(opened)[0])
+
+
+def _open(data: bytes) -> Image.Image | Rejection:
+    """Open the header (no pixels decoded yet) with only the allowed decoders."""
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         raise ValueError(
             "PIL.ImageFile.LOAD_TRUNCATED_IMAGES is enabled in this process, so truncated images would be "
@@ -87,7 +131,7 @@ def normalize(data: bytes, config: CleanConfig | None = None) -> NormalizedImage
     if not data:
         return Rejection(Reason.NOT_AN_IMAGE, "empty body")
     try:
-        image = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        return Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Rejection(Reason.DECOMPRESSION_BOMB, str(exc))
     except UnidentifiedImageError:
@@ -98,25 +142,33 @@ def normalize(data: bytes, config: CleanConfig | None = None) -> NormalizedImage
     except Exception as exc:  # Pillow raises many types on malformed headers; all mean the same here
         return Rejection(Reason.DECODE_ERROR, f"header: {type(exc).__name__}: {exc}")
 
-    rejection = _check_header(image, config)
-    if rejection is not None:
-        return rejection
+
+def _guarded(decode: Callable[[], _T]) -> _T | Rejection:
+    """Run the pixel decode; any failure of the bytes becomes a Rejection."""
     try:
-        return _decode_and_normalize(image, data)
+        return decode()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Rejection(Reason.DECOMPRESSION_BOMB, str(exc))
     except Exception as exc:  # truncated data, corrupt entropy coding, broken palettes or profiles
         return Rejection(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
 
 
-def _check_header(image: Image.Image, config: CleanConfig) -> Rejection | None:
-    """Size rules from the declared size alone, so a bomb never reaches the decoder."""
+def _check_pixel_cap(image: Image.Image, max_pixels: int) -> Rejection | None:
     width, height = image.size
-    if width * height > config.max_pixels:
+    if width * height > max_pixels:
         return Rejection(
             Reason.DECOMPRESSION_BOMB,
-            f"{width}x{height} declares {width * height} pixels, over max_pixels={config.max_pixels}",
+            f"{width}x{height} declares {width * height} pixels, over max_pixels={max_pixels}",
         )
+    return None
+
+
+def _check_header(image: Image.Image, config: CleanConfig) -> Rejection | None:
+    """Size rules from the declared size alone, so a bomb never reaches the decoder."""
+    rejection = _check_pixel_cap(image, config.max_pixels)
+    if rejection is not None:
+        return rejection
+    width, height = image.size
     short_side, long_side = min(width, height), max(width, height)
     if short_side < config.min_side:
         return Rejection(Reason.TOO_SMALL, f"{width}x{height}: short side under min_side={config.min_side}")
@@ -128,9 +180,9 @@ def _check_header(image: Image.Image, config: CleanConfig) -> Rejection | None:
     return None
 
 
-def _decode_and_normalize(image: Image.Image, data: bytes) -> NormalizedImage:
+def _decode_rgb8(image: Image.Image) -> tuple[Image.Image, set[str], bool]:
+    """Fully decode the first frame and bring it to 8-bit sRGB RGB: (image, flags, had transparency)."""
     flags: set[str] = set()
-    source_format = "jpeg" if image.format in ("JPEG", "MPO") else str(image.format).lower()
     opened_mode = image.mode
     # MPO extra pictures are previews or stereo views, not animation.
     if image.format != "MPO" and getattr(image, "n_frames", 1) > 1:
@@ -150,7 +202,13 @@ def _decode_and_normalize(image: Image.Image, data: bytes) -> NormalizedImage:
         image = _composite_on_white(image, flags)
     if icc_profile:
         image = _convert_to_srgb(image, icc_profile, flags)
-    image = _to_rgb8(image, flags)
+    return _to_rgb8(image, flags), flags, has_transparency
+
+
+def _decode_and_normalize(image: Image.Image, data: bytes) -> NormalizedImage:
+    source_format = "jpeg" if image.format in ("JPEG", "MPO") else str(image.format).lower()
+    opened_mode = image.mode
+    image, flags, has_transparency = _decode_rgb8(image)
 
     pixels = np.asarray(image)
     keep_original = source_format in _KEEPABLE_FORMATS and opened_mode == "RGB" and not has_transparency

@@ -1,4 +1,5 @@
-import argparse
+"""Tiled upscale: spans, seamless stitching, alpha, bounded memory (the `crisp upscale` command's own
+tests are in tests/crisp/commands/test_upscale.py)."""
 
 import numpy as np
 import pytest
@@ -6,10 +7,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from crisp.commands import upscale as upscale_cmd
-from crisp.commands.upscale import save_png
-from tests.support.checkpoints import TRAINED_ARCH_KWARGS, trained_checkpoint, trained_espcn_state
-from tests.support.image_partitions import write_image_partition
+from tests.support.checkpoints import TRAINED_ARCH_KWARGS, trained_espcn_state
 from training.archs import build_arch
 from training.upscale import UpscaleConfig, axis_spans, count_tiles, upscale_bands, upscale_image
 
@@ -107,84 +105,6 @@ def test_bad_arguments():
         upscale_image(_NearestSpy(), np.zeros((8, 8, 3), np.float32), 2)
     with pytest.raises(ValueError, match="HxW"):
         upscale_image(_NearestSpy(), np.zeros((8, 8, 2), np.uint8), 2)
-
-
-def _cli(*argv):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    upscale_cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["upscale", *argv])
-    return args.run(args)
-
-
-def test_cli_upscales_files_folders_and_a_partition(
-    tmp_path, shared_data, product_photos, monkeypatch, capsys
-):
-    from pipeline.storage import Storage
-
-    root = tmp_path / "root"
-    monkeypatch.setenv("CRISP_ROOT", f"file://{root}")
-    photos = sorted(product_photos.glob("*.jpg"))[:2]
-    write_image_partition(Storage(f"file://{root}"), "2026-03-01", photos, max_side=64)
-    folder = tmp_path / "in"
-    folder.mkdir()
-    Image.open(photos[0]).convert("RGB").resize((40, 50)).save(folder / "a.png")
-    Image.open(photos[1]).convert("RGBA").resize((30, 20)).save(folder / "b.png")
-    single = tmp_path / "single.jpg"
-    Image.open(photos[0]).convert("RGB").resize((33, 21)).save(single)
-    ckpt = trained_checkpoint(tmp_path / "m.ckpt", shared_data / "sr_train" / "T91")
-    inputs = [
-        str(single),
-        str(folder),
-        "images/2026-03-01",
-        "--model",
-        str(ckpt),
-        "--tile",
-        "32",
-        "--overlap",
-        "4",
-    ]
-    out = tmp_path / "out"
-    assert _cli(*inputs, "--out", str(out), "--side-by-side") == 0, capsys.readouterr().err
-    written = sorted(p.name for p in out.glob("*.png"))
-    assert len(written) == 2 * 5 and "single_x4.png" in written and "a_x4_compare.png" in written
-    assert Image.open(out / "single_x4.png").size == (132, 84)
-    assert Image.open(out / "b_x4.png").mode == "RGBA"
-    assert Image.open(out / "a_x4_compare.png").size == (2 * 160 + 8, 200)
-    assert "wrote 5 of 5 images" in capsys.readouterr().out
-    # without --side-by-side every PNG is streamed band by band: the same pixels
-    streamed = tmp_path / "streamed"
-    assert _cli(*inputs, "--out", str(streamed)) == 0
-    assert sorted(p.name for p in streamed.glob("*.png")) == [n for n in written if "compare" not in n]
-    for name in ("single_x4.png", "b_x4.png", "a_x4.png"):
-        assert np.array_equal(np.asarray(Image.open(streamed / name)), np.asarray(Image.open(out / name)))
-
-
-def test_streaming_png_writer_round_trips(tmp_path):
-    rng = np.random.default_rng(1)
-    for channels, mode in ((3, "RGB"), (4, "RGBA")):
-        array = rng.integers(0, 256, (517, 301, channels), dtype=np.uint8)
-        bands = [array[top : top + 100] for top in range(0, 517, 100)]
-        save_png(tmp_path / f"{mode}.png", array.shape, iter(bands))
-        with Image.open(tmp_path / f"{mode}.png") as img:
-            assert img.mode == mode and np.array_equal(np.asarray(img), array)
-    with pytest.raises(ValueError, match="rows"):
-        save_png(tmp_path / "short.png", (10, 4, 3), [np.zeros((5, 4, 3), np.uint8)])
-
-
-def test_cli_rejects_bad_inputs(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
-    assert _cli(str(tmp_path / "missing.png"), "--model", "x.ckpt", "--out", str(tmp_path)) == 2
-    assert "not an image file" in capsys.readouterr().err
-    (tmp_path / "img.png").write_bytes(b"")
-    corrupt = tmp_path / "bad.ckpt"
-    corrupt.write_bytes(b"not a checkpoint")
-    assert _cli(str(tmp_path / "img.png"), "--model", str(corrupt), "--out", str(tmp_path / "o")) == 2
-    assert "checkpoint_corrupt" in capsys.readouterr().err
-    assert (
-        _cli(str(tmp_path / "img.png"), "--model", str(corrupt), "--out", str(tmp_path), "--tile", "16") == 2
-    )
-    assert "must exceed 2 * overlap" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU (run on the device machine)")

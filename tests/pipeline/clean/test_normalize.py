@@ -11,6 +11,7 @@ import pytest
 from PIL import Image, ImageCms, ImageFile
 
 from pipeline.clean import CleanConfig, NormalizedImage, Rejection, normalize
+from pipeline.clean.normalize import decode_rgb
 from schemas.reasons import Reason
 from tests.pipeline.clean.conftest import encode
 
@@ -264,3 +265,51 @@ def test_extreme_aspect_ratio_is_rejected_and_configurable(rgb: Image.Image) -> 
     rejected(strip, Reason.BAD_ASPECT_RATIO)
     assert isinstance(normalize(strip, CleanConfig(max_aspect_ratio=7.0)), NormalizedImage)
     rejected(strip, Reason.TOO_SMALL, CleanConfig(min_side=400, max_aspect_ratio=7.0))
+
+
+# -- decode_rgb: ingest's decoding for serving (crisp upscale), without the admission rules -----------
+
+
+def _odd_encodings(rgb: Image.Image) -> dict[str, bytes]:
+    small = rgb.resize((300, 372))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    gray16 = Image.fromarray(np.asarray(small.convert("L"), dtype=np.uint16) * 257)
+    rgba = small.convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize(small.size))
+    return {
+        "plain_jpeg": encode(small, "JPEG", quality=90),
+        "exif_rotated": encode(small, "JPEG", quality=92, exif=exif.tobytes()),
+        "cmyk": encode(small.convert("CMYK"), "JPEG", quality=92),
+        "png_16bit": encode(gray16, "PNG"),
+        "palette_transparent": encode(small.quantize(colors=16), "PNG", transparency=0),
+        "rgba": encode(rgba, "PNG"),
+        "icc": encode(small, "PNG", icc_profile=_swapped_primaries_profile()),
+    }
+
+
+def test_decode_rgb_gives_exactly_the_pixels_ingest_keeps(rgb: Image.Image, tmp_path) -> None:
+    for name, data in _odd_encodings(rgb).items():
+        ingested = accepted(data)
+        assert ingested.flags or name == "plain_jpeg", name
+        image = decode_rgb(data)
+        assert isinstance(image, Image.Image) and image.mode == "RGB", name
+        assert np.array_equal(np.asarray(image), ingested.pixels), name
+        path = tmp_path / f"{name}.img"
+        path.write_bytes(data)
+        assert np.array_equal(np.asarray(decode_rgb(path)), ingested.pixels), name
+        assert np.array_equal(np.asarray(decode_rgb(str(path))), ingested.pixels), name
+
+
+def test_decode_rgb_skips_the_size_rules_but_keeps_the_pixel_cap(rgb: Image.Image) -> None:
+    tiny, strip = encode(rgb.resize((7, 5)), "PNG"), encode(rgb.resize((2000, 100)), "PNG")
+    assert decode_rgb(tiny).size == (7, 5) and decode_rgb(strip).size == (2000, 100)
+    capped = decode_rgb(strip, CleanConfig(max_pixels=100_000, min_side=64))
+    assert isinstance(capped, Rejection) and capped.reason == Reason.DECOMPRESSION_BOMB
+
+
+def test_decode_rgb_rejects_bad_bytes_as_data(apparel_bytes: bytes) -> None:
+    cases = {Reason.DECODE_ERROR: apparel_bytes[: len(apparel_bytes) // 2], Reason.NOT_AN_IMAGE: b"<html>"}
+    for reason, data in cases.items():
+        result = decode_rgb(data)
+        assert isinstance(result, Rejection) and result.reason == reason and result.detail
