@@ -155,13 +155,17 @@ def bicubic_upscale(x: torch.Tensor, scale: int) -> torch.Tensor:
     """
     if x.dim() != 4:
         raise ValueError(f"bicubic_upscale expects N x C x H x W, got shape {tuple(x.shape)}")
-    return _upscale_axis(_upscale_axis(x, 3, scale), 2, scale)
+    # Under mixed precision autocast would run the convolutions in bf16/fp16 (errors of a few gray
+    # levels): the skip keeps x's own precision, as the numpy-tap path does.
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return _upscale_axis(_upscale_axis(x, 3, scale), 2, scale)
 
 
 def _float_axis(x: torch.Tensor, dim: int, out_size: int) -> torch.Tensor:
     in_size = int(x.shape[dim])
     if out_size % in_size == 0 and out_size > in_size:  # an integer upscale: the size-generic path
-        return _upscale_axis(x, dim, out_size // in_size)
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return _upscale_axis(x, dim, out_size // in_size)
     return _resample_axis(x, dim, out_size, False)
 
 

@@ -121,6 +121,16 @@ def test_generic_upscale_is_differentiable():
     assert torch.autograd.gradcheck(lambda t: bicubic_upscale(t, 3), (x,))
 
 
+def test_generic_upscale_keeps_float32_under_mixed_precision():
+    """Autocast would run the convolutions in bf16 (errors of ~3 gray levels): the skip opts out."""
+    x = torch.rand(1, 3, 37, 53)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, resized = bicubic_upscale(x, 4), bicubic_resize(x, (148, 212))
+    expected = bicubic_upscale(x, 4)
+    assert got.dtype == resized.dtype == torch.float32
+    assert (got - expected).abs().max() == 0 and (resized - expected).abs().max() <= 1e-6
+
+
 class _Upscale(torch.nn.Module):
     def forward(self, x):
         return bicubic_upscale(x, 3)
