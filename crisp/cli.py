@@ -2,16 +2,62 @@
 
 In: argv. Out: exit code 0 on success, 2 for bad input or configuration (with a one-line reason on
 stderr), 1 for a failed stage. Subcommand modules import their heavy dependencies only when run, so
-`crisp --help` stays fast.
+`crisp --help` stays fast. Global flags: `--version` (`crisp <version>`), `-v` (Crisp's own logs at DEBUG;
+`-vv` every library's too) and `-q` (warnings and errors only); logs go to stderr, INFO by default.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 COMMANDS = ("ingest", "pairs", "train", "validate", "registry", "upscale", "demo", "config")
+PACKAGES = ("crisp", "pipeline", "training", "schemas")  # the loggers -v turns to DEBUG
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("crisp")
+    except PackageNotFoundError:  # a bare checkout, not installed
+        return "unknown"
+
+
+class _StderrHandler(logging.StreamHandler):
+    """A StreamHandler on whatever sys.stderr is when a record is written (tests swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
+def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
+    """One stderr handler on the root logger (added once), INFO; -v: Crisp DEBUG, -vv: all DEBUG; -q: WARNING."""
+    root = logging.getLogger()
+    if not any(isinstance(h, _StderrHandler) for h in root.handlers):
+        handler = _StderrHandler()
+        handler.setFormatter(logging.Formatter(LOG_FORMAT, datefmt="%H:%M:%S"))
+        root.addHandler(handler)
+    if quiet:
+        root_level, own_level = logging.WARNING, logging.WARNING
+    else:
+        own_level = logging.DEBUG if verbose else logging.INFO
+        root_level = logging.DEBUG if verbose > 1 else logging.INFO
+    root.setLevel(root_level)
+    for name in PACKAGES:
+        logging.getLogger(name).setLevel(own_level)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Crisp: crawl, clean and shard product images; build SR pairs; train, gate and serve models.",
     )
     parser.add_argument("--config", help="YAML settings file (also CRISP_CONFIG); env CRISP_* overrides it")
+    parser.add_argument("--version", action="version", version=f"crisp {version()}")
+    noise = parser.add_mutually_exclusive_group()
+    noise.add_argument(
+        "-v", "--verbose", action="count", default=0, help="debug logs (Crisp's; -vv: every library's too)"
+    )
+    noise.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         module = importlib.import_module(f"crisp.commands.{name}")
@@ -32,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args.verbose, args.quiet)
     try:
         return int(args.run(args) or 0)
     except ConfigError as exc:

@@ -50,13 +50,14 @@ def normalize_root(uri: str) -> str:
 
 
 def s3_options_from_env() -> dict[str, Any]:
-    """S3 options from CRISP_S3_* / AWS_* variables (endpoint for MinIO or a test server)."""
+    """S3 options from the settings' variables CRISP_S3__ENDPOINT_URL / CRISP_S3__KEY / CRISP_S3__SECRET
+    (else AWS_ENDPOINT_URL and boto's own AWS_* lookup), for a Storage given no options."""
     opts: dict[str, Any] = {}
-    endpoint = os.environ.get("CRISP_S3_ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
+    endpoint = os.environ.get("CRISP_S3__ENDPOINT_URL") or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         opts["client_kwargs"] = {"endpoint_url": endpoint}
-    key = os.environ.get("CRISP_S3_KEY")
-    secret = os.environ.get("CRISP_S3_SECRET")
+    key = os.environ.get("CRISP_S3__KEY")
+    secret = os.environ.get("CRISP_S3__SECRET")
     if key and secret:
         opts["key"], opts["secret"] = key, secret
     return opts
@@ -106,7 +107,10 @@ class Storage:
         except Exception as exc:
             hint = ""
             if self.scheme == "s3":
-                hint = " (check the S3 endpoint, credentials and bucket: CRISP_S3_ENDPOINT_URL, CRISP_S3_KEY)"
+                hint = (
+                    " (check the S3 endpoint, credentials and bucket: CRISP_S3__ENDPOINT_URL, "
+                    "CRISP_S3__KEY, CRISP_S3__SECRET)"
+                )
             raise StorageError(f"{what} {self.uri(rel)} failed: {type(exc).__name__}: {exc}{hint}") from exc
 
     def read_bytes(self, rel: str) -> bytes:

@@ -21,6 +21,7 @@ import io
 import json
 import pickle
 import pickletools
+import re
 from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
@@ -35,6 +36,17 @@ from training.archs import build_arch
 _PREFIXES = ("", "model.", "net.", "module.")
 # Opcodes that import or call something: a pickle holding any of them needs code to load.
 _CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "REDUCE", "INST", "OBJ", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+# Opcodes that push a string (STACK_GLOBAL takes its module and name from the two before it).
+_STRING_OPCODES = {
+    op.name for op in pickletools.opcodes if op.name.endswith(("STRING", "UNICODE", "UNICODE8"))
+}
+# How torch's weights-only unpickler names what it refused (torch/_weights_only_unpickler.py).
+_REFUSED = (
+    re.compile(r"GLOBAL (\S+) (?:whose module|was not an allowed)"),
+    re.compile(r"unrecognized function (.+?)(?: which belongs to|$)"),
+    re.compile(r"but got <class '([^']+)'>"),
+    re.compile(r"must be imported to load (.+)$"),
+)
 
 
 class LoadReason(StrEnum):
@@ -85,14 +97,47 @@ def _read_bytes(uri: str, storage_options: Mapping[str, Any] | None) -> bytes:
         raise CheckpointRejected(LoadReason.NOT_FOUND, f"no checkpoint file at {uri} ({exc})") from None
 
 
+def _code_name(name: str) -> str:
+    """`posix.system` -> `os.system` (os re-exports the platform module's functions)."""
+    return re.sub(r"^(posix|nt)\.", "os.", name)
+
+
 def _pickle_needs_code(data: bytes) -> str | None:
-    """Name the first code-loading opcode of a raw pickle, without executing it."""
+    """Name what the first code-loading opcode of a raw pickle imports or calls, without executing it."""
+    strings: list[str] = []  # the strings pushed just before, for STACK_GLOBAL's module and name
     try:
         for opcode, arg, _ in pickletools.genops(io.BytesIO(data)):
-            if opcode.name in _CODE_OPCODES:
-                return f"{opcode.name} {arg}" if arg is not None else opcode.name
+            if opcode.name in _STRING_OPCODES:
+                strings = [*strings, str(arg)][-2:]
+            elif opcode.name in ("GLOBAL", "INST"):
+                return _code_name(str(arg).replace(" ", "."))
+            elif opcode.name == "STACK_GLOBAL" and len(strings) == 2:
+                return _code_name(".".join(strings))
+            elif opcode.name in _CODE_OPCODES:
+                return f"a {opcode.name} instruction"
+            elif opcode.name not in ("MEMOIZE", "PUT", "BINPUT", "LONG_BINPUT", "FRAME"):
+                strings = []
     except Exception:  # not a pickle at all: plain corruption
         return None
+    return None
+
+
+def _torch_detail(message: str) -> str:
+    """torch's own reason for refusing a weights-only load, without its advice on how to load it anyway."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", message).split("Check the documentation of torch.load")[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    detail = lines[-1] if lines else ""
+    for prefix in ("Weights only load failed.", "WeightsUnpickler error:"):
+        detail = detail.removeprefix(prefix).strip()
+    return re.split(r" Please (?:use|file)\b", detail)[0][:200]
+
+
+def _refused_code(detail: str) -> str | None:
+    """The global (function or class) torch's weights-only unpickler refused, as named in `detail`."""
+    for pattern in _REFUSED:
+        found = pattern.search(detail)
+        if found:
+            return _code_name(found.group(1))
     return None
 
 
@@ -100,21 +145,17 @@ def _torch_load(data: bytes, uri: str) -> Any:
     try:
         return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        message = str(exc)
-        marker = message.find("GLOBAL")
-        if marker >= 0:
-            line = message[marker:].splitlines()[0].strip()
-            raise CheckpointRejected(
-                LoadReason.UNSAFE_PAYLOAD,
-                f"{uri} needs arbitrary code to load ({line}); only weights-only checkpoints are accepted",
-            ) from None
-        code = _pickle_needs_code(data) if data[:1] == b"\x80" else None
+        detail = _torch_detail(str(exc))
+        code, what = _refused_code(detail), "checkpoint"
+        if code is None and data[:1] == b"\x80":  # PROTO: a bare pickle rather than torch's zip format
+            code, what = _pickle_needs_code(data), "raw pickle"
         if code:
             raise CheckpointRejected(
-                LoadReason.UNSAFE_PAYLOAD, f"{uri} is a raw pickle that imports/calls code ({code})"
+                LoadReason.UNSAFE_PAYLOAD,
+                f"{what} {uri} needs code to load (it contains {code}); Crisp loads weights only and refuses it",
             ) from None
         raise CheckpointRejected(
-            LoadReason.CORRUPT, f"{uri} is not a readable checkpoint: {message[:200]}"
+            LoadReason.CORRUPT, f"{uri} is not a readable checkpoint: {detail or type(exc).__name__}"
         ) from None
     except Exception as exc:  # truncated zip, bad header, empty file, ...
         detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__

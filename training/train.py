@@ -2,7 +2,10 @@
 
 In: a `TrainConfig` (model and optim from training/lit_module.py, data from training/data/module.py,
 trainer settings, an output root URI), or a YAML file plus `key.sub=value` overrides
-(`python -m training.train --config training/configs/espcn_x4.yaml --set trainer.max_steps=100`).
+(`python -m training.train --config training/configs/espcn_x4.yaml --set trainer.max_steps=100`); there,
+as under `crisp train`, the Crisp settings (CRISP_CONFIG / CRISP_ROOT / CRISP_S3__*) supply `data.root`,
+`output` (<root>/runs/sr_train) and the S3 options that the YAML leaves out
+(`crisp.commands.train.train_config_from_settings`).
 Out: `TrainResult(best_ckpt_uri, last_ckpt_uri, metrics, global_step)`; on storage under `output`:
 checkpoints/{last,best}.ckpt (+ .json sidecars), logs/ (CSV), result.json.
 
@@ -284,13 +287,19 @@ def _fit(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m training.train`: the Crisp settings (CRISP_CONFIG, CRISP_ROOT, CRISP_S3__*) fill what
+    the YAML leaves out, exactly as under `crisp train`; exit 0 trained, 2 bad settings/config/data."""
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="training YAML (sections model, optim, data, trainer)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args(argv)
+    # The entry point may read the Crisp settings; training's library modules never import crisp.
+    from crisp.commands.train import train_config_from_settings
+    from crisp.settings import ConfigError
+
     try:
-        result = train(load_train_config(args.config, args.overrides))
-    except (TrainConfigError, DataError) as exc:
+        result = train(train_config_from_settings(args.config, args.overrides))
+    except (ConfigError, TrainConfigError, DataError) as exc:
         print(f"training: {exc}", file=sys.stderr)
         return 2
     if getattr(rank_zero_only, "rank", 0) == 0:

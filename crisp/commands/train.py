@@ -3,10 +3,11 @@
 In: --config PATH (a YAML in training/configs/: sections model, optim, data, trainer) and any number of
 --set section.key=value overrides (values parsed as YAML: `--set trainer.max_steps=500`,
 `--set data.partitions=[2026-11-20]`). The Crisp settings fill what the YAML leaves out: `data.root`
-and `output` (default <root>/runs/sr_train) and the S3 options for both. Out: checkpoints/{last,best}.ckpt,
-logs/ and result.json under `output`, Lightning's progress bar on stderr, the TrainResult as JSON on
-stdout. Exit codes: 0 trained, 2 bad config or data (found before training starts), 1 the run failed
-(e.g. a non-finite loss). With trainer.devices > 1 Lightning re-runs this same command once per extra
+and `output` (default <root>/runs/sr_train) and the S3 options for both; `train_config_from_settings`
+is that merge, shared with `python -m training.train` (and importable for the sr_train DAG).
+Out: checkpoints/{last,best}.ckpt, logs/ and result.json under `output`, Lightning's progress bar on
+stderr, the TrainResult as JSON on stdout. Exit codes: 0 trained, 2 bad config or data (found before
+training starts), 1 the run failed (e.g. a non-finite loss). With trainer.devices > 1 Lightning re-runs this same command once per extra
 rank; multi-node runs use torchrun / srun (see training/train.py).
 """
 
@@ -48,6 +49,31 @@ def with_s3_options(config, settings):
     return config.model_copy(update=update)
 
 
+def settings_defaults(settings, run_name: str | None = None) -> dict:
+    """What the settings supply to a training config: data.root, output, the MLflow tracking URI."""
+    output = f"{settings.root.rstrip('/')}/runs/sr_train"
+    return {
+        "data": {"root": settings.root},
+        "output": f"{output}/{run_name}" if run_name else output,
+        "mlflow_tracking_uri": settings.mlflow_tracking_uri,
+    }
+
+
+def train_config_from_settings(path, overrides=(), settings=None, run_name: str | None = None):
+    """The TrainConfig of every entry point (`crisp train`, `python -m training.train`, the sr_train DAG).
+
+    settings defaults (`settings_defaults`; `output` = <root>/runs/sr_train[/<run_name>]) < the training
+    YAML `path` < `overrides`, then the settings' S3 options for s3:// URIs left without options.
+    `settings` defaults to `load_settings()` (CRISP_CONFIG and CRISP_* variables). Raises ConfigError
+    (settings) or TrainConfigError (training config)."""
+    from crisp.settings import load_settings
+    from training.train import load_train_config
+
+    settings = load_settings() if settings is None else settings
+    config = load_train_config(path, list(overrides), settings_defaults(settings, run_name))
+    return with_s3_options(config, settings)
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
@@ -56,17 +82,11 @@ def run(args: argparse.Namespace) -> int:
 
     from crisp.settings import ConfigError, load_settings
     from training.data.catalog import DataError
-    from training.train import TrainConfigError, load_train_config, train
+    from training.train import TrainConfigError, train
 
     settings = load_settings(args.config)
-    defaults = {
-        "data": {"root": settings.root},
-        "output": f"{settings.root.rstrip('/')}/runs/sr_train",
-        "mlflow_tracking_uri": settings.mlflow_tracking_uri,
-    }
     try:
-        config = with_s3_options(load_train_config(args.train_config, args.overrides, defaults), settings)
-        result = train(config)
+        result = train(train_config_from_settings(args.train_config, args.overrides, settings))
     except (TrainConfigError, DataError) as exc:
         raise ConfigError(str(exc)) from None
     if getattr(rank_zero_only, "rank", 0) == 0:

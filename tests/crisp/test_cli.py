@@ -1,8 +1,24 @@
+import logging
 import os
 import subprocess
 import sys
+from importlib.metadata import version
 
-from crisp.cli import COMMANDS, main
+import pytest
+
+from crisp.cli import COMMANDS, PACKAGES, main
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """main() configures logging for the process; put the root logger back after each test."""
+    root = logging.getLogger()
+    saved = root.level, list(root.handlers), {name: logging.getLogger(name).level for name in PACKAGES}
+    yield
+    root.setLevel(saved[0])
+    root.handlers[:] = saved[1]
+    for name, level in saved[2].items():
+        logging.getLogger(name).setLevel(level)
 
 
 def _run(*args, env=None):
@@ -29,9 +45,50 @@ def test_config_prints_masked_settings():
 
 
 def test_bad_config_exits_2_with_reason():
-    out = _run("config", env={"CRISP_NOT_A_KEY": "1"})
+    out = _run("config", env={"CRISP_S3__ENDPONT_URL": "http://127.0.0.1:9000"})
     assert out.returncode == 2
-    assert "unknown setting 'not_a_key'" in out.stderr
+    assert "unknown setting 's3.endpont_url' (from CRISP_S3__ENDPONT_URL)" in out.stderr
+
+
+def test_unrelated_crisp_variables_do_not_break_config(capsys, monkeypatch):
+    monkeypatch.setenv("CRISP_SR_TRAIN_SCHEDULE", "@weekly")  # dags/sr_train.py reads it itself
+    monkeypatch.setenv("CRISP_ROOT", "file:///tmp/crisp-cli-test")
+    assert main(["config"]) == 0
+    out = capsys.readouterr()
+    assert "root: file:///tmp/crisp-cli-test" in out.out and "CRISP_SR_TRAIN_SCHEDULE" not in out.err
+    monkeypatch.setenv("CRISP_DASK_WORKERS", "3")  # names no setting: one warning, then on as usual
+    assert main(["config"]) == 0
+    warned = [line for line in capsys.readouterr().err.splitlines() if "CRISP_" in line]
+    assert len(warned) == 1 and "WARNING crisp.settings: ignoring CRISP_DASK_WORKERS" in warned[0]
+
+
+def test_version():
+    out = _run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"crisp {version('crisp')}"
+
+
+def test_verbose_and_quiet_set_the_log_level(capsys, monkeypatch):
+    monkeypatch.setenv("CRISP_DASK_WORKERS", "3")  # a warning on every run
+    crisp, root = logging.getLogger("crisp"), logging.getLogger()
+    assert main(["config"]) == 0
+    assert (crisp.getEffectiveLevel(), root.level) == (logging.INFO, logging.INFO)
+    assert main(["-v", "config"]) == 0
+    assert (crisp.getEffectiveLevel(), root.level) == (logging.DEBUG, logging.INFO)
+    assert main(["-vv", "config"]) == 0
+    assert (crisp.getEffectiveLevel(), root.level) == (logging.DEBUG, logging.DEBUG)
+    capsys.readouterr()
+    assert main(["-q", "config"]) == 0
+    assert (crisp.getEffectiveLevel(), root.level) == (logging.WARNING, logging.WARNING)
+    logging.getLogger("pipeline.test").info("hidden by -q")
+    err = capsys.readouterr().err
+    assert "hidden by -q" not in err and err.count("WARNING crisp.settings: ignoring CRISP_DASK_WORKERS") == 1
+    assert main(["config"]) == 0
+    logging.getLogger("training.test").info("shown at INFO")
+    err = capsys.readouterr().err
+    assert "INFO training.test: shown at INFO" in err and err.count("shown at INFO") == 1  # one handler
+    with pytest.raises(SystemExit) as info:
+        main(["-v", "-q", "config"])
+    assert info.value.code == 2
 
 
 def test_in_process_entry_point(capsys, monkeypatch):

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from pipeline.storage import Storage, StorageError, normalize_root
@@ -88,5 +90,25 @@ def test_unreachable_s3_endpoint_names_endpoint():
             "config_kwargs": {"retries": {"max_attempts": 1}, "connect_timeout": 1},
         },
     )
-    with pytest.raises(StorageError, match="S3 endpoint"):
+    with pytest.raises(StorageError, match="S3 endpoint") as info:
         s.write_bytes("a.bin", b"x")
+    _advertised_variables_work(str(info.value))
+
+
+def _advertised_variables_work(message: str) -> None:
+    """Every CRISP_* variable the hint names is a real setting, also for a Storage given no options."""
+    from crisp.settings import load_settings
+
+    names = set(re.findall(r"CRISP_[A-Z0-9_]+", message))
+    assert names == {"CRISP_S3__ENDPOINT_URL", "CRISP_S3__KEY", "CRISP_S3__SECRET"}, message
+    environ = {"CRISP_ROOT": "s3://bucket/x", **{name: f"v-{name}" for name in names}}
+    options = load_settings(environ=environ).storage().options
+    assert options == {
+        "key": "v-CRISP_S3__KEY",
+        "secret": "v-CRISP_S3__SECRET",
+        "client_kwargs": {"endpoint_url": "v-CRISP_S3__ENDPOINT_URL"},
+    }
+    with pytest.MonkeyPatch.context() as env:
+        for name in names:
+            env.setenv(name, f"v-{name}")
+        assert Storage("s3://bucket/x").options == options  # the fallback reads the same variables

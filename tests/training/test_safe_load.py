@@ -79,7 +79,8 @@ def test_corrupted_file_is_rejected(tmp_path, damage):
     }[damage]
     path = tmp_path / f"{damage}.ckpt"
     path.write_bytes(bad)
-    _rejected(path, LoadReason.CORRUPT)
+    error = _rejected(path, LoadReason.CORRUPT)
+    assert "weights_only" not in str(error)  # torch's advice to load it unsafely is not passed on
 
 
 class _RunsShell:
@@ -98,13 +99,20 @@ def test_pickled_code_payload_is_rejected_without_running(tmp_path):
     marker = tmp_path / "pwned"
     payload = tmp_path / "payload.ckpt"
     write_checkpoint(payload, random_state(), extra={"callbacks": _RunsShell(marker)})
-    error = _rejected(payload, LoadReason.UNSAFE_PAYLOAD)
-    assert "system" in error.detail
+    errors = [_rejected(payload, LoadReason.UNSAFE_PAYLOAD)]
+    assert errors[0].detail == (
+        f"checkpoint {payload} needs code to load (it contains os.system); Crisp loads weights only and refuses it"
+    )
     instance = write_checkpoint(tmp_path / "instance.ckpt", random_state(), extra={"obj": _PlainObject()})
-    _rejected(instance, LoadReason.UNSAFE_PAYLOAD)
-    raw = tmp_path / "raw.pkl"
-    raw.write_bytes(pickle.dumps({"state_dict": {}, "x": _RunsShell(marker)}))
-    _rejected(raw, LoadReason.UNSAFE_PAYLOAD)
+    errors.append(_rejected(instance, LoadReason.UNSAFE_PAYLOAD))
+    assert f"(it contains {__name__}._PlainObject); Crisp loads weights only" in errors[-1].detail
+    for protocol in (2, pickle.HIGHEST_PROTOCOL):  # torch's unpickler names protocol 2 globals, ours the rest
+        raw = tmp_path / f"raw{protocol}.pkl"
+        raw.write_bytes(pickle.dumps({"state_dict": {}, "x": _RunsShell(marker)}, protocol=protocol))
+        errors.append(_rejected(raw, LoadReason.UNSAFE_PAYLOAD))
+        assert "needs code to load (it contains os.system); Crisp loads weights only" in errors[-1].detail
+    for error in errors:  # torch's advice on loading it anyway is not passed on
+        assert "weights_only" not in str(error) and "add_safe_globals" not in str(error)
     assert not marker.exists()
 
 

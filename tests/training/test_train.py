@@ -20,7 +20,7 @@ from lightning.pytorch.callbacks import Callback
 from pipeline.sr_metrics import psnr_y, ssim_y
 from pipeline.storage import Storage
 from tests.conftest import REPO, s3_options
-from tests.support.pairs_fixture import copy_root
+from tests.support.pairs_fixture import TINY_PARTITION, copy_root
 from training.checkpoint import load_checkpoint
 from training.data.module import DataConfig, SRDataModule
 from training.evaluate import evaluate_folder
@@ -90,6 +90,50 @@ def test_hardware_that_does_not_exist_is_refused():
 def test_main_reports_bad_input_with_exit_code_2(capsys):
     assert main(["--set", "data.recipe=bicubic_x2", "--set", "data.root=file:///nonexistent"]) == 2
     assert "recipe 'bicubic_x2' makes x2 pairs but the model is x4" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_module_entry_point_reads_the_crisp_settings(tiny_pairs, s3_storage, s3_endpoint, tmp_path):
+    """`python -m training.train` with only CRISP_ROOT=s3://... and CRISP_S3__ENDPOINT_URL: the settings
+    supply data.root, output and the S3 options that the YAML leaves out, as under `crisp train`."""
+    copy_root(tiny_pairs, s3_storage)
+    work = tmp_path / "work"  # the cwd: a file://./data root would land here
+    work.mkdir()
+    env = {
+        "CRISP_ROOT": s3_storage.root,
+        "CRISP_S3__ENDPOINT_URL": s3_endpoint,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path / "home"),
+        "PYTHONPATH": str(REPO),
+        "OMP_NUM_THREADS": "1",
+    }
+    tiny = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data.block_size=2",
+            "data.workers=0", "trainer.val_check_interval=2", "trainer.enable_progress_bar=false",
+            f"data.partitions=[{TINY_PARTITION}]", "trainer.max_steps=2"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "training.train",
+        "--config",
+        str(REPO / "training/configs/espcn_x4.yaml"),
+    ]
+    command += [arg for item in tiny for arg in ("--set", item)]
+    done = subprocess.run(command, cwd=work, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    run = f"{s3_storage.root}/runs/sr_train"
+    assert result["global_step"] == 2 and result["last_ckpt_uri"] == f"{run}/checkpoints/last.ckpt"
+    checkpoint = torch.load(
+        io.BytesIO(s3_storage.read_bytes("runs/sr_train/checkpoints/last.ckpt")),
+        map_location="cpu",
+        weights_only=True,
+    )
+    assert checkpoint["crisp_meta"]["pair_partitions"] == [TINY_PARTITION]
+    assert "bicubic_x4" in str(checkpoint["crisp_meta"]["recipe"])
+    assert s3_storage.exists("runs/sr_train/result.json") and list(work.iterdir()) == []  # nothing local
 
 
 def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tiny_pairs, tmp_path):

@@ -46,3 +46,47 @@ def test_settings_supply_s3_options_only_to_s3_uris():
         load_train_config(None, ["data.root=file:///x", "output=file:///y"]), settings
     )
     assert local.data.storage_options == {} and local.output_storage_options == {}
+
+
+def test_one_merge_for_every_entry_point(tmp_path):
+    settings = load_settings(
+        None, environ={"CRISP_ROOT": "s3://bucket/crisp", "CRISP_S3__ENDPOINT_URL": "http://127.0.0.1:9"}
+    )
+    s3 = {"client_kwargs": {"endpoint_url": "http://127.0.0.1:9"}}
+    config = command.train_config_from_settings(
+        "training/configs/espcn_x4.yaml", ["trainer.max_steps=300"], settings
+    )
+    assert (config.data.root, config.output) == ("s3://bucket/crisp", "s3://bucket/crisp/runs/sr_train")
+    assert config.data.storage_options == s3 and config.output_storage_options == s3
+    assert config.trainer.max_steps == 300 and config.model.arch == "espcn"
+    own = tmp_path / "own.yaml"  # what the YAML sets wins over the settings
+    own.write_text(
+        "data: {root: 'file:///pairs'}\noutput: s3://other/run\noutput_storage_options: {anon: true}\n"
+    )
+    config = command.train_config_from_settings(own, [], settings, run_name="manual_1")
+    assert (config.data.root, config.data.storage_options) == ("file:///pairs", {})
+    assert (config.output, config.output_storage_options) == ("s3://other/run", {"anon": True})
+    assert (
+        command.settings_defaults(settings, "manual_1")["output"]
+        == "s3://bucket/crisp/runs/sr_train/manual_1"
+    )
+
+
+def test_module_entry_point_uses_the_same_merge(monkeypatch, capsys):
+    from training import train as module
+
+    seen = {}
+
+    def fake_train(config):
+        seen["config"] = config
+        return module.TrainResult(best_ckpt_uri=None, last_ckpt_uri=f"{config.output}/checkpoints/last.ckpt")
+
+    monkeypatch.setenv("CRISP_ROOT", "s3://bucket/crisp")
+    monkeypatch.setattr(module, "train", fake_train)
+    assert module.main(["--config", "training/configs/espcn_x4.yaml", "--set", "trainer.max_steps=300"]) == 0
+    assert seen["config"] == command.train_config_from_settings(
+        "training/configs/espcn_x4.yaml", ["trainer.max_steps=300"], load_settings()
+    )
+    monkeypatch.setenv("CRISP_S3__ENDPONT_URL", "x")  # bad settings: exit 2 with the reason
+    assert module.main(["--config", "training/configs/espcn_x4.yaml"]) == 2
+    assert "unknown setting 's3.endpont_url'" in capsys.readouterr().err
