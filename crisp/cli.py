@@ -13,7 +13,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("ingest", "pairs", "train", "validate", "registry", "upscale", "demo", "config")
+COMMANDS = ("ingest", "pairs", "train", "validate", "registry", "reference", "upscale", "demo", "config")
 PACKAGES = ("crisp", "pipeline", "training", "schemas")  # the loggers -v turns to DEBUG
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -41,12 +41,17 @@ def _say(message: str) -> None:
     print(f"[crisp demo] {message}", flush=True)
 
 
-def _benchmarks() -> dict[str, Path]:
-    """Set5 when the shared benchmark data is beside the checkout; the pair test split is always used."""
+def _push_reference_sets(storage) -> dict[str, str]:
+    """Set5 onto the demo root when the shared benchmark data is beside the checkout (the pair test split
+    is always scored): the gates then read it from the root, as a deployment does."""
     from pipeline.reference_data import benchmark_dir
+    from pipeline.reference_sets import PREFIX, push
 
     set5 = benchmark_dir("Set5")
-    return {"Set5": set5} if set5.is_dir() else {}
+    if not set5.is_dir():
+        return {}
+    push(storage, "Set5", set5)
+    return {"Set5": f"{PREFIX}/Set5"}
 
 
 def run_demo(
@@ -95,29 +100,29 @@ def run_demo(
     pairs = build_pairs(storage, RECIPE, [partition], PairsConfig(recipes=[RECIPE], hr_tile=384, min_tile=96))
     _say(f"    {pairs.pairs} pairs")
 
-    checkpoint, metrics_csv = _train(storage, partition, steps)
-    verdict, version, champion = _gate_and_promote(storage, checkpoint, partition)
-    upscaled = _upscale_sample(storage, champion if champion is not None else version)
-    report = _report(storage, checkpoint, verdict, metrics_csv, partition)
+    config, trained = _train(storage, partition, steps)
+    released = _release(storage, config, trained, partition)
+    champion = released.champion
+    upscaled = _upscale_sample(storage, champion if champion is not None else released.version)
     result = DemoResult(
         root=storage.root,
         partition=partition,
         ingest=ingest,
         pairs=pairs.pairs,
-        checkpoint=checkpoint,
-        verdict_passed=verdict.passed,
-        verdict_reasons=list(verdict.reasons),
-        version=version,
+        checkpoint=released.checkpoint,
+        verdict_passed=released.verdict.passed,
+        verdict_reasons=list(released.verdict.reasons),
+        version=released.version,
         champion=champion,
         upscaled=upscaled,
-        report=report,
+        report=released.report,
         seconds=round(time.perf_counter() - started, 1),
     )
     storage.write_bytes("demo/result.json", json.dumps(asdict(result), indent=1).encode())
     return result
 
 
-def _train(storage, partition: str, steps: int) -> tuple[str, str]:
+def _train(storage, partition: str, steps: int):
     from training.train import load_train_config, train
 
     config_path = Path(__file__).resolve().parents[1] / "training" / "configs" / "espcn_x4.yaml"
@@ -136,40 +141,40 @@ def _train(storage, partition: str, steps: int) -> tuple[str, str]:
     config = load_train_config(config_path, overrides)
     _say(f"3/7 train: ESPCN x4 for {steps} steps on CPU (Lightning)")
     result = train(config)
-    checkpoint = result.best_ckpt_uri or result.last_ckpt_uri
-    _say(f"    checkpoint {checkpoint}; val PSNR-Y {result.metrics.get('val/psnr_y', float('nan')):.2f} dB")
-    return checkpoint, storage.uri("runs/demo/logs/metrics.csv")
+    _say(f"    checkpoint {result.best_ckpt_uri or result.last_ckpt_uri}; "
+         f"val PSNR-Y {result.metrics.get('val/psnr_y', float('nan')):.2f} dB")  # fmt: skip
+    return config, result
 
 
-def _gate_and_promote(storage, checkpoint: str, partition: str):
-    from training.registry import PromotionRefused, RegistryConfig, list_versions, promote, register
-    from training.validate import GateConfig, validate_checkpoint
+def _release(storage, config, trained, partition: str):
+    """The release flow every entry point uses (training/release.py), under the demo's gate policy."""
+    from crisp.demo_catalog import photo_folder
+    from training.policy import GatePolicy
+    from training.registry import RegistryConfig
+    from training.release import ReleaseTarget, release
 
-    registry = RegistryConfig(root=storage.root)
-    gates = GateConfig(
-        benchmarks=_benchmarks(), pair_recipe=RECIPE, pair_partitions=[partition], pair_split="test"
+    policy = GatePolicy(benchmarks=_push_reference_sets(storage))
+    target = ReleaseTarget(
+        model_name=MODEL_NAME,
+        storage=storage,
+        registry=RegistryConfig(root=storage.root, policy=policy),
+        recipe=RECIPE,
+        partitions=[partition],
+        photos=[photo_folder() / "coffee.png", photo_folder() / "rocket.jpg"],
     )
-    _say(f"4/7 validate: gates on {', '.join([*gates.benchmarks, 'pair test split'])}")
-    verdict = validate_checkpoint(
-        checkpoint, gates, champion=f"models:/{MODEL_NAME}@champion", storage=storage, registry=registry
-    )
-    for score in verdict.scores:
+    _say(f"4/7 validate: gates on {', '.join([*policy.benchmarks, 'pair test split'])}")
+    released = release(target, config.model_dump(mode="json"), asdict(trained), run_name="demo")
+    for score in released.verdict.scores:
         _say(f"    {score.name}: PSNR-Y {score.psnr_y:.2f} dB vs bicubic {score.bicubic_psnr_y:.2f} dB")
-    _say(f"    verdict: {'PASS' if verdict.passed else 'FAIL'} {'; '.join(verdict.reasons)}")
-    version = register(checkpoint, verdict, MODEL_NAME, config=registry)
-    _say(f"5/7 registry: {MODEL_NAME} version {version} @challenger")
-    champion = None
-    try:
-        promote(MODEL_NAME, version, registry)
-        champion = version
-        _say(f"6/7 promote: version {version} is now @champion")
-    except PromotionRefused as exc:
-        # a rerun's model may not beat the champion of an earlier run: that one keeps serving
-        champion = next(
-            (v.version for v in list_versions(MODEL_NAME, registry) if "champion" in v.aliases), None
-        )
-        _say(f"6/7 promote refused, @champion stays at version {champion}: {exc}")
-    return verdict, version, champion
+    _say(
+        f"    verdict: {'PASS' if released.verdict.passed else 'FAIL'} {'; '.join(released.verdict.reasons)}"
+    )
+    _say(f"5/7 registry: {MODEL_NAME} version {released.version} @challenger (MLflow run {released.run_id})")
+    if released.promoted:
+        _say(f"6/7 promote: version {released.version} is now @champion")
+    else:  # a rerun's model may not beat the champion of an earlier run: that one keeps serving
+        _say(f"6/7 promote refused, @champion stays at version {released.champion}: {released.refusal}")
+    return released
 
 
 def _upscale_sample(storage, version: int) -> str:
@@ -190,21 +195,3 @@ def _upscale_sample(storage, version: int) -> str:
         storage.upload(str(out_dir / name), f"demo/upscaled/{name}")
     _say(f"7/7 upscale: chelsea.png {sample.size} -> {out.shape[1]}x{out.shape[0]}")
     return storage.uri("demo/upscaled/chelsea_side_by_side.png")
-
-
-def _report(storage, checkpoint: str, verdict, metrics_csv: str, partition: str) -> str:
-    from crisp.demo_catalog import photo_folder
-    from training.report import write_report
-    from training.safe_load import safe_load
-
-    model, _ = safe_load(checkpoint, storage_options=storage.options)
-    html, _ = write_report(
-        storage.uri("runs/demo/report"),
-        verdict,
-        model=model,
-        metrics_csv=metrics_csv,
-        photos=[photo_folder() / "coffee.png", photo_folder() / "rocket.jpg"],
-        lineage={"images_partition": partition, "recipe": RECIPE},
-        storage_options=storage.options,
-    )
-    return html

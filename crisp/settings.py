@@ -2,7 +2,7 @@
 
 In: an optional YAML path (`--config` or CRISP_CONFIG) and the environment (or a given mapping). Out: a
 frozen `Settings` whose sections are the typed configs owned by each component (storage here; ingest
-(crawl + clean + split), pairs in their own modules). Built on pydantic-settings: a YAML file source
+(crawl + clean + split), pairs, gates (the promotion policy) in their own modules). Built on pydantic-settings: a YAML file source
 under an environment source, both read only what `load_settings` hands them.
 
 One environment convention: the `CRISP_` prefix and `__` for nesting, e.g. `CRISP_ROOT=s3://bucket/crisp`,
@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
+from training.policy import GatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,13 @@ _SOURCES: ContextVar[tuple[PydanticBaseSettingsSource, ...] | None] = ContextVar
 )
 
 
+class GateSettings(BaseModel):
+    """The promotion gates of each model kind: policy of the deployment, never of a trigger."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    sr: GatePolicy = Field(default_factory=GatePolicy)  # super-resolution (training/policy.py)
+
+
 class Settings(BaseSettings):
     """Build with `load_settings`; a bare `Settings()` reads the process environment only (no file)."""
 
@@ -104,6 +112,7 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None  # None = SQLite under the root
     ingest: IngestConfig = Field(default_factory=IngestConfig)  # crawl, clean, split, shards, workers
     pairs: PairsConfig = Field(default_factory=PairsConfig)  # recipes, tiles, variants, Dask workers
+    gates: GateSettings = Field(default_factory=lambda: GateSettings())  # promotion policy per model kind
 
     @classmethod
     def settings_customise_sources(
@@ -123,6 +132,14 @@ class Settings(BaseSettings):
 
         options = self.s3.storage_options() if self.root.startswith("s3://") else {}
         return Storage(self.root, options)
+
+    def registry(self, policy: str = "sr"):
+        """The model registry these settings name, carrying the gate policy promotion re-applies."""
+        from training.registry import RegistryConfig
+
+        return RegistryConfig(
+            root=self.root, tracking_uri=self.mlflow_tracking_uri, policy=getattr(self.gates, policy)
+        )
 
 
 # -- values: YAML without timestamps, and strings kept for string settings -------------------------------

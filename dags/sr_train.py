@@ -16,14 +16,17 @@ S3 options come from the worker's Crisp settings (`CRISP_CONFIG` / `CRISP_ROOT`)
 **Schedule**: none by default. Set `CRISP_SR_TRAIN_SCHEDULE=@weekly` on the scheduler for a weekly retrain
 with the default Params (every committed partition), `catchup=False`.
 
-Tasks: `check` (before anything starts: arch and options, recipe/scale match, committed and large enough
-data, devices this worker has; a failure names the problem) -> `train` (the subprocess; its XCom is the
-TrainResult: best/last checkpoint URIs, final metrics, step). A retry resumes from the run's
-`last.ckpt`, mid-epoch included. -> `validate` (safe load, golden forward pass, Set5/Set14 and the pair
-test split against bicubic and the current `@champion`, latency, TorchScript export; the verdict is the
-XCom) -> `register` (a new version of `model_name`, `@challenger`, with the verdict in its tags) ->
-`promote` (moves `@champion` only on a passing verdict; a failing gate fails this task with the reasons and
-leaves `@champion` untouched). Gate thresholds come from the `gates` Param (GateConfig fields).
+Tasks (the release flow of training/release.py, one step per task; `crisp demo` and
+`crisp train --release` run the same steps in one process): `check` (before anything starts: the `gates`
+Param may only tighten the settings' policy `gates.sr.*` (a looser value fails here, naming it); arch and
+options, recipe/scale match, committed and large enough data, devices this worker has) -> `train` (the
+subprocess; its XCom is the TrainResult; a retry resumes from the run's `last.ckpt`, mid-epoch included)
+-> `validate` (logs the training as an MLflow run: resolved config as params, curves, the pair partitions
+as a dataset input; then safe load, golden pass, the policy's benchmark sets and the pair test split
+against bicubic and the current `@champion`, latency, export parity; the HTML report goes to the run's
+output and the MLflow run) -> `register` (a new version of `model_name` logged into the training run,
+`@challenger`) -> `promote` (the registry moves `@champion` only when the recorded verdict passes under the
+configured policy; else this task fails with the reasons and `@champion` stays).
 
 Manual run: `airflow dags trigger sr_train --conf '{"arch": "espcn", "scale": 4, "partitions": ["2026-11-20"]}'`,
 or without Airflow `crisp train --config training/configs/espcn_x4.yaml --set data.partitions=[2026-11-20]`.
@@ -31,6 +34,7 @@ or without Airflow `crisp train --config training/configs/espcn_x4.yaml --set da
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import UTC, datetime, timedelta
@@ -39,17 +43,17 @@ from typing import Any
 
 from airflow.sdk import Param, dag, task
 
+log = logging.getLogger(__name__)
+
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULE = os.environ.get("CRISP_SR_TRAIN_SCHEDULE") or None
 
 
 def train_config(params: dict[str, Any], run_id: str):
-    """The TrainConfig a run trains with: base YAML < settings < Params < overrides. Raises ValueError."""
-    from crisp.commands.train import with_s3_options
-    from crisp.settings import load_settings
-    from training.train import load_train_config
+    """The TrainConfig a run trains with: settings < base YAML < Params < overrides (the same merge as
+    `crisp train` and `python -m training.train`). Raises ValueError."""
+    from crisp.commands.train import train_config_from_settings
 
-    settings = load_settings()
     arch, scale = params["arch"], int(params["scale"])
     configs = REPO / "training" / "configs"
     base = next(
@@ -68,36 +72,37 @@ def train_config(params: dict[str, Any], run_id: str):
         *params.get("overrides", []),
     ]
     run_dir = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-    defaults = {
-        "data": {"root": settings.root},
-        "output": f"{settings.root.rstrip('/')}/runs/sr_train/{run_dir}",
-        "mlflow_tracking_uri": settings.mlflow_tracking_uri,
-    }
-    return with_s3_options(load_train_config(base, overrides, defaults), settings)
+    return train_config_from_settings(base, overrides, run_name=run_dir)
 
 
-def _registry():
+def release_target(params: dict[str, Any]):
+    """Where this run releases to: the model name, storage, registry (with the settings' gate policy)."""
+    from crisp.demo_catalog import photo_folder
     from crisp.settings import load_settings
-    from training.registry import RegistryConfig
+    from pipeline.commit import committed_partitions
+    from training.release import ReleaseTarget
 
     settings = load_settings()
-    return (
-        settings,
-        settings.storage(),
-        RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri),
-    )
-
-
-def gate_config(params: dict[str, Any], storage):
-    """GateConfig for this run: Params `gates` over defaults that also score the recipe's pair test split."""
-    from pipeline.commit import committed_partitions
-    from training.validate import GateConfig
-
+    storage = settings.storage()
     partitions = params.get("partitions") or ["all"]
     if "all" in partitions:
         partitions = committed_partitions(storage, f"pairs/{params['recipe']}")
-    gates = {"pair_recipe": params["recipe"], "pair_partitions": partitions, **(params.get("gates") or {})}
-    return GateConfig.model_validate(gates)
+    return ReleaseTarget(
+        model_name=params["model_name"],
+        storage=storage,
+        registry=settings.registry(),
+        recipe=params["recipe"],
+        partitions=partitions,
+        photos=[photo_folder() / "coffee.png", photo_folder() / "rocket.jpg"],
+    )
+
+
+def gate_policy(params: dict[str, Any]):
+    """The settings' policy (gates.sr.*), tightened by the `gates` Param; GatePolicyError if looser."""
+    from crisp.settings import load_settings
+    from training.release import tighten_gates
+
+    return tighten_gates(load_settings().gates.sr, params.get("gates"))
 
 
 @dag(
@@ -116,7 +121,11 @@ def gate_config(params: dict[str, Any], storage):
         "devices": Param(1, type="integer", minimum=1, description="GPUs (or CPU processes) on the worker"),
         "overrides": Param([], type="array", items={"type": "string"}, description="section.key=value"),
         "model_name": Param("crisp-sr", type="string", description="registered model name"),
-        "gates": Param({}, type="object", description='GateConfig fields, e.g. {"margin_db": 0.3}'),
+        "gates": Param(
+            {},
+            type="object",
+            description='stricter thresholds than the settings\' gates.sr, e.g. {"margin_db": 0.5}',
+        ),
     },
     tags=["crisp", "training", "sr"],
     doc_md=__doc__,
@@ -130,6 +139,7 @@ def sr_train():
         from training.train import resolve_hardware
 
         context = get_current_context()
+        policy = gate_policy(context["params"])  # a looser trigger fails here, before any training
         config = train_config(context["params"], context["run_id"])
         hardware = resolve_hardware(config.trainer)
         summary = SRDataModule(config.data, config.model.scale).check(
@@ -138,7 +148,8 @@ def sr_train():
         summary.update(
             output=config.output, arch=config.model.arch, scale=config.model.scale, devices=hardware.devices
         )
-        print(summary)
+        summary["gates"] = policy.model_dump(mode="json", exclude={"benchmarks"})
+        log.info("checked: %s", summary)
         return summary
 
     @task(execution_timeout=timedelta(hours=24))
@@ -168,72 +179,62 @@ def sr_train():
             )
             tail: list[str] = []
             for line in proc.stdout:  # stream into the task log
-                print(line, end="")
+                log.info("%s", line.rstrip())
                 tail = (tail + [line])[-40:]
             if proc.wait() != 0:
                 raise RuntimeError(f"training exited with {proc.returncode}:\n{''.join(tail)}")
         result = json.loads(
             Storage(config.output, dict(config.output_storage_options)).read_bytes("result.json")
         )
-        print(result)
+        log.info("trained: %s", result)
         return result
 
     @task(retries=0)
     def validate(result: dict) -> dict:
         from airflow.sdk import get_current_context
 
-        from training.validate import validate_checkpoint
+        from training.release import log_training, validate_candidate, write_release_report
 
-        params = get_current_context()["params"]
-        settings, storage, registry = _registry()
+        context = get_current_context()
+        params = context["params"]
+        target = release_target(params)
+        config = train_config(params, context["run_id"]).model_dump(mode="json")
+        run_id = log_training(target, config, result, run_name=f"sr_train {context['run_id']}")
         checkpoint = result["best_ckpt_uri"] or result["last_ckpt_uri"]
-        verdict = validate_checkpoint(
-            checkpoint,
-            gate_config(params, storage),
-            champion=f"models:/{params['model_name']}@champion",
-            storage=storage,
-            registry=registry,
-        )
-        print(verdict.model_dump_json(indent=1))
-        return {"checkpoint": checkpoint, "verdict": verdict.model_dump(mode="json")}
+        verdict = validate_candidate(checkpoint, target, gate_policy(params)).verdict
+        report = write_release_report(target, verdict, config["output"], run_id)
+        log.info("verdict: %s; report %s", verdict.summary(), report)
+        return {"verdict": verdict.model_dump(mode="json"), "run_id": run_id, "report": report}
 
     @task(retries=0)
     def register(validated: dict) -> int:
         from airflow.sdk import get_current_context
 
-        from training.registry import register as register_version
-        from training.validate import Verdict
+        from training.release import register_candidate
+        from training.validate import Validation
+        from training.verdict import Verdict
 
-        params = get_current_context()["params"]
-        _, storage, registry = _registry()
+        target = release_target(get_current_context()["params"])
         verdict = Verdict.model_validate(validated["verdict"])
         # a failing verdict is registered too (as @challenger): the record of what was tried
-        version = register_version(
-            validated["checkpoint"], verdict, params["model_name"], config=registry,
-            storage_options=storage.options or None,
-        )  # fmt: skip
-        print(f"{params['model_name']} version {version} is @challenger")
+        version = register_candidate(Validation(verdict, None, None), target, validated["run_id"])
+        log.info("%s version %s is @challenger", target.model_name, version)
         return version
 
     @task(retries=0)
-    def promote(version: int, validated: dict) -> int:
+    def promote(version: int) -> int:
         from airflow.sdk import get_current_context
         from airflow.sdk.exceptions import AirflowFailException
 
-        from training.registry import PromotionRefused
-        from training.registry import promote as promote_version
+        from training.release import promote_candidate
 
-        params = get_current_context()["params"]
-        _, _, registry = _registry()
-        try:
-            promote_version(params["model_name"], version, registry)
-        except PromotionRefused as exc:  # @champion stays where it was
-            raise AirflowFailException(f"version {version} not promoted: {exc}") from exc
-        print(f"{params['model_name']} version {version} is now @champion")
+        target = release_target(get_current_context()["params"])
+        champion, refusal = promote_candidate(target, version)
+        if refusal is not None:  # @champion stays where it was
+            raise AirflowFailException(f"version {version} not promoted: {refusal}")
         return version
 
-    validated = validate(train(check()))
-    promote(register(validated), validated)
+    promote(register(validate(train(check()))))
 
 
 sr_train()

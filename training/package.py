@@ -1,12 +1,13 @@
 """Package a validated checkpoint as an MLflow pyfunc model folder (what the registry stores per version).
 
 In: a work folder, the checkpoint's URI and bytes, the safely loaded module and its `CheckpointMeta`, the
-`Verdict`. Out: `<folder>/model`, an MLflow model directory (MLmodel, requirements, the model code
+`Verdict`, and the export the verdict checked (exported again only when not given). Out: `<folder>/model`, an MLflow model directory (MLmodel, requirements, the model code
 training/serving_pyfunc.py) whose artifacts are: the checkpoint exactly as validated (`checkpoint.ckpt`,
 or `checkpoint.safetensors` + `checkpoint.json`), its TorchScript export (`model.torchscript.pt`, left
 out when the arch cannot be traced, which also fails the export gate), `verdict.json` and `meta.json`
 (CheckpointMeta plus the export's input shape and whether the trace is shape-generic).
 
+The model has a signature (uint8 H x W x 3 in and out, any size) and an input example (37 x 53).
 Nothing is pickled: the pyfunc is "models from code" and the checkpoint loads with weights_only.
 Requirements are pinned explicitly (torch, mlflow, numpy), which also skips MLflow's slow inference.
 """
@@ -18,21 +19,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import fsspec
 from torch import nn
 
-from training.export import export_torchscript, save_torchscript
+from pipeline.storage import read_uri
+from training.export import ExportResult, export_torchscript, save_torchscript
 from training.measure import golden_input
-from training.safe_load import CheckpointMeta
-from training.validate import Verdict
+from training.verdict import CheckpointMeta, Verdict
 
 MODEL_CODE = Path(__file__).with_name("serving_pyfunc.py")
-
-
-def read_uri(uri: str, options: Mapping[str, Any] | None = None) -> bytes:
-    """All bytes of a local path or fsspec URI."""
-    with fsspec.open(uri, "rb", **dict(options or {})) as handle:
-        return handle.read()
 
 
 def write_artifacts(
@@ -43,8 +37,10 @@ def write_artifacts(
     meta: CheckpointMeta,
     verdict: Verdict,
     options: Mapping[str, Any] | None = None,
+    exported: ExportResult | None = None,
 ) -> dict[str, Path]:
-    """The checkpoint bytes (and safetensors sidecar), TorchScript export, verdict and meta as files."""
+    """The checkpoint bytes (and safetensors sidecar), TorchScript export (`exported`, the one the verdict
+    checked; exported here only when not given), verdict and meta as files."""
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".safetensors" if uri.endswith(".safetensors") else ".ckpt"
     artifacts = {"checkpoint": folder / f"checkpoint{suffix}", "verdict": folder / "verdict.json"}
@@ -53,7 +49,10 @@ def write_artifacts(
         artifacts["sidecar"] = folder / "checkpoint.json"
         artifacts["sidecar"].write_bytes(read_uri(uri[: -len(suffix)] + ".json", options))
     artifacts["verdict"].write_text(verdict.model_dump_json(indent=1))
-    exported = export_torchscript(module, golden_input(verdict.config.golden_size))
+    if exported is None:
+        exported = export_torchscript(
+            module, golden_input(verdict.config.golden_size), verdict.config.export_atol
+        )
     if exported.module is not None:
         artifacts["torchscript"] = folder / "model.torchscript.pt"
         artifacts["torchscript"].write_bytes(save_torchscript(exported.module))
@@ -71,17 +70,26 @@ def package_model(
     meta: CheckpointMeta,
     verdict: Verdict,
     options: Mapping[str, Any] | None = None,
+    exported: ExportResult | None = None,
 ) -> Path:
     """Write the artifacts under `folder/artifacts` and the MLflow model under `folder/model` (returned)."""
     import mlflow
+    import numpy as np
     import torch
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
-    artifacts = write_artifacts(folder / "artifacts", uri, data, module, meta, verdict, options)
+    artifacts = write_artifacts(folder / "artifacts", uri, data, module, meta, verdict, options, exported)
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"]
+    image = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, 3))])  # any H x W x 3 photo, uint8
     mlflow.pyfunc.save_model(
         path=str(folder / "model"),
         python_model=str(MODEL_CODE),
         artifacts={key: str(path) for key, path in artifacts.items()},
         pip_requirements=requirements,
+        signature=ModelSignature(
+            inputs=image, outputs=image, params=ParamSchema([ParamSpec("output", "string", "uint8")])
+        ),
+        input_example=np.full((37, 53, 3), 128, dtype=np.uint8),
     )
     return folder / "model"

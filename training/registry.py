@@ -4,13 +4,17 @@ In: a checkpoint URI and its `Verdict` (training/validate.py), a registered-mode
 Out: version numbers; `load_model("models:/<name>@<alias>" | "models:/<name>/<version>" | checkpoint path)`
 returns `(module, CheckpointMeta)` loaded through training/safe_load.py.
 
-Each version is the MLflow pyfunc folder of training/package.py (checkpoint, TorchScript export, verdict,
+Each version is the MLflow pyfunc folder of training/package.py (checkpoint, exported model, verdict,
 meta; nothing pickled), tagged with per-set metrics, dataset partitions and manifest hash, recipe, arch,
-scale, code version, checkpoint sha256 and the verdict JSON. Aliases replace stages (MLflow 3):
-`register` points `@challenger` at the new version; `promote` moves `@champion` only when that version's
-recorded verdict passed and was measured against the current champion (else `PromotionRefused`,
-`@champion` untouched), pushing the previous champion onto the `crisp.champion_history` tag of the
-registered model; `rollback` pops it.
+scale, code version, checkpoint sha256 and a short verdict summary (the full verdict is the version's
+`verdict.json` artifact and the run's). Aliases replace stages (MLflow 3): `register` points
+`@challenger` at the new version; `promote` moves `@champion` only when the version's recorded verdict
+passes under the *configured* gate policy (`RegistryConfig.policy`, from the settings `gates.sr.*`:
+training/policy.py re-applies every threshold to the recorded measurements) and was measured against the
+current champion; else `PromotionRefused`, `@champion` untouched. `promote(..., force_reason=...)` is a
+person's override: it moves the alias anyway and records who, when and why on the version. The previous
+champion goes onto the `crisp.champion_history` tag of the registered model; `rollback` pops it.
+`resolve_champion` loads the model a candidate is validated against.
 One writer at a time is assumed (the DAG serialises promotions).
 
 Embedded default: SQLite `<root>/mlflow/mlflow.db` with artifacts in `<root>/mlflow/artifacts` for a
@@ -20,22 +24,29 @@ MLflow is imported lazily (about 4 s) and used through `MlflowClient` only: its 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import logging
 import tempfile
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from pipeline.storage import normalize_root
-from training.package import package_model, read_uri
-from training.safe_load import CheckpointMeta, safe_load
-from training.validate import Verdict
+from pipeline.storage import normalize_root, read_uri
+from training.package import package_model
+from training.policy import GatePolicy
+from training.safe_load import safe_load
+from training.validate import Champion
+from training.verdict import ChampionRef, CheckpointMeta, Verdict
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+_TAG_LIMIT = 4000  # below the smallest tag-value limit of MLflow stores (5,000 on SQL stores)
+logger = logging.getLogger(__name__)
 HISTORY_TAG = "crisp.champion_history"
 
 
@@ -54,6 +65,7 @@ class RegistryConfig(BaseModel):
     tracking_uri: str | None = None  # a server (http://...) or sqlite URI; None = embedded SQLite
     local_dir: Path = Path(".crisp/mlflow")  # SQLite home when the root is not a local folder
     experiment: str = "crisp-sr"
+    policy: GatePolicy = Field(default_factory=GatePolicy)  # promotion re-applies it (settings gates.sr)
 
     def resolved_tracking_uri(self) -> str:
         if self.tracking_uri:
@@ -82,17 +94,12 @@ class VersionInfo(BaseModel):
     created_ms: int
 
 
-def _client(config: RegistryConfig) -> Any:
+def mlflow_client(config: RegistryConfig) -> Any:
     """An MlflowClient on the configured store (no fluent API: mlflow's global URIs stay untouched)."""
     from mlflow import MlflowClient
 
     uri = config.resolved_tracking_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _sha256(uri: str, options: Mapping[str, Any] | None = None) -> tuple[bytes, str]:
-    data = read_uri(uri, options)
-    return data, hashlib.sha256(data).hexdigest()
 
 
 def _tags(
@@ -110,13 +117,20 @@ def _tags(
         "crisp.checkpoint": uri,
         "crisp.checkpoint_sha256": sha,
         "crisp.verdict_passed": str(verdict.passed).lower(),
-        "crisp.verdict": verdict.model_dump_json(),
+        "crisp.verdict_summary": verdict.summary()[:_TAG_LIMIT],  # the whole verdict is an artifact
     }
     for score in verdict.scores:
         tags[f"crisp.metric.{score.name}.psnr_y"] = f"{score.psnr_y:.4f}"
         tags[f"crisp.metric.{score.name}.ssim_y"] = f"{score.ssim_y:.5f}"
         tags[f"crisp.metric.{score.name}.bicubic_psnr_y"] = f"{score.bicubic_psnr_y:.4f}"
     return {**tags, **{str(k): str(v) for k, v in extra.items()}}
+
+
+def experiment_id(client: Any, config: RegistryConfig) -> str:
+    experiment = client.get_experiment_by_name(config.experiment)
+    if experiment is not None:
+        return experiment.experiment_id
+    return client.create_experiment(config.experiment, artifact_location=config.artifact_location())
 
 
 def register(
@@ -126,44 +140,61 @@ def register(
     tags: Mapping[str, str] | None = None,
     config: RegistryConfig | None = None,
     storage_options: Mapping[str, Any] | None = None,
+    *,
+    run_id: str | None = None,
+    data: bytes | None = None,
+    exported: Any = None,
 ) -> int:
     """Log the checkpoint as a new version of `name`, point `@challenger` at it, return the version.
 
-    A failing verdict is registered too (the record of what was tried); only `promote` checks it."""
+    `run_id`: the MLflow run of the training (training/tracking.py); the model is logged into it, so the
+    version links to the run's params, metrics and artifacts. None: a run of its own is created.
+    `data` / `exported`: the checkpoint bytes and the export the verdict checked (training/validate.py
+    `validate`), so nothing is read or exported a second time. A failing verdict is registered too (the
+    record of what was tried); only `promote` checks it against the policy."""
     config = config or RegistryConfig()
     uri = str(checkpoint_uri)
-    data, sha = _sha256(uri, storage_options)
+    data = read_uri(uri, storage_options) if data is None else data
+    sha = hashlib.sha256(data).hexdigest()
     if verdict.checkpoint_sha256 and verdict.checkpoint_sha256 != sha:
         raise ValueError(
             f"the verdict describes another file (sha256 {verdict.checkpoint_sha256[:12]}...) than {uri}"
         )
-    module, meta = safe_load(uri, storage_options=storage_options)  # CheckpointRejected before any write
-    client = _client(config)
+    module, meta = safe_load(uri, storage_options=storage_options, data=data)  # rejected before any write
+    client = mlflow_client(config)
     with tempfile.TemporaryDirectory(prefix="crisp-register-") as tmp:
-        model_dir = package_model(Path(tmp), uri, data, module, meta, verdict, storage_options)
-        experiment = client.get_experiment_by_name(config.experiment)
-        experiment_id = (
-            experiment.experiment_id
-            if experiment is not None
-            else client.create_experiment(config.experiment, artifact_location=config.artifact_location())
-        )
-        run = client.create_run(experiment_id, run_name=f"register-{name}")
-        for key, value in (("arch", meta.arch), ("scale", meta.scale)):
-            client.log_param(run.info.run_id, key, value)
+        model_dir = package_model(Path(tmp), uri, data, module, meta, verdict, storage_options, exported)
+        if run_id is None:
+            run_id = client.create_run(experiment_id(client, config), run_name=f"register-{name}").info.run_id
+            for key, value in (("arch", meta.arch), ("scale", meta.scale)):
+                client.log_param(run_id, key, value)
+            own_run = True
+        else:
+            own_run = False
         for score in verdict.scores:
-            client.log_metric(run.info.run_id, f"{score.name.replace(':', '.')}.psnr_y", score.psnr_y)
-        client.log_artifacts(run.info.run_id, str(model_dir), "model")
-        client.set_terminated(run.info.run_id)
+            client.log_metric(run_id, f"gate.{score.name.replace(':', '.')}.psnr_y", score.psnr_y)
+        artifact_path = f"model-v{_next_version(client, name)}"
+        client.log_artifacts(run_id, str(model_dir), artifact_path)
+        if own_run:
+            client.set_terminated(run_id)
     if not client.search_registered_models(filter_string=f"name = '{name}'"):
         client.create_registered_model(name)
+    artifact_uri = client.get_run(run_id).info.artifact_uri
     version = client.create_model_version(
         name,
-        source=f"{run.info.artifact_uri}/model",
-        run_id=run.info.run_id,
+        source=f"{artifact_uri}/{artifact_path}",
+        run_id=run_id,
         tags=_tags(meta, verdict, uri, sha, tags or {}),
     )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
+    logger.info("registered %s v%s as @%s (verdict %s)", name, version.version, CHALLENGER, verdict.summary())
     return int(version.version)
+
+
+def _next_version(client: Any, name: str) -> int:
+    """The number the next version of `name` will get (names the artifact folder; one writer assumed)."""
+    versions = client.search_model_versions(f"name = '{name}'")
+    return 1 + max((int(v.version) for v in versions), default=0)
 
 
 def _registered(client: Any, name: str) -> Any:
@@ -191,36 +222,100 @@ def _champion_version(client: Any, name: str) -> int | None:
     return int(aliases[CHAMPION]) if CHAMPION in aliases else None
 
 
-def promote(name: str, version: int, config: RegistryConfig | None = None) -> int | None:
-    """Point `@champion` at `version` if its verdict passed; return the previous champion version."""
-    client = _client(config or RegistryConfig())
-    record = _version(client, name, version)
+def _download(client: Any, name: str, number: int, tmp: str) -> Path:
+    import mlflow
+
+    source = client.get_model_version_download_uri(name, str(number))
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+
+
+def recorded_verdict(name: str, version: int, config: RegistryConfig | None = None) -> Verdict:
+    """The full verdict stored with a version (its `verdict.json` artifact)."""
+    client = mlflow_client(config or RegistryConfig())
+    _version(client, name, version)
+    return _recorded_verdict(client, name, version)
+
+
+def _recorded_verdict(client: Any, name: str, version: int) -> Verdict:
+    with tempfile.TemporaryDirectory(prefix="crisp-verdict-") as tmp:
+        found = sorted(_download(client, name, version, tmp).rglob("verdict.json"))
+        if not found:
+            raise PromotionRefused(f"{name} v{version} has no recorded verdict; register it with a verdict")
+        return Verdict.model_validate_json(found[0].read_text())
+
+
+def promote(
+    name: str,
+    version: int,
+    config: RegistryConfig | None = None,
+    *,
+    force_reason: str | None = None,
+    actor: str | None = None,
+) -> int | None:
+    """Point `@champion` at `version` if its verdict passes under `config.policy` and was measured against
+    the current champion; return the previous champion version.
+
+    `force_reason` (a person's override, `crisp registry promote --force --reason`): promote without those
+    checks and record `crisp.forced_by` (`actor`, default the OS user), `crisp.forced_reason` and
+    `crisp.forced_at` on the version."""
+    config = config or RegistryConfig()
+    client = mlflow_client(config)
+    _version(client, name, version)
     current = _champion_version(client, name)
     if current == int(version):
         return current
-    raw = (record.tags or {}).get("crisp.verdict")
-    if raw is None:
-        raise PromotionRefused(f"{name} v{version} has no recorded verdict; register it with a verdict")
-    verdict = Verdict.model_validate_json(raw)
-    if not verdict.passed:
-        raise PromotionRefused(f"{name} v{version} failed validation: {'; '.join(verdict.reasons)}")
-    compared = verdict.champion.version if verdict.champion and verdict.champion.found else None
-    if current is not None and compared != current:
-        raise PromotionRefused(
-            f"{name} v{version} was validated against champion {compared}, but the champion is now "
-            f"v{current}; re-validate with --champion models:/{name}@{CHAMPION}"
+    if force_reason is not None:
+        if not force_reason.strip():
+            raise PromotionRefused("--force needs a --reason saying why the gates are overridden")
+        forced = {
+            "crisp.forced_by": actor or getpass.getuser(),
+            "crisp.forced_reason": force_reason.strip()[:_TAG_LIMIT],
+            "crisp.forced_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        for key, value in forced.items():
+            client.set_model_version_tag(name, str(version), key, value)
+        logger.warning(
+            "%s v%s forced to @%s by %s: %s", name, version, CHAMPION, forced["crisp.forced_by"], force_reason
         )
+    else:
+        verdict = _recorded_verdict(client, name, version)
+        problems = config.policy.failures(verdict)
+        if problems:
+            raise PromotionRefused(f"{name} v{version} does not pass the gate policy: {'; '.join(problems)}")
+        compared = verdict.champion.version if verdict.champion and verdict.champion.found else None
+        if current is not None and compared != current:
+            raise PromotionRefused(
+                f"{name} v{version} was validated against champion {compared}, but the champion is now "
+                f"v{current}; re-validate with --champion models:/{name}@{CHAMPION}"
+            )
     history = json.loads(_registered(client, name).tags.get(HISTORY_TAG, "[]"))
     if current is not None:
         history.append(current)
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
     client.set_registered_model_alias(name, CHAMPION, str(version))
+    logger.info("%s@%s -> v%s (previous: %s)", name, CHAMPION, version, current)
     return current
+
+
+def resolve_champion(
+    uri: str | None, config: RegistryConfig | None = None, storage_options: Mapping[str, Any] | None = None
+) -> Champion | None:
+    """The model a candidate is validated against: `models:/<name>@champion` (none registered yet is a
+    `Champion` with no module and a note) or a checkpoint path; None for no URI."""
+    if not uri:
+        return None
+    try:
+        module, meta = load_model(uri, config, storage_options)
+    except UnknownModelError as exc:
+        if not str(uri).startswith("models:/"):
+            raise
+        return Champion(None, ChampionRef(uri=uri, found=False, note=f"no champion yet: {exc}"))
+    return Champion(module, ChampionRef(uri=uri, found=True, version=meta.registry_version, scale=meta.scale))
 
 
 def rollback(name: str, config: RegistryConfig | None = None) -> int:
     """Restore the champion before the current one; return the restored version."""
-    client = _client(config or RegistryConfig())
+    client = mlflow_client(config or RegistryConfig())
     history = json.loads(_registered(client, name).tags.get(HISTORY_TAG, "[]"))
     if not history:
         raise PromotionRefused(f"{name} has no previous champion to roll back to")
@@ -249,7 +344,7 @@ def _version_info(record: Any, aliases: list[str]) -> VersionInfo:
 
 def list_versions(name: str, config: RegistryConfig | None = None) -> list[VersionInfo]:
     """Every version of `name`, newest first, with aliases, verdict and headline metrics."""
-    client = _client(config or RegistryConfig())
+    client = mlflow_client(config or RegistryConfig())
     by_version: dict[int, list[str]] = {}
     for alias, version in (_registered(client, name).aliases or {}).items():
         by_version.setdefault(int(version), []).append(alias)
@@ -277,10 +372,8 @@ def load_model(
     uri = str(uri)
     if not uri.startswith("models:/"):
         return safe_load(uri, storage_options=storage_options)
-    import mlflow
-
     name, alias, number = parse_model_uri(uri)
-    client = _client(config or RegistryConfig())
+    client = mlflow_client(config or RegistryConfig())
     if alias is not None:
         aliases = _registered(client, name).aliases or {}
         if alias not in aliases:
@@ -288,12 +381,11 @@ def load_model(
         number = int(aliases[alias])
     record = _version(client, name, number)
     with tempfile.TemporaryDirectory(prefix="crisp-load-") as tmp:
-        source = client.get_model_version_download_uri(name, str(number))
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+        local = _download(client, name, number, tmp)
         found = sorted(local.rglob("checkpoint.*"))
         checkpoint = next((p for p in found if p.suffix in (".ckpt", ".safetensors")), None)
         if checkpoint is None:
-            raise UnknownModelError(f"{name} v{number} has no checkpoint artifact under {source}")
+            raise UnknownModelError(f"{name} v{number} has no checkpoint artifact")
         expected = (record.tags or {}).get("crisp.checkpoint_sha256")
         if expected and hashlib.sha256(checkpoint.read_bytes()).hexdigest() != expected:
             raise ValueError(f"{name} v{number}: the stored checkpoint does not match its recorded sha256")

@@ -29,7 +29,7 @@ from torch import nn
 from pipeline.degrade import bicubic_downscale, bicubic_upscale
 from pipeline.sr_metrics import PUBLISHED_BICUBIC_Y_PSNR, psnr_y
 from training.evaluate import super_resolve
-from training.validate import Verdict
+from training.verdict import Verdict
 
 # Published Y-PSNR (dB): the protocol's bicubic rows, plus x4 Set5 model anchors (FSRCNN, ESPCN,
 # EDSR-baseline, SAFMN and SwinIR-light as reported by their papers).

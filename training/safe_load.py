@@ -26,12 +26,13 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any
 
-import fsspec
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 from torch import nn
 
+from pipeline.storage import read_uri
 from training.archs import build_arch
+from training.verdict import CheckpointMeta
 
 _PREFIXES = ("", "model.", "net.", "module.")
 # Opcodes that import or call something: a pickle holding any of them needs code to load.
@@ -70,29 +71,9 @@ class CheckpointRejected(ValueError):
         self.detail = detail
 
 
-class CheckpointMeta(BaseModel):
-    """What the checkpoint says it is (crisp_meta), plus which weights were loaded and from where."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    arch: str
-    scale: int
-    arch_kwargs: dict[str, Any] = {}
-    data_manifest_hash: Any = None  # str, or one hash per partition; recorded as-is for lineage
-    recipe: str | None = None
-    schema_version: int | str | None = None
-    code_version: str | None = None
-    pair_partitions: list[str] = []
-    weights: str = "live"  # "ema" or "live"
-    source: str = ""
-    registry_name: str | None = None
-    registry_version: int | None = None
-
-
 def _read_bytes(uri: str, storage_options: Mapping[str, Any] | None) -> bytes:
     try:
-        with fsspec.open(uri, "rb", **dict(storage_options or {})) as handle:
-            return handle.read()
+        return read_uri(uri, storage_options)
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         raise CheckpointRejected(LoadReason.NOT_FOUND, f"no checkpoint file at {uri} ({exc})") from None
 
@@ -255,11 +236,15 @@ def _check_finite(checkpoint: Mapping[str, Any], uri: str) -> None:
 
 
 def safe_load(
-    uri: str, expected_scale: int | None = None, storage_options: Mapping[str, Any] | None = None
+    uri: str,
+    expected_scale: int | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+    data: bytes | None = None,
 ) -> tuple[nn.Module, CheckpointMeta]:
-    """Load checkpoint `uri` safely; raise CheckpointRejected with a reason on any problem."""
+    """Load checkpoint `uri` safely (from `data` when the caller already read it); raise
+    CheckpointRejected with a reason on any problem."""
     uri = str(uri)
-    data = _read_bytes(uri, storage_options)
+    data = _read_bytes(uri, storage_options) if data is None else data
     if uri.endswith(".safetensors"):
         checkpoint = _safetensors_load(data, uri, storage_options)
     else:

@@ -4,8 +4,9 @@ In: the artifacts the registry logs with each version: `torchscript` (the traced
 training/export.py) and `meta` (JSON: arch, scale, export input shape). Out: `predict(images)` for
 MLflow serving / `mlflow.pyfunc.load_model`: a uint8 image H x W x 3 of any size (or a list of them) in,
 the upscaled uint8 image(s) (H*s) x (W*s) x 3 out, one whole-image forward pass per image; anything
-else (another shape, floats, values outside 0..255) raises ValueError. It needs only torch and numpy,
-not the crisp package.
+else (another shape, floats, values outside 0..255) raises ValueError. `params={"output": "float"}`
+returns the model's float32 values in [0, 1] before 8-bit rounding (parity checks). It needs only torch
+and numpy, not the crisp package.
 
 Any size is accepted because the export gate (training/export.py) passes only traces that match eager
 at odd sizes other than the traced one. Memory grows with the image area (no tiling here); crisp's own
@@ -28,7 +29,7 @@ class SRTorchScriptModel(PythonModel):
         with open(context.artifacts["meta"]) as handle:
             self.meta = json.load(handle)
 
-    def _one(self, image):
+    def _one(self, image, output="uint8"):
         import numpy as np
         import torch
 
@@ -41,13 +42,18 @@ class SRTorchScriptModel(PythonModel):
             array = array.astype(np.uint8)
         x = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)[None].float() / 255.0
         with torch.inference_mode():
-            y = self.model(x)[0].clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8)
-        return y.permute(1, 2, 0).numpy()
+            y = self.model(x)[0].clamp(0.0, 1.0)
+        if output == "float":  # the model's own values, before 8-bit rounding (for parity checks)
+            return y.permute(1, 2, 0).numpy()
+        if output != "uint8":
+            raise ValueError(f"params output must be 'uint8' or 'float', got {output!r}")
+        return y.mul(255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
 
     def predict(self, context, model_input, params=None):
+        output = (params or {}).get("output", "uint8")
         if isinstance(model_input, list):
-            return [self._one(image) for image in model_input]
-        return self._one(model_input)
+            return [self._one(image, output) for image in model_input]
+        return self._one(model_input, output)
 
 
 mlflow.models.set_model(SRTorchScriptModel())

@@ -1,8 +1,9 @@
 """Decide whether a checkpoint may serve: measure it, then apply the promotion gates.
 
-In: a checkpoint URI, a `GateConfig`, optionally the current champion (`models:/<name>@champion` or a
-checkpoint path), a `Storage` (for a pair test split) and a registry config. Out: a `Verdict` (pydantic,
-JSON-serializable) with every measured value, one `GateResult` per gate and the reasons of any failure.
+In: a checkpoint URI, a `GateConfig` (thresholds from the policy, training/policy.py, plus how to measure),
+optionally the current champion already loaded (`Champion`: module + `ChampionRef`, resolved by the
+registry's `resolve_champion`), and a `Storage` (for a pair test split). Out: a `Verdict`
+(training/verdict.py) with every measured value, one `GateResult` per gate and the reasons of any failure.
 
 Steps: safe load (training/safe_load.py: weights-only, meta/arch/scale consistency, finite weights);
 a golden forward pass on a fixed deterministic input (finite, right shape, values in range); the
@@ -10,135 +11,48 @@ benchmark sets and the pair test split (training/measure.py), each next to bicub
 one, the champion on the same images; latency of the serving path (tiled upscale) on a reference
 image; a TorchScript export checked against eager within `export_atol` (training/export.py).
 
-Gates, all configurable: PSNR-Y >= bicubic + margin_db on every set; PSNR-Y >= champion - tolerance on
-every set; mean PSNR-Y gain over the champion >= min_improvement_db (default 0.0: a challenger at least
-as good on average may replace the champion; raise it to demand a real gain before switching);
-latency <= budget; the golden pass; the export. With no champion registered yet the champion gates
-pass, noted as such; a champion of another scale fails `champion_scale` (it cannot be replaced by it).
-A randomly initialised model fails the margin gate (it is far below bicubic).
+The threshold gates (training/policy.py `threshold_gates`, the same code the registry re-applies before
+promotion): PSNR-Y >= bicubic + margin_db on every set; PSNR-Y >= champion - tolerance on every set;
+mean PSNR-Y gain over the champion >= min_improvement_db; latency <= budget; the export. With no
+champion registered yet the champion gates pass, noted as such; a champion of another scale fails
+`champion_scale` (it cannot be replaced by it). A randomly initialised model fails the margin gate.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import tempfile
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, NamedTuple
 
-import fsspec
-import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from pipeline.reference_data import benchmark_dir
+from pipeline.reference_sets import materialize
+from pipeline.storage import read_uri
 from training import measure
 from training.archs import build_arch
-from training.export import export_torchscript
-from training.safe_load import CheckpointMeta, CheckpointRejected, LoadReason, safe_load
+from training.export import ExportResult, export_torchscript
+from training.policy import threshold_gates
+from training.safe_load import CheckpointRejected, LoadReason, safe_load
 from training.upscale import resolve_device
+from training.verdict import ChampionRef, GateConfig, GateResult, SetScore, Verdict
+
+__all__ = ["Champion", "GateConfig", "Validation", "Verdict", "exit_code", "validate", "validate_checkpoint"]
 
 
-def _default_benchmarks() -> dict[str, Path]:
-    return {name: benchmark_dir(name) for name in ("Set5", "Set14")}
+class Champion(NamedTuple):
+    """The model a candidate is compared with (None module: none registered yet, see `ref.note`)."""
+
+    module: nn.Module | None
+    ref: ChampionRef
 
 
-class GateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class Validation(NamedTuple):
+    """A verdict and the export it checked (None when the checkpoint was rejected before export)."""
 
-    margin_db: float = 0.3  # PSNR-Y over bicubic required on every set
-    champion_tolerance_db: float = Field(default=0.05, ge=0)  # per-set slack below the champion
-    min_improvement_db: float = 0.0  # mean gain over the champion needed to replace it
-    latency_budget_ms: float = Field(default=10_000.0, gt=0)  # reference image, tiled path; loose CPU default
-    reference_image: Path | None = None  # an LR photo; None = a deterministic synthetic image
-    reference_lr_size: int = Field(default=256, ge=8)  # side of the synthetic reference (x4 -> 1024 px)
-    latency_repeats: int = Field(default=3, ge=1)
-    scale: int | None = None  # the scale served; None = the checkpoint's own
-    benchmarks: dict[str, Path] = Field(
-        default_factory=_default_benchmarks
-    )  # Set5/Set14 of CRISP_SHARED_DATA
-    pair_recipe: str | None = None  # e.g. bicubic_x4: also score this recipe's pair split
-    pair_partitions: list[str] = []  # partition dates of pairs/<pair_recipe>
-    pair_split: str = "test"
-    max_pairs: int = Field(default=200, ge=1)
-    golden_size: int = Field(default=32, ge=8)  # LR side of the golden input
-    golden_output_range: tuple[float, float] = (-0.25, 1.25)
-    export_format: Literal["torchscript"] = "torchscript"
-    export_atol: float = Field(default=1e-5, gt=0)
-    tile: int = 256  # serving tile (LR px) used for the latency measurement
-    overlap: int = 16
-    device: str = "cpu"  # "auto" uses CUDA when present
-
-
-class SetScore(BaseModel):
-    name: str
-    images: int
-    psnr_y: float
-    ssim_y: float
-    bicubic_psnr_y: float
-    bicubic_ssim_y: float
-    champion_psnr_y: float | None = None
-    champion_ssim_y: float | None = None
-
-
-class GateResult(BaseModel):
-    gate: str
-    passed: bool
-    measured: float | None = None
-    threshold: float | None = None
-    detail: str = ""
-
-
-class ChampionRef(BaseModel):
-    uri: str
-    found: bool
-    version: int | None = None
-    scale: int | None = None
-    note: str = ""
-
-
-class Verdict(BaseModel):
-    passed: bool
-    checkpoint: str
-    checkpoint_sha256: str | None = None
-    meta: CheckpointMeta | None = None
-    scores: list[SetScore] = []
-    golden: dict[str, Any] = {}
-    latency_ms: float | None = None
-    export: dict[str, Any] = {}
-    champion: ChampionRef | None = None
-    gates: list[GateResult] = []
-    reasons: list[str] = []
-    config: GateConfig
-    created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
-
-    def score(self, name: str) -> SetScore:
-        return next(s for s in self.scores if s.name == name)
-
-    def gate(self, name: str) -> GateResult:
-        return next(g for g in self.gates if g.gate == name)
-
-
-def _resolve_champion(uri: str | None, registry: Any) -> tuple[nn.Module | None, ChampionRef | None]:
-    if not uri:
-        return None, None
-    if uri.startswith("models:/"):
-        from training.registry import UnknownModelError, load_model
-
-        try:
-            module, meta = load_model(uri, registry)
-        except UnknownModelError as exc:
-            return None, ChampionRef(uri=uri, found=False, note=f"no champion yet: {exc}")
-    else:
-        module, meta = safe_load(uri)
-    return module, ChampionRef(uri=uri, found=True, version=meta.registry_version, scale=meta.scale)
-
-
-def _sha256(uri: str, options: Any) -> str | None:
-    try:
-        with fsspec.open(uri, "rb", **dict(options or {})) as handle:
-            return hashlib.sha256(handle.read()).hexdigest()
-    except OSError:  # a missing file is reported by safe_load with its reason
-        return None
+    verdict: Verdict
+    exported: ExportResult | None
+    checkpoint_bytes: bytes | None
 
 
 def _scores(results: dict[str, dict[str, Any]]) -> list[SetScore]:
@@ -160,78 +74,69 @@ def _scores(results: dict[str, dict[str, Any]]) -> list[SetScore]:
     return scores
 
 
-def _gate(
-    name: str, passed: bool, measured: float | None, threshold: float | None, detail: str
-) -> GateResult:
-    return GateResult(gate=name, passed=passed, measured=measured, threshold=threshold, detail=detail)
-
-
-def _quality_gates(verdict: Verdict, config: GateConfig, scale: int) -> list[GateResult]:
-    gates = []
-    for s in verdict.scores:
-        gain = s.psnr_y - s.bicubic_psnr_y
-        detail = f"{s.psnr_y:.3f} dB vs bicubic {s.bicubic_psnr_y:.3f} dB"
-        gates.append(
-            _gate(f"bicubic_margin:{s.name}", gain >= config.margin_db, gain, config.margin_db, detail)
-        )
-    champion = verdict.champion
-    if champion is not None and champion.found and champion.scale != scale:
-        detail = f"champion {champion.uri} is x{champion.scale}, the candidate x{scale}: it cannot replace it"
-        return [*gates, _gate("champion_scale", False, None, None, detail)]
-    compared = [s for s in verdict.scores if s.champion_psnr_y is not None]
-    tolerance = config.champion_tolerance_db
-    for s in compared:
-        delta = s.psnr_y - s.champion_psnr_y
-        detail = f"{s.psnr_y:.3f} dB vs champion {s.champion_psnr_y:.3f} dB"
-        gates.append(_gate(f"champion_tolerance:{s.name}", delta >= -tolerance, delta, -tolerance, detail))
-    if compared:
-        gain = float(np.mean([s.psnr_y - s.champion_psnr_y for s in compared]))
-        passed, detail = gain >= config.min_improvement_db, "mean PSNR-Y gain over the champion"
-    else:
-        gain, passed = None, True
-        detail = champion.note if champion is not None else "no champion given: nothing to beat"
-    return [*gates, _gate("min_improvement", passed, gain, config.min_improvement_db, detail)]
+def _gate(name: str, passed: bool, detail: str) -> GateResult:
+    return GateResult(gate=name, passed=passed, detail=detail)
 
 
 def validate_checkpoint(
     uri: str,
     config: GateConfig | None = None,
-    champion: str | None = None,
+    champion: Champion | None = None,
     *,
     storage: Any = None,
-    registry: Any = None,
     storage_options: dict[str, Any] | None = None,
 ) -> Verdict:
-    """Measure checkpoint `uri` and apply the gates; bad configuration raises ValueError.
+    """Measure checkpoint `uri` and apply the gates; bad configuration raises ValueError (see `validate`)."""
+    return validate(uri, config, champion, storage=storage, storage_options=storage_options).verdict
 
-    `storage` (a pipeline Storage) is where pair partitions are read; `storage_options` open the
-    checkpoint (default: the storage's options when `uri` is on the same scheme); `registry` is the
-    RegistryConfig used to resolve a `models:/` champion.
+
+def validate(
+    uri: str,
+    config: GateConfig | None = None,
+    champion: Champion | None = None,
+    *,
+    storage: Any = None,
+    storage_options: dict[str, Any] | None = None,
+) -> Validation:
+    """The verdict plus what it was measured on: the checkpoint bytes and the checked export, so that
+    registering the version reads the file and exports the model no second time.
+
+    `storage` (a pipeline Storage) is where pair partitions and root-relative benchmark sets (`reference/Set5`,
+    pipeline/reference_sets.py) are read; a missing set raises ReferenceSetError (a ValueError) naming the
+    setting `gates.sr.benchmarks.<name>`; `storage_options` open the
+    checkpoint (default: the storage's options when `uri` is on the same scheme).
     """
     config = config or GateConfig()
     uri = str(uri)
     same_store = storage is not None and uri.startswith(f"{storage.scheme}://")
     options = storage_options if storage_options is not None else storage.options if same_store else None
-    verdict = Verdict(passed=False, checkpoint=uri, checkpoint_sha256=_sha256(uri, options), config=config)
+    verdict = Verdict(passed=False, checkpoint=uri, config=config)
     try:
-        model, meta = safe_load(uri, expected_scale=config.scale, storage_options=options)
+        data = read_uri(uri, options)
+    except (FileNotFoundError, OSError):
+        data = None  # safe_load reports the missing file with its reason
+    if data is not None:
+        verdict = verdict.model_copy(update={"checkpoint_sha256": hashlib.sha256(data).hexdigest()})
+    try:
+        model, meta = safe_load(uri, expected_scale=config.scale, storage_options=options, data=data)
     except CheckpointRejected as exc:
-        gate = _gate("safe_load", False, None, None, str(exc))
-        return verdict.model_copy(update={"gates": [gate], "reasons": [str(exc)]})
+        gate = _gate("safe_load", False, str(exc))
+        return Validation(verdict.model_copy(update={"gates": [gate], "reasons": [str(exc)]}), None, data)
     scale = meta.scale
     golden, problem = measure.golden_check(model, config.golden_size, scale, config.golden_output_range)
-    gates = [_gate("safe_load", True, None, None, f"{meta.arch} x{scale}, {meta.weights} weights")]
-    gates.append(_gate("golden", problem is None, None, None, problem or "finite, right shape, in range"))
+    gates = [_gate("safe_load", True, f"{meta.arch} x{scale}, {meta.weights} weights")]
+    gates.append(_gate("golden", problem is None, problem or "finite, right shape, in range"))
     verdict = verdict.model_copy(update={"meta": meta, "golden": golden})
     if problem is not None:  # nothing downstream is meaningful for a model that emits garbage
-        return verdict.model_copy(update={"gates": gates, "reasons": [f"golden: {problem}"]})
+        return Validation(
+            verdict.model_copy(update={"gates": gates, "reasons": [f"golden: {problem}"]}), None, data
+        )
 
     # export on CPU, before the measurements move the model to the configured device
     exported = export_torchscript(model, measure.golden_input(config.golden_size), config.export_atol)
-    champion_model, champion_ref = _resolve_champion(champion, registry)
     models = {"model": model, "bicubic": build_arch("bicubic", scale)}
-    if champion_model is not None and champion_ref.scale == scale:
-        models["champion"] = champion_model
+    if champion is not None and champion.module is not None and champion.ref.scale == scale:
+        models["champion"] = champion.module
     device = str(resolve_device(config.device))
     pairs = {}
     if config.pair_recipe and config.pair_partitions:
@@ -244,8 +149,13 @@ def validate_checkpoint(
             storage, config.pair_recipe, config.pair_partitions, config.pair_split, config.max_pairs, scale
         )
     if not config.benchmarks and not pairs:  # with no set to score, no quality gate would run at all
-        raise ValueError("no benchmark sets and no pair partitions configured: set GateConfig.benchmarks")
-    scores = _scores(measure.score_sets(models, config.benchmarks, scale, pairs, device))
+        raise ValueError("no benchmark sets and no pair partitions configured: set gates.sr.benchmarks")
+    with tempfile.TemporaryDirectory(prefix="crisp-reference-") as work:
+        folders = {
+            name: materialize(name, ref, storage, Path(work), f"gates.sr.benchmarks.{name}")
+            for name, ref in config.benchmarks.items()
+        }
+        scores = _scores(measure.score_sets(models, folders, scale, pairs, device))
     reference = measure.reference_image(config.reference_image, config.reference_lr_size)
     latency = measure.latency_ms(
         model, reference, scale, config.tile, config.overlap, device, config.latency_repeats
@@ -256,22 +166,25 @@ def validate_checkpoint(
         "passed": exported.passed,
         "shape_generic": exported.shape_generic,
         "input_shape": list(exported.input_shape),
+        "checked_shapes": [list(s) for s in exported.checked_shapes],
         "error": exported.error,
     }
     verdict = verdict.model_copy(
-        update={"champion": champion_ref, "scores": scores, "latency_ms": latency, "export": export}
+        update={
+            "champion": champion.ref if champion is not None else None,
+            "scores": scores,
+            "latency_ms": latency,
+            "export": export,
+        }
     )
-    gates += _quality_gates(verdict, config, scale)
-    budget = config.latency_budget_ms
-    gates.append(_gate("latency", latency <= budget, latency, budget, "ms to upscale the reference image"))
-    detail = exported.error or f"TorchScript vs eager on {list(exported.input_shape)}"
-    gates.append(_gate("export", exported.passed, exported.max_abs_diff, config.export_atol, detail))
+    gates += threshold_gates(verdict, config, scale)
     reasons = [
         f"{g.gate}: {g.detail} (measured {g.measured}, threshold {g.threshold})"
         for g in gates
         if not g.passed
     ]
-    return verdict.model_copy(update={"gates": gates, "reasons": reasons, "passed": not reasons})
+    verdict = verdict.model_copy(update={"gates": gates, "reasons": reasons, "passed": not reasons})
+    return Validation(verdict, exported, data)
 
 
 def exit_code(verdict: Verdict) -> int:

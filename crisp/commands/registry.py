@@ -1,7 +1,9 @@
 """`crisp registry list|register|promote|rollback`: the MLflow Model Registry (training/registry.py).
 
 In: a registered-model name (and a version, or a checkpoint plus its verdict JSON). The store comes from
-the settings: `mlflow_tracking_uri`, else SQLite under the storage root. Out: a table (or `--json`) for
+the settings: `mlflow_tracking_uri`, else SQLite under the storage root; promotion re-applies the settings'
+gate policy (`gates.sr.*`) to the version's recorded verdict. `promote --force --reason "..."` is a
+person's override, recorded on the version (who, when, why). Out: a table (or `--json`) for
 `list`; exit 0 on success, 1 when a promotion or rollback is refused (with the reason), 2 for an unknown
 model/version or bad input.
 """
@@ -22,9 +24,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     reg.add_argument("checkpoint")
     reg.add_argument("--verdict", required=True, help="verdict JSON written by `crisp validate --json`")
     reg.add_argument("--name", required=True)
-    promote = actions.add_parser("promote", help="move @champion to VERSION (only with a passing verdict)")
+    promote = actions.add_parser(
+        "promote",
+        help="move @champion to VERSION (only when its verdict passes the settings' gates.sr policy)",
+    )
     promote.add_argument("name")
     promote.add_argument("version", type=int)
+    promote.add_argument("--force", action="store_true", help="override the gates (a person's decision)")
+    promote.add_argument("--reason", help="why the gates are overridden (required with --force; recorded)")
     rollback = actions.add_parser("rollback", help="restore the previous @champion")
     rollback.add_argument("name")
     p.set_defaults(run=run)
@@ -56,10 +63,13 @@ def run(args: argparse.Namespace) -> int:
     from crisp.settings import load_settings
     from training import registry
     from training.safe_load import CheckpointRejected
-    from training.validate import Verdict
+    from training.verdict import Verdict
 
     settings = load_settings(args.config)
-    config = registry.RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri)
+    config = settings.registry()
+    if args.action == "promote" and args.force and not (args.reason or "").strip():
+        print("crisp registry: --force needs --reason saying why the gates are overridden", file=sys.stderr)
+        return 2
     try:
         if args.action == "list":
             return _list(args, config)
@@ -74,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                 f"(verdict passed: {verdict.passed})"
             )
         elif args.action == "promote":
-            previous = registry.promote(args.name, args.version, config)
+            reason = args.reason if args.force else None
+            previous = registry.promote(args.name, args.version, config, force_reason=reason)
             print(f"{args.name}@{registry.CHAMPION} -> v{args.version} (previous: {previous or 'none'})")
         else:
             restored = registry.rollback(args.name, config)

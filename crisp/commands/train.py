@@ -7,8 +7,13 @@ and `output` (default <root>/runs/sr_train) and the S3 options for both; `train_
 is that merge, shared with `python -m training.train` (and importable for the sr_train DAG).
 Out: checkpoints/{last,best}.ckpt, logs/ and result.json under `output`, Lightning's progress bar on
 stderr, the TrainResult as JSON on stdout. Exit codes: 0 trained, 2 bad config or data (found before
-training starts), 1 the run failed (e.g. a non-finite loss). With trainer.devices > 1 Lightning re-runs this same command once per extra
-rank; multi-node runs use torchrun / srun (see training/train.py).
+training starts), 1 the run failed (e.g. a non-finite loss). With trainer.devices > 1 Lightning re-runs
+this same command once per extra rank; multi-node runs use torchrun / srun (see training/train.py).
+
+`--release` then runs the release flow on rank 0 (training/release.py, the same steps as the sr_train DAG
+and `crisp demo`): the training as an MLflow run, validation under the settings' gate policy
+(`gates.sr.*`, `--gate KEY=VALUE` may only tighten it), the report, a new version of `--model-name` as
+@challenger and @champion when the registry's policy lets it. Exit 1 when the version is not promoted.
 """
 
 from __future__ import annotations
@@ -33,6 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="override (repeatable)",
+    )
+    p.add_argument("--release", action="store_true", help="then validate, register and promote (rank 0)")
+    p.add_argument("--model-name", help="registered model for --release (default crisp-sr-x<scale>)")
+    p.add_argument(
+        "--gate",
+        dest="gates",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a stricter gate threshold than the settings' gates.sr (repeatable, with --release)",
     )
     p.set_defaults(run=run)
 
@@ -86,9 +101,50 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     try:
-        result = train(train_config_from_settings(args.train_config, args.overrides, settings))
-    except (TrainConfigError, DataError) as exc:
+        policy = _release_policy(args, settings) if args.release else None  # refuse looser gates up front
+        config = train_config_from_settings(args.train_config, args.overrides, settings)
+        result = train(config)
+    except (TrainConfigError, DataError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
-    if getattr(rank_zero_only, "rank", 0) == 0:
-        print(json.dumps(asdict(result), indent=1))
-    return 0
+    if getattr(rank_zero_only, "rank", 0) != 0:
+        return 0
+    print(json.dumps(asdict(result), indent=1))
+    return _release(args, settings, config, asdict(result), policy) if args.release else 0
+
+
+def _release_policy(args: argparse.Namespace, settings):
+    import yaml
+
+    from training.release import tighten_gates
+
+    pairs = [item.partition("=") for item in args.gates]
+    if any(not key or not sep for key, sep, _ in pairs):
+        raise ValueError(f"--gate takes KEY=VALUE, got {args.gates}")
+    return tighten_gates(settings.gates.sr, {key: yaml.safe_load(value) for key, _, value in pairs})
+
+
+def _release(args: argparse.Namespace, settings, config, result: dict, policy) -> int:
+    import logging
+
+    from pipeline.commit import committed_partitions
+    from training.release import ReleaseTarget, release
+
+    storage = settings.storage()
+    recipe = config.data.recipe
+    partitions = config.data.partitions
+    if partitions == "all":
+        partitions = committed_partitions(storage, f"pairs/{recipe}")
+    target = ReleaseTarget(
+        model_name=args.model_name or f"crisp-sr-x{config.model.scale}",
+        storage=storage,
+        registry=settings.registry(),
+        recipe=recipe,
+        partitions=list(partitions),
+    )
+    outcome = release(target, config.model_dump(mode="json"), result, policy, run_name="crisp train")
+    line = f"{target.model_name} v{outcome.version}: {outcome.verdict.summary()}"
+    if outcome.promoted:
+        logging.getLogger(__name__).info("%s; now @champion", line)
+        return 0
+    logging.getLogger(__name__).warning("%s; not promoted: %s", line, outcome.refusal)
+    return 1

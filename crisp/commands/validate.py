@@ -3,7 +3,9 @@
 In: a checkpoint path/URI, gate options (a YAML file of `GateConfig` fields and/or flags), an optional
 champion URI. Out: a gate table on stdout, the verdict JSON with `--json`; exit 0 when every gate
 passed, 1 when a gate failed or the checkpoint was rejected, 2 for bad input (no such checkpoint,
-bad options, missing benchmark folder, malformed champion URI).
+bad options, a missing reference set (named by its setting `gates.sr.benchmarks.<name>`), malformed
+champion URI). The sets and thresholds default to the settings' policy (`gates.sr.*`): Set5 and Set14
+pushed to the storage root with `crisp reference push`.
 """
 
 from __future__ import annotations
@@ -30,18 +32,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def gate_config(args: argparse.Namespace):
-    """GateConfig from --gates YAML, then the flags; ValueError names a bad value."""
+def gate_config(args: argparse.Namespace, policy):
+    """GateConfig: the settings' policy (gates.sr), then --gates YAML, then the flags; ValueError names a
+    bad value. Looser thresholds measure fine here: promotion re-applies the policy to the verdict."""
     import yaml
     from pydantic import ValidationError
 
-    from training.validate import GateConfig
+    from training.verdict import GateConfig
 
-    data = {}
+    data = policy.gate_config().model_dump()
     if args.gates:
-        data = yaml.safe_load(Path(args.gates).read_text()) or {}
-        if not isinstance(data, dict):
+        loaded = yaml.safe_load(Path(args.gates).read_text()) or {}
+        if not isinstance(loaded, dict):
             raise ValueError(f"--gates {args.gates} must hold a mapping of GateConfig fields")
+        data.update(loaded)
     flags = {
         "scale": args.scale,
         "margin_db": args.margin_db,
@@ -65,19 +69,18 @@ def gate_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from crisp.settings import load_settings
-    from training.registry import RegistryConfig
+    from training.registry import UnknownModelError, resolve_champion
+    from training.safe_load import CheckpointRejected
     from training.validate import exit_code, validate_checkpoint
 
     settings = load_settings(args.config)
     try:
-        config = gate_config(args)
-        remote = args.checkpoint.startswith("s3://")
-        storage = settings.storage() if config.pair_partitions or remote else None
-        registry = RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri)
-        verdict = validate_checkpoint(
-            args.checkpoint, config, args.champion, storage=storage, registry=registry
-        )
-    except (ValueError, OSError) as exc:
+        config = gate_config(args, settings.gates.sr)
+        storage = settings.storage()  # pairs, root-relative reference sets, s3:// checkpoints
+        options = storage.options
+        champion = resolve_champion(args.champion, settings.registry(), options)
+        verdict = validate_checkpoint(args.checkpoint, config, champion, storage=storage)
+    except (ValueError, OSError, UnknownModelError, CheckpointRejected) as exc:
         print(f"crisp validate: {exc}", file=sys.stderr)
         return 2
     for gate in verdict.gates:

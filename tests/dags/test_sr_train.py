@@ -50,9 +50,15 @@ def test_dag_shape_and_params():
     assert dag.catchup is False and "python -m training.train" in dag.doc_md
 
 
-# The tiny fixture has no test split; Set5 (../shared/data) is the benchmark. A model of a few steps may
-# ring past the golden range, a gate tests/training/test_validate.py covers: these tests gate on PSNR.
-NO_PAIR_SPLIT = {"pair_recipe": None, "golden_output_range": [-1.0, 2.0]}
+@pytest.fixture
+def policy(monkeypatch, shared_data):
+    """The deployment's gate policy (settings gates.sr.*): the tiny fixture has no test split, Set5
+    (../shared/data) is the benchmark, and a model of a few steps may ring past the golden range (a gate
+    tests/training/test_validate.py covers): these tests gate on PSNR. Returns a setter for the margin."""
+    monkeypatch.setenv("CRISP_GATES__SR__PAIR_SPLIT", "null")
+    monkeypatch.setenv("CRISP_GATES__SR__GOLDEN_OUTPUT_RANGE", "[-1.0, 2.0]")
+    monkeypatch.setenv("CRISP_GATES__SR__BENCHMARKS", f"{{Set5: {shared_data / 'sr_benchmarks' / 'Set5'}}}")
+    return lambda margin: monkeypatch.setenv("CRISP_GATES__SR__MARGIN_DB", str(margin))
 
 
 def _champion(root, name):
@@ -63,10 +69,19 @@ def _champion(root, name):
 
 
 @pytest.mark.slow
-def test_dag_test_trains_validates_registers_and_promotes(airflow_db, root):
-    conf = {"arch": "espcn", "scale": 4, "recipe": "bicubic_x4", "partitions": [TINY_PARTITION],
-            "max_steps": 2, "devices": 1, "overrides": TINY, "model_name": "dag-sr",
-            "gates": {**NO_PAIR_SPLIT, "margin_db": -100.0}}  # fmt: skip
+def test_dag_test_trains_validates_registers_and_promotes(airflow_db, root, policy):
+    policy(-100.0)  # a permissive deployment: two steps of training pass
+    conf = {
+        "arch": "espcn",
+        "scale": 4,
+        "recipe": "bicubic_x4",
+        "partitions": [TINY_PARTITION],
+        "max_steps": 2,
+        "devices": 1,
+        "overrides": TINY,
+        "model_name": "dag-sr",
+        "gates": {"margin_db": -50.0},
+    }  # fmt: skip  (stricter than the policy: allowed)
     run = run_dag("sr_train", WHEN, conf=conf)
     assert run.get_task_instance("promote").xcom_pull(task_ids="promote") == 1
     assert _champion(root, "dag-sr") == ([1], 1)
@@ -76,6 +91,31 @@ def test_dag_test_trains_validates_registers_and_promotes(airflow_db, root):
     checkpoint = torch.load(root._path(rel), map_location="cpu", weights_only=True)
     assert checkpoint["crisp_meta"]["model"]["arch"] == "espcn"
     assert checkpoint["crisp_meta"]["pair_partitions"] == [TINY_PARTITION]
+    # the same release flow as the demo: the version is logged into the training's MLflow run, with the report
+    validated = run.get_task_instance("validate").xcom_pull(task_ids="validate")
+    assert validated["report"].endswith("report.html") and "/runs/sr_train/" in validated["report"]
+    assert validated["verdict"]["config"]["margin_db"] == -50.0  # the tightened threshold is recorded
+    from mlflow import MlflowClient
+
+    from training.registry import RegistryConfig
+
+    uri = RegistryConfig(root=root.root).resolved_tracking_uri()
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert client.get_model_version("dag-sr", "1").run_id == validated["run_id"]
+    artifacts = {a.path for a in client.list_artifacts(validated["run_id"], "report")}
+    assert "report/report.html" in artifacts
+
+
+def test_looser_gates_than_the_policy_fail_before_training(airflow_db, root, policy, capfd):
+    policy(0.3)
+    dag = load_dagbag().dags["sr_train"]
+    conf = {"partitions": [TINY_PARTITION], "max_steps": 2, "overrides": TINY, "gates": {"margin_db": -100.0}}
+    run = dag.test(logical_date=WHEN, run_conf=conf)
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states["check"] == "failed" and states["train"] == "upstream_failed"
+    out, err = capfd.readouterr()
+    assert "margin_db=-100.0 is looser than the policy's 0.3" in out + err
+    assert not root.list("runs", recursive=True)
 
 
 @pytest.mark.parametrize(
@@ -103,11 +143,11 @@ def test_params_schema_rejects_an_unsupported_scale(airflow_db):
 
 
 @pytest.mark.slow
-def test_failing_gate_fails_promote_and_leaves_champion(airflow_db, root, capfd):
+def test_failing_gate_fails_promote_and_leaves_champion(airflow_db, root, policy, capfd):
     """Two steps of training cannot beat bicubic by 0.3 dB: the run is registered, not promoted."""
+    policy(0.3)
     dag = load_dagbag().dags["sr_train"]
-    conf = {"partitions": [TINY_PARTITION], "max_steps": 2, "overrides": TINY, "model_name": "dag-sr-fail",
-            "gates": {**NO_PAIR_SPLIT, "margin_db": 0.3}}  # fmt: skip
+    conf = {"partitions": [TINY_PARTITION], "max_steps": 2, "overrides": TINY, "model_name": "dag-sr-fail"}
     for task in dag.tasks:
         task.retries = 0
     run = dag.test(logical_date=WHEN, run_conf=conf)

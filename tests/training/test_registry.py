@@ -13,6 +13,7 @@ from tests.support.checkpoints import (
     trained_espcn_state,
     write_checkpoint,
 )
+from training.policy import GatePolicy
 from training.registry import (
     PromotionRefused,
     RegistryConfig,
@@ -21,24 +22,26 @@ from training.registry import (
     load_model,
     parse_model_uri,
     promote,
+    recorded_verdict,
     register,
+    resolve_champion,
     rollback,
 )
 from training.safe_load import CheckpointRejected, LoadReason
-from training.validate import GateConfig, validate_checkpoint
+from training.validate import validate_checkpoint
 
 
 @pytest.fixture(scope="module")
-def config(tmp_path_factory):
-    """One embedded registry (SQLite + artifacts under a file:// root) for the module; a name per test."""
-    return RegistryConfig(root=f"file://{tmp_path_factory.mktemp('registry')}/root")
+def config(tmp_path_factory, shared_data):
+    """One embedded registry (SQLite + artifacts under a file:// root) for the module; a name per test.
+    Its policy requires Set5 only (the fixtures score no pair split)."""
+    policy = GatePolicy(benchmarks={"Set5": shared_data / "sr_benchmarks" / "Set5"}, pair_split=None)
+    return RegistryConfig(root=f"file://{tmp_path_factory.mktemp('registry')}/root", policy=policy)
 
 
 @pytest.fixture(scope="module")
-def gates(shared_data):
-    return GateConfig(
-        benchmarks={"Set5": shared_data / "sr_benchmarks" / "Set5"}, reference_lr_size=32, latency_repeats=1
-    )
+def gates(config):
+    return config.policy.gate_config(reference_lr_size=32, latency_repeats=1)
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +62,9 @@ def _champion(name, config):
 
 
 def _validate(path, gates, config, name):
-    return validate_checkpoint(str(path), gates, champion=f"models:/{name}@champion", registry=config)
+    return validate_checkpoint(
+        str(path), gates, champion=resolve_champion(f"models:/{name}@champion", config)
+    )
 
 
 def test_promotion_rollback_and_refusals(checkpoints, gates, config):
@@ -74,7 +79,7 @@ def test_promotion_rollback_and_refusals(checkpoints, gates, config):
     weak = _validate(checkpoints["random"], gates, config, name)
     assert not weak.passed and weak.champion.version == v1
     v2 = register(str(checkpoints["random"]), weak, name, config=config)
-    with pytest.raises(PromotionRefused, match="failed validation: bicubic_margin"):
+    with pytest.raises(PromotionRefused, match="does not pass the gate policy: bicubic_margin"):
         promote(name, v2, config)
     assert _champion(name, config) == v1
     versions = {v.version: v for v in list_versions(name, config)}
@@ -102,6 +107,51 @@ def test_promotion_rollback_and_refusals(checkpoints, gates, config):
     assert _champion(name, config) == v1
 
 
+def test_promotion_is_the_registrys_policy_not_the_callers(checkpoints, gates, config):
+    """A verdict that passed under looser thresholds than the configured policy is refused, whoever
+    promotes it; a person's --force promotes it and the version records who and why."""
+    name = "sr-policy"
+    loose = validate_checkpoint(str(checkpoints["random"]), gates.model_copy(update={"margin_db": -100.0}))
+    assert loose.passed  # a random model "passes" a -100 dB margin
+    version = register(str(checkpoints["random"]), loose, name, config=config)
+    with pytest.raises(PromotionRefused, match=r"margin_db=-100.0 is looser than the policy's 0.3"):
+        promote(name, version, config)
+    assert _champion(name, config) is None
+
+    # a hand-edited verdict claiming the Set5 margin passed is re-checked on its measurements
+    forged = loose.model_copy(update={"config": gates})
+    forged_version = register(str(checkpoints["random"]), forged, name, config=config)
+    with pytest.raises(PromotionRefused, match="bicubic_margin:Set5"):
+        promote(name, forged_version, config)
+
+    # a policy that requires Set14 refuses a verdict that never scored it
+    strict = config.model_copy(
+        update={
+            "policy": config.policy.model_copy(
+                update={"benchmarks": {"Set5": gates.benchmarks["Set5"], "Set14": gates.benchmarks["Set5"]}}
+            )
+        }
+    )
+    good = validate_checkpoint(str(checkpoints["trained"]), gates)
+    good_version = register(str(checkpoints["trained"]), good, name, config=config)
+    with pytest.raises(PromotionRefused, match="required set 'Set14' was not scored"):
+        promote(name, good_version, strict)
+
+    with pytest.raises(PromotionRefused, match="needs a --reason"):
+        promote(name, version, config, force_reason=" ")
+    assert (
+        promote(name, version, config, force_reason="hotfix: bicubic beats nothing today", actor="ana")
+        is None
+    )
+    assert _champion(name, config) == version
+    from mlflow import MlflowClient
+
+    uri = config.resolved_tracking_uri()
+    tags = MlflowClient(tracking_uri=uri, registry_uri=uri).get_model_version(name, str(version)).tags
+    assert tags["crisp.forced_by"] == "ana" and tags["crisp.forced_reason"].startswith("hotfix")
+    assert tags["crisp.forced_at"]
+
+
 def test_versions_carry_lineage_tags_and_artifacts(checkpoints, gates, config, shared_data):
     from mlflow import MlflowClient
 
@@ -120,7 +170,8 @@ def test_versions_carry_lineage_tags_and_artifacts(checkpoints, gates, config, s
     assert tags["crisp.code_version"] == "test" and tags["crisp.run"] == "r-42"
     assert tags["crisp.checkpoint_sha256"] == verdict.checkpoint_sha256
     assert float(tags["crisp.metric.Set5.psnr_y"]) == pytest.approx(verdict.score("Set5").psnr_y, abs=1e-4)
-    assert json.loads(tags["crisp.verdict"])["passed"] is True
+    assert tags["crisp.verdict_summary"].startswith("passed: Set5") and "crisp.verdict" not in tags
+    assert recorded_verdict(name, version, config) == verdict  # the whole verdict is an artifact
     assert (
         config.resolved_tracking_uri().startswith("sqlite:///")
         and "/root/mlflow/mlflow.db" in config.resolved_tracking_uri()
@@ -130,11 +181,16 @@ def test_versions_carry_lineage_tags_and_artifacts(checkpoints, gates, config, s
     import mlflow
 
     pyfunc = mlflow.pyfunc.load_model(client.get_model_version_download_uri(name, str(version)))
-    lr = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    assert pyfunc.metadata.get_input_schema() is not None and pyfunc.metadata.get_output_schema() is not None
     model, meta = load_model(f"models:/{name}/{version}", config)
-    eager = model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)[0]
-    eager = eager.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    assert np.abs(pyfunc.predict(lr).astype(int) - eager.astype(int)).max() <= 1
+    for height, width in ((37, 53), (211, 97), (32, 32)):  # any size, odd ones included
+        lr = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        with torch.inference_mode():
+            eager = model(torch.from_numpy(lr).permute(2, 0, 1)[None].float() / 255)[0]
+        eager = eager.clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        served = pyfunc.predict(lr)
+        assert served.shape == (height * 4, width * 4, 3)
+        assert np.abs(served.astype(int) - eager.astype(int)).max() <= 1
     # load_model: safe load of the stored checkpoint, EMA weights, registry identity in the meta
     trained = trained_espcn_state(shared_data / "sr_train" / "T91")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in trained.items())
@@ -220,6 +276,8 @@ def test_cli_list_register_promote_rollback_and_upscale(
     from PIL import Image
 
     monkeypatch.setenv("CRISP_ROOT", config.root)
+    monkeypatch.setenv("CRISP_GATES__SR__BENCHMARKS", json.dumps({"Set5": str(gates.benchmarks["Set5"])}))
+    monkeypatch.setenv("CRISP_GATES__SR__PAIR_SPLIT", "null")
     name = "sr-cli"
     verdict_file = tmp_path / "verdict.json"
     verdict_file.write_text(validate_checkpoint(str(checkpoints["trained"]), gates).model_dump_json())
@@ -253,6 +311,8 @@ def test_cli_list_register_promote_rollback_and_upscale(
     )
     assert _cli(registry_cmd, "registry", "promote", name, "2") == 1
     assert "refused" in capsys.readouterr().err
+    assert _cli(registry_cmd, "registry", "promote", name, "2", "--force") == 2  # --force needs --reason
+    assert "--reason" in capsys.readouterr().err
     assert _cli(registry_cmd, "registry", "promote", name, "1") == 0
     assert _cli(registry_cmd, "registry", "rollback", name) == 1  # nothing to roll back to
     assert _cli(registry_cmd, "registry", "list", name) == 0

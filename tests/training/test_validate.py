@@ -1,11 +1,15 @@
 import argparse
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
 from crisp.commands import validate as validate_cmd
+from pipeline.reference_sets import push
+from pipeline.storage import Storage
 from tests.support.checkpoints import random_state, trained_checkpoint, write_checkpoint
+from training.registry import resolve_champion
 from training.validate import GateConfig, Verdict, exit_code, validate_checkpoint
 
 
@@ -26,9 +30,18 @@ def _failed(verdict: Verdict) -> set[str]:
     return {g.gate for g in verdict.gates if not g.passed}
 
 
-def test_trained_model_passes_every_default_gate(trained, shared_data):
-    config = GateConfig(reference_lr_size=64)  # default margin 0.3 dB on Set5 and Set14
-    verdict = validate_checkpoint(str(trained), config)
+@pytest.fixture(scope="module")
+def reference_root(shared_data, tmp_path_factory):
+    """A storage root holding Set5 and Set14 as `crisp reference push` leaves them (no ../shared needed)."""
+    storage = Storage(f"file://{tmp_path_factory.mktemp('reference')}/root")
+    for name in ("Set5", "Set14"):
+        push(storage, name, shared_data / "sr_benchmarks" / name)
+    return storage
+
+
+def test_trained_model_passes_every_default_gate(trained, reference_root):
+    config = GateConfig(reference_lr_size=64)  # default margin 0.3 dB on reference/Set5 and reference/Set14
+    verdict = validate_checkpoint(str(trained), config, storage=reference_root)
     assert verdict.passed, verdict.reasons
     assert [s.name for s in verdict.scores] == ["Set5", "Set14"]
     set5, set14 = verdict.score("Set5"), verdict.score("Set14")
@@ -60,7 +73,8 @@ def test_bicubic_itself_gains_nothing(tmp_path, set5_only):
     path = write_checkpoint(tmp_path / "bicubic.ckpt", {}, arch="bicubic", scale=4)
     verdict = validate_checkpoint(str(path), set5_only)
     assert verdict.gate("bicubic_margin:Set5").measured == 0.0
-    assert _failed(verdict) == {"bicubic_margin:Set5"}
+    # the Pillow-exact 8-bit baseline traces to its input size: it could not be served either
+    assert _failed(verdict) == {"bicubic_margin:Set5", "export"}
 
 
 def test_bad_checkpoints_fail_with_a_reason(tmp_path, set5_only):
@@ -100,19 +114,21 @@ def test_champion_gates(trained, tmp_path, set5_only):
         tmp_path / "r.ckpt", random_state("espcn", 4, residual=True), arch_kwargs={"residual": True}
     )
     # a weak challenger against a strong champion: worse than tolerance and no improvement
-    verdict = validate_checkpoint(str(random_path), set5_only, champion=str(trained))
+    verdict = validate_checkpoint(str(random_path), set5_only, champion=resolve_champion(str(trained)))
     assert {"champion_tolerance:Set5", "min_improvement"} <= _failed(verdict)
     assert verdict.champion.found and verdict.score("Set5").champion_psnr_y > verdict.score("Set5").psnr_y
     # the same model as champion: gain 0 passes the default min_improvement_db 0.0, not a demand of 0.1 dB
-    same = validate_checkpoint(str(trained), set5_only, champion=str(trained))
+    same = validate_checkpoint(str(trained), set5_only, champion=resolve_champion(str(trained)))
     assert same.passed and same.gate("min_improvement").measured == 0.0
     strict = validate_checkpoint(
-        str(trained), set5_only.model_copy(update={"min_improvement_db": 0.1}), champion=str(trained)
+        str(trained),
+        set5_only.model_copy(update={"min_improvement_db": 0.1}),
+        champion=resolve_champion(str(trained)),
     )
     assert _failed(strict) == {"min_improvement"}
     # a champion at another scale cannot be replaced by this model
     x2 = write_checkpoint(tmp_path / "x2.ckpt", random_state("espcn", 2), scale=2)
-    other = validate_checkpoint(str(trained), set5_only, champion=str(x2))
+    other = validate_checkpoint(str(trained), set5_only, champion=resolve_champion(str(x2)))
     assert _failed(other) == {"champion_scale"}
 
 
@@ -153,11 +169,25 @@ def test_pair_test_split_is_scored_next_to_its_bicubic_labels(trained, tmp_path,
         validate_checkpoint(str(trained), config)
 
 
-def test_missing_or_no_benchmark_is_a_config_error(trained, tmp_path):
-    with pytest.raises(ValueError, match="does not exist"):
+def test_missing_or_no_benchmark_is_a_config_error(trained, tmp_path, reference_root):
+    with pytest.raises(ValueError, match="missing or holds no images; set gates.sr.benchmarks.Set5"):
         validate_checkpoint(
             str(trained), GateConfig(benchmarks={"Set5": tmp_path / "nope"}, reference_lr_size=16)
         )
+    empty_root = Storage(f"file://{tmp_path}/empty")
+    with pytest.raises(
+        ValueError, match=r"no reference set at .*/empty/reference/Set5.*gates.sr.benchmarks.Set5"
+    ):
+        validate_checkpoint(str(trained), GateConfig(reference_lr_size=16), storage=empty_root)
+    with pytest.raises(ValueError, match="no storage was given"):
+        validate_checkpoint(str(trained), GateConfig(reference_lr_size=16))
+    # a pushed file that no longer matches its manifest is refused, never scored
+    corrupt = Storage(f"file://{tmp_path}/corrupt")
+    push(corrupt, "Set5", Path(reference_root._path("reference/Set5/files")))
+    victim = sorted(corrupt.list("reference/Set5/files"))[0]
+    corrupt.write_bytes(victim, corrupt.read_bytes(victim)[:-1] + b"\x00")
+    with pytest.raises(ValueError, match="does not match its manifest"):
+        validate_checkpoint(str(trained), GateConfig(benchmarks={"Set5": "reference/Set5"}), storage=corrupt)
     with pytest.raises(ValueError, match="no benchmark sets"):
         validate_checkpoint(str(trained), GateConfig(benchmarks={}, reference_lr_size=16))
 
@@ -190,3 +220,18 @@ def test_cli_exit_codes_and_json(trained, tmp_path, shared_data, monkeypatch, ca
     gates.write_text("margin_dbb: 1\n")
     assert _cli(str(trained), "--gates", str(gates)) == 2
     assert "margin_dbb" in capsys.readouterr().err
+
+
+def test_cli_reads_the_reference_sets_from_the_root_only(
+    trained, reference_root, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("CRISP_SHARED_DATA", str(tmp_path / "no-shared-data"))  # as on a deployed worker
+    gates = tmp_path / "gates.yaml"
+    gates.write_text("reference_lr_size: 32\nlatency_repeats: 1\n")
+    monkeypatch.setenv("CRISP_ROOT", reference_root.root)
+    assert _cli(str(trained), "--gates", str(gates)) == 0
+    assert "verdict: PASSED" in capsys.readouterr().out
+    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/bare-root")
+    assert _cli(str(trained), "--gates", str(gates)) == 2
+    err = capsys.readouterr().err
+    assert "gates.sr.benchmarks.Set5" in err and "crisp reference push" in err

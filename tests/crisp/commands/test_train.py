@@ -8,6 +8,7 @@ import pytest
 
 from crisp.commands import train as command
 from crisp.settings import ConfigError, load_settings
+from tests.support.pairs_fixture import tiny_pairs  # noqa: F401 (fixture)
 from training.train import load_train_config
 
 
@@ -90,3 +91,49 @@ def test_module_entry_point_uses_the_same_merge(monkeypatch, capsys):
     monkeypatch.setenv("CRISP_S3__ENDPONT_URL", "x")  # bad settings: exit 2 with the reason
     assert module.main(["--config", "training/configs/espcn_x4.yaml"]) == 2
     assert "unknown setting 's3.endpont_url'" in capsys.readouterr().err
+
+
+def test_release_refuses_looser_gates_before_training(monkeypatch, tmp_path):
+    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
+    args = _parse(
+        ["train", "--config", "training/configs/espcn_x4.yaml", "--release", "--gate", "margin_db=-100"]
+    )
+    with pytest.raises(ConfigError, match="margin_db=-100.0 is looser than the policy's 0.3"):
+        args.run(args)
+    args = _parse(["train", "--release", "--gate", "margin_db"])
+    with pytest.raises(ConfigError, match="--gate takes KEY=VALUE"):
+        args.run(args)
+    assert not (tmp_path / "root").exists()  # nothing trained, nothing written
+
+
+@pytest.mark.slow
+def test_train_release_promotes_under_the_settings_policy(monkeypatch, tmp_path, tiny_pairs, shared_data):  # noqa: F811
+    from pipeline.storage import Storage
+    from tests.support.pairs_fixture import TINY_PARTITION, copy_root
+    from training.registry import list_versions
+
+    root = Storage(f"file://{tmp_path}/root")
+    copy_root(tiny_pairs, root)
+    monkeypatch.setenv("CRISP_ROOT", root.root)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    # the deployment's policy: permissive for two steps of training; the tiny fixture has no test split
+    monkeypatch.setenv("CRISP_GATES__SR__MARGIN_DB", "-100")
+    monkeypatch.setenv("CRISP_GATES__SR__GOLDEN_OUTPUT_RANGE", "[-1.0, 2.0]")
+    monkeypatch.setenv("CRISP_GATES__SR__PAIR_SPLIT", "null")
+    monkeypatch.setenv("CRISP_GATES__SR__BENCHMARKS", f"{{Set5: {shared_data / 'sr_benchmarks' / 'Set5'}}}")
+    tiny = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data.block_size=2",
+            "data.workers=0", "trainer.val_check_interval=2", "trainer.enable_progress_bar=false",
+            "trainer.max_steps=2", "trainer.accelerator=cpu", f"data.partitions=[{TINY_PARTITION}]"]  # fmt: skip
+    argv = ["train", "--config", "training/configs/espcn_x4.yaml", "--release", "--model-name", "cli-sr"]
+    argv += [item for override in tiny for item in ("--set", override)]
+    args = _parse([*argv, "--gate", "margin_db=-50"])
+    assert args.run(args) == 0
+    settings = load_settings()
+    assert [(v.version, v.aliases) for v in list_versions("cli-sr", settings.registry())] == [
+        (1, ["challenger", "champion"])
+    ]
+    # a stricter trigger the model cannot meet: registered, not promoted, exit 1
+    args = _parse([*argv, "--gate", "margin_db=5", "--set", "resume=never"])
+    assert args.run(args) == 1
+    versions = {v.version: v.aliases for v in list_versions("cli-sr", settings.registry())}
+    assert versions == {2: ["challenger"], 1: ["champion"]}

@@ -1,0 +1,209 @@
+"""The release flow: a trained checkpoint -> validate -> report -> register (@challenger) -> promote.
+
+In: a `ReleaseTarget` (model name, storage, registry config carrying the gate policy, the recipe and
+partitions trained on), a finished training (`TrainResult` as a dict, the resolved training config) and,
+optionally, a trigger's gate overrides (`tighten_gates`: stricter only, else `GatePolicyError` before
+anything runs). Out: a `ReleaseResult` (verdict, version, champion, whether it was promoted and why not,
+report, MLflow run id).
+
+`release` runs every step in one process (`crisp demo`, `crisp train --release`); the `sr_train` DAG runs
+the same steps one task each (`log_training`, `validate_candidate`, `write_release_report`,
+`register_candidate`, `promote_candidate`). Promotion is the registry's policy (training/registry.py
+re-applies `RegistryConfig.policy` to the recorded verdict): a refused promotion leaves `@champion`
+where it was and is a result here (`promoted=False`, `refusal`), not an exception.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from training.policy import GatePolicy
+from training.registry import (
+    CHAMPION,
+    PromotionRefused,
+    RegistryConfig,
+    promote,
+    register,
+    resolve_champion,
+)
+from training.validate import Validation, validate
+from training.verdict import Verdict
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReleaseTarget:
+    """Where a candidate is released to and what it was trained on."""
+
+    model_name: str
+    storage: Any  # pipeline Storage: pair partitions, checkpoints, the report
+    registry: RegistryConfig  # MLflow store + the gate policy promotion re-applies
+    recipe: str
+    partitions: list[str]
+    device: str = "cpu"
+    photos: Sequence[str | Path] = ()  # real photos for the report's side-by-sides
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ReleaseResult:
+    checkpoint: str
+    verdict: Verdict
+    version: int
+    champion: int | None  # the @champion after the release
+    promoted: bool
+    refusal: str | None
+    report: str | None
+    run_id: str
+
+
+def tighten_gates(policy: GatePolicy, overrides: Mapping[str, Any] | None) -> GatePolicy:
+    """The policy a trigger asked for: stricter thresholds only (GatePolicyError names a looser one)."""
+    return policy.tightened(overrides)
+
+
+def log_training(
+    target: ReleaseTarget, train_config: Mapping[str, Any], result: Mapping[str, Any], run_name: str
+) -> str:
+    """The MLflow run of the training (training/tracking.py); returns its id."""
+    from training.data.catalog import load_catalog
+    from training.tracking import log_training_run
+
+    scale = int(train_config.get("model", {}).get("scale", 4))
+    catalog = load_catalog(target.storage, target.recipe, target.partitions, scale)
+    lineage = {
+        "recipe": target.recipe,
+        "partitions": catalog.partitions,
+        "manifest_hash": catalog.manifest_hash,
+        "root": target.storage.root,
+    }
+    output = str(train_config.get("output", ""))
+    metrics_csv = _read_optional(target.storage, output, "logs/metrics.csv")
+    return log_training_run(target.registry, train_config, result, metrics_csv, lineage, run_name)
+
+
+def _read_optional(storage: Any, output: str, rel: str) -> bytes | None:
+    from pipeline.storage import read_uri
+
+    try:
+        return read_uri(
+            f"{output.rstrip('/')}/{rel}", storage.options if output.startswith("s3://") else None
+        )
+    except (FileNotFoundError, OSError):
+        return None
+
+
+def validate_candidate(checkpoint: str, target: ReleaseTarget, policy: GatePolicy) -> Validation:
+    """Measure `checkpoint` against bicubic and the current @champion under `policy`."""
+    champion = resolve_champion(
+        f"models:/{target.model_name}@{CHAMPION}", target.registry, target.storage.options
+    )
+    gates = policy.gate_config(
+        pair_recipe=target.recipe, pair_partitions=target.partitions, device=target.device
+    )
+    validation = validate(checkpoint, gates, champion, storage=target.storage)
+    verdict = validation.verdict
+    for score in verdict.scores:
+        logger.info("%s: PSNR-Y %.2f dB vs bicubic %.2f dB", score.name, score.psnr_y, score.bicubic_psnr_y)
+    logger.info("verdict: %s", verdict.summary())
+    return validation
+
+
+def write_release_report(
+    target: ReleaseTarget, verdict: Verdict, output: str, run_id: str | None, model: Any = None
+) -> str | None:
+    """The HTML report (training/report.py) under `<output>/report`, attached to the MLflow run."""
+    from training.registry import mlflow_client
+    from training.report import write_report
+
+    if verdict.meta is None:
+        return None  # a rejected checkpoint has nothing to show; the verdict says why
+    options = target.storage.options if output.startswith("s3://") else None
+    html, _ = write_report(
+        f"{output.rstrip('/')}/report",
+        verdict,
+        model=model,
+        metrics_csv=f"{output.rstrip('/')}/logs/metrics.csv"
+        if _read_optional(target.storage, output, "logs/metrics.csv")
+        else None,
+        photos=list(target.photos),
+        lineage={"recipe": target.recipe, "partitions": target.partitions},
+        storage_options=options,
+    )
+    if run_id is not None:
+        import tempfile
+
+        from pipeline.storage import read_uri
+
+        with tempfile.TemporaryDirectory(prefix="crisp-report-") as tmp:
+            (Path(tmp) / "report.html").write_bytes(read_uri(html, options))
+            (Path(tmp) / "verdict.json").write_text(verdict.model_dump_json(indent=1))
+            mlflow_client(target.registry).log_artifacts(run_id, tmp, "report")
+    return html
+
+
+def register_candidate(validation: Validation, target: ReleaseTarget, run_id: str | None) -> int:
+    """A new version of the model as @challenger, logged into the training run (a failing one too)."""
+    verdict = validation.verdict
+    return register(
+        verdict.checkpoint,
+        verdict,
+        target.model_name,
+        tags=target.tags,
+        config=target.registry,
+        storage_options=target.storage.options or None,
+        run_id=run_id,
+        data=validation.checkpoint_bytes,
+        exported=validation.exported,
+    )
+
+
+def promote_candidate(target: ReleaseTarget, version: int) -> tuple[int | None, str | None]:
+    """Move @champion to `version` if the registry's policy lets it: (champion after, refusal or None)."""
+    from training.registry import list_versions
+
+    try:
+        promote(target.model_name, version, target.registry)
+        logger.info("%s v%s is now @%s", target.model_name, version, CHAMPION)
+        return version, None
+    except PromotionRefused as exc:
+        champion = next(
+            (v.version for v in list_versions(target.model_name, target.registry) if CHAMPION in v.aliases),
+            None,
+        )
+        logger.warning(
+            "%s v%s not promoted (@%s stays at %s): %s", target.model_name, version, CHAMPION, champion, exc
+        )
+        return champion, str(exc)
+
+
+def release(
+    target: ReleaseTarget,
+    train_config: Mapping[str, Any],
+    result: Mapping[str, Any],
+    policy: GatePolicy | None = None,
+    run_name: str = "train",
+) -> ReleaseResult:
+    """Every step of the flow for one finished training (see the module docstring)."""
+    policy = policy or target.registry.policy
+    checkpoint = result.get("best_ckpt_uri") or result["last_ckpt_uri"]
+    run_id = log_training(target, train_config, result, run_name)
+    validation = validate_candidate(checkpoint, target, policy)
+    report = write_release_report(target, validation.verdict, str(train_config.get("output", "")), run_id)
+    version = register_candidate(validation, target, run_id)
+    champion, refusal = promote_candidate(target, version)
+    return ReleaseResult(
+        checkpoint=checkpoint,
+        verdict=validation.verdict,
+        version=version,
+        champion=champion,
+        promoted=refusal is None,
+        refusal=refusal,
+        report=report,
+        run_id=run_id,
+    )
