@@ -2,12 +2,12 @@
 
 In: a work folder, the checkpoint's URI and bytes, the safely loaded module and its `CheckpointMeta`, the
 `Verdict`, and the export the verdict checked (exported again only when not given). Out: `<folder>/model`, an MLflow model directory (MLmodel, requirements, the model code
-training/serving_pyfunc.py) whose artifacts are: the checkpoint exactly as validated (`checkpoint.ckpt`,
+training/serving_pyfunc.py for the sr task: each task names its own) whose artifacts are: the checkpoint exactly as validated (`checkpoint.ckpt`,
 or `checkpoint.safetensors` + `checkpoint.json`), its TorchScript export (`model.torchscript.pt`, left
 out when the arch cannot be traced, which also fails the export gate), `verdict.json` and `meta.json`
 (CheckpointMeta plus the export's input shape and whether the trace is shape-generic).
 
-The model has a signature (uint8 H x W x 3 in and out, any size) and an input example (37 x 53).
+The model has the task's signature and input example (sr: uint8 H x W x 3 in and out, any size; 37 x 53).
 Nothing is pickled: the pyfunc is "models from code" and the checkpoint loads with weights_only.
 Requirements are pinned explicitly (torch, mlflow, numpy), which also skips MLflow's slow inference.
 """
@@ -25,8 +25,6 @@ from pipeline.storage import read_uri
 from training.export import ExportResult, export_torchscript, save_torchscript
 from training.measure import golden_input
 from training.verdict import CheckpointMeta, Verdict
-
-MODEL_CODE = Path(__file__).with_name("serving_pyfunc.py")
 
 
 def write_artifacts(
@@ -71,25 +69,24 @@ def package_model(
     verdict: Verdict,
     options: Mapping[str, Any] | None = None,
     exported: ExportResult | None = None,
+    task: str = "sr",
 ) -> Path:
-    """Write the artifacts under `folder/artifacts` and the MLflow model under `folder/model` (returned)."""
+    """Write the artifacts under `folder/artifacts` and the MLflow model under `folder/model` (returned):
+    the serving code, signature and input example are the task's (training/tasks)."""
     import mlflow
-    import numpy as np
     import torch
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import ParamSchema, ParamSpec, Schema, TensorSpec
 
+    from training.tasks import get_task
+
+    spec = get_task(task)
     artifacts = write_artifacts(folder / "artifacts", uri, data, module, meta, verdict, options, exported)
     requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"]
-    image = Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, 3))])  # any H x W x 3 photo, uint8
     mlflow.pyfunc.save_model(
         path=str(folder / "model"),
-        python_model=str(MODEL_CODE),
+        python_model=str(spec.model_code),
         artifacts={key: str(path) for key, path in artifacts.items()},
         pip_requirements=requirements,
-        signature=ModelSignature(
-            inputs=image, outputs=image, params=ParamSchema([ParamSpec("output", "string", "uint8")])
-        ),
-        input_example=np.full((37, 53, 3), 128, dtype=np.uint8),
+        signature=spec.signature(),
+        input_example=spec.input_example(),
     )
     return folder / "model"

@@ -5,7 +5,7 @@ Out: version numbers; `load_model("models:/<name>@<alias>" | "models:/<name>/<ve
 returns `(module, CheckpointMeta)` loaded through training/safe_load.py.
 
 Each version is the MLflow pyfunc folder of training/package.py (checkpoint, exported model, verdict,
-meta; nothing pickled), tagged with per-set metrics, dataset partitions and manifest hash, recipe, arch,
+meta; nothing pickled; the serving code and signature of its task, training/tasks), tagged with its task, per-set metrics, dataset partitions and manifest hash, recipe, arch,
 scale, code version, checkpoint sha256 and a short verdict summary (the full verdict is the version's
 `verdict.json` artifact and the run's). Aliases replace stages (MLflow 3): `register` points
 `@challenger` at the new version; `promote` moves `@champion` only when the version's recorded verdict
@@ -144,6 +144,7 @@ def register(
     run_id: str | None = None,
     data: bytes | None = None,
     exported: Any = None,
+    task: str = "sr",
 ) -> int:
     """Log the checkpoint as a new version of `name`, point `@challenger` at it, return the version.
 
@@ -163,7 +164,9 @@ def register(
     module, meta = safe_load(uri, storage_options=storage_options, data=data)  # rejected before any write
     client = mlflow_client(config)
     with tempfile.TemporaryDirectory(prefix="crisp-register-") as tmp:
-        model_dir = package_model(Path(tmp), uri, data, module, meta, verdict, storage_options, exported)
+        model_dir = package_model(
+            Path(tmp), uri, data, module, meta, verdict, storage_options, exported, task
+        )
         if run_id is None:
             run_id = client.create_run(experiment_id(client, config), run_name=f"register-{name}").info.run_id
             for key, value in (("arch", meta.arch), ("scale", meta.scale)):
@@ -184,7 +187,7 @@ def register(
         name,
         source=f"{artifact_uri}/{artifact_path}",
         run_id=run_id,
-        tags=_tags(meta, verdict, uri, sha, tags or {}),
+        tags=_tags(meta, verdict, uri, sha, {"crisp.task": task, **(tags or {})}),
     )
     client.set_registered_model_alias(name, CHALLENGER, version.version)
     logger.info("registered %s v%s as @%s (verdict %s)", name, version.version, CHALLENGER, verdict.summary())

@@ -1,7 +1,7 @@
 """The release flow: a trained checkpoint -> validate -> report -> register (@challenger) -> promote.
 
-In: a `ReleaseTarget` (model name, storage, registry config carrying the gate policy, the recipe and
-partitions trained on), a finished training (`TrainResult` as a dict, the resolved training config) and,
+In: a `ReleaseTarget` (model name, model kind (`task`, training/tasks: whose validator, serving code and
+signature apply), storage, registry config carrying the gate policy, the recipe and partitions trained on), a finished training (`TrainResult` as a dict, the resolved training config) and,
 optionally, a trigger's gate overrides (`tighten_gates`: stricter only, else `GatePolicyError` before
 anything runs). Out: a `ReleaseResult` (verdict, version, champion, whether it was promoted and why not,
 report, MLflow run id).
@@ -30,7 +30,8 @@ from training.registry import (
     register,
     resolve_champion,
 )
-from training.validate import Validation, validate
+from training.tasks import get_task
+from training.validate import Validation
 from training.verdict import Verdict
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class ReleaseTarget:
     device: str = "cpu"
     photos: Sequence[str | Path] = ()  # real photos for the report's side-by-sides
     tags: Mapping[str, str] = field(default_factory=dict)
+    task: str = "sr"  # the model kind (training/tasks): its validator, serving code and signature
 
 
 @dataclass
@@ -106,7 +108,7 @@ def validate_candidate(checkpoint: str, target: ReleaseTarget, policy: GatePolic
     gates = policy.gate_config(
         pair_recipe=target.recipe, pair_partitions=target.partitions, device=target.device
     )
-    validation = validate(checkpoint, gates, champion, storage=target.storage)
+    validation = get_task(target.task).validate(checkpoint, gates, champion, storage=target.storage)
     verdict = validation.verdict
     for score in verdict.scores:
         logger.info("%s: PSNR-Y %.2f dB vs bicubic %.2f dB", score.name, score.psnr_y, score.bicubic_psnr_y)
@@ -160,6 +162,7 @@ def register_candidate(validation: Validation, target: ReleaseTarget, run_id: st
         run_id=run_id,
         data=validation.checkpoint_bytes,
         exported=validation.exported,
+        task=target.task,
     )
 
 

@@ -1,0 +1,50 @@
+"""Model kinds ("tasks"): what each one declares; the trainer, loader, gates, registry, release flow and
+serving are shared.
+
+In: a task name (`sr`; `quality`, `matte`, `restore` next). Out: the `Task` record, whose fields are the
+pieces a model kind supplies: its sample schema (the index the shared loader reads), its arch zoo, its
+Lightning module (loss and metrics) and data module, its gate policy class (thresholds in the settings
+under `gates.<name>`) and validator (measurements -> `Verdict`), its MLflow serving code and signature,
+and its serving transform. `get_task(name)` imports the task module lazily, so naming a task costs
+nothing until it is used; an unknown name raises ValueError listing the known ones.
+
+A new model kind is one module here (`training/tasks/<name>.py` exposing `TASK`) plus its archs; it
+reuses training/train.py, training/release.py, training/registry.py, training/policy.py's framework and
+training/tracking.py unchanged.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+KNOWN = ("sr",)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str  # also the settings key gates.<name> and the registry name prefix crisp-<name>
+    sample_schema: Any  # pyarrow.Schema of the sample index (schemas/)
+    archs: Mapping[str, type]  # name -> single-device nn.Module class
+    lit_module: type  # LightningModule: loss, metrics, EMA (built from ModelConfig + OptimConfig)
+    data_module: type  # LightningDataModule over committed sample partitions
+    policy: type  # GatePolicy subclass: the thresholds and required sets
+    validate: Callable[..., Any]  # (checkpoint, GateConfig, Champion, storage=...) -> Validation
+    model_code: Path  # the MLflow pyfunc ("models from code") served for this kind
+    signature: Callable[[], Any]  # -> mlflow ModelSignature (with params)
+    input_example: Callable[[], Any]  # -> an input the signature accepts
+    serve: Callable[..., Any]  # the serving transform crisp's CLI runs (e.g. tiled upscale)
+
+    def registry_name(self, meta: Any) -> str:
+        """The default registered-model name for a checkpoint's meta, e.g. crisp-sr-x4."""
+        scale = getattr(meta, "scale", None)
+        return f"crisp-{self.name}-x{scale}" if scale else f"crisp-{self.name}"
+
+
+def get_task(name: str) -> Task:
+    if name not in KNOWN:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(KNOWN)}")
+    return importlib.import_module(f"training.tasks.{name}").TASK
