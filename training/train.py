@@ -1,6 +1,6 @@
 """Train a super-resolution model from committed pair partitions: one config in, checkpoints out.
 
-In: a `TrainConfig` (model and optim from training/lit_module.py, data from training/data/module.py,
+In: a `TrainConfig` (the task, training/tasks, whose Lightning and data modules are built; model and optim from training/lit_module.py, data from training/data/module.py,
 trainer settings, an output root URI), or a YAML file plus `key.sub=value` overrides
 (`python -m training.train --config training/configs/espcn_x4.yaml --set trainer.max_steps=100`); there,
 as under `crisp train`, the Crisp settings (CRISP_CONFIG / CRISP_ROOT / CRISP_S3__*) supply `data.root`,
@@ -55,8 +55,9 @@ from training.checkpoint import (
     fetch_checkpoint,
 )
 from training.data.catalog import DataError
-from training.data.module import DataConfig, SRDataModule
-from training.lit_module import ModelConfig, OptimConfig, SRModule
+from training.data.module import DataConfig
+from training.lit_module import ModelConfig, OptimConfig
+from training.tasks import get_task
 
 
 class TrainConfigError(ValueError):
@@ -85,6 +86,7 @@ class TrainerConfig(BaseModel):
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    task: Literal["sr"] = "sr"  # the model kind (training/tasks): its Lightning and data modules
     model: ModelConfig = Field(default_factory=ModelConfig)
     optim: OptimConfig = Field(default_factory=OptimConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -205,7 +207,7 @@ def load_train_config(
 def train(config: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     """Check everything, then fit; returns where the checkpoints went and the final metrics."""
     hardware = resolve_hardware(config.trainer)
-    datamodule = SRDataModule(config.data, scale=config.model.scale)
+    datamodule = get_task(config.task).data_module(config.data, scale=config.model.scale)
     datamodule.check(world_size=hardware.devices * config.trainer.num_nodes)
     output = Storage(config.output, dict(config.output_storage_options))
     meta = crisp_meta(config.model.model_dump(), datamodule.describe(), code_version())
@@ -233,7 +235,7 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> TrainResul
 def _fit(
     config: TrainConfig,
     hardware: Hardware,
-    datamodule: SRDataModule,
+    datamodule: pl.LightningDataModule,
     output: Storage,
     meta: dict[str, Any],
     scratch: Path,
@@ -269,7 +271,10 @@ def _fit(
         default_root_dir=str(scratch),
     )
     trainer.fit(
-        SRModule(config.model, config.optim), datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True
+        get_task(config.task).lit_module(config.model, config.optim),
+        datamodule=datamodule,
+        ckpt_path=ckpt_path,
+        weights_only=True,
     )
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if torch.as_tensor(v).numel() == 1}
     result = TrainResult(
