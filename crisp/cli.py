@@ -54,7 +54,8 @@ def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
         root_level, own_level = logging.WARNING, logging.WARNING
     else:
         own_level = logging.DEBUG if verbose else logging.INFO
-        root_level = logging.DEBUG if verbose > 1 else logging.INFO
+        # other libraries: warnings only by default (Lightning prints its own INFO lines), more with -v/-vv
+        root_level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
     root.setLevel(root_level)
     for name in PACKAGES:
         logging.getLogger(name).setLevel(own_level)

@@ -215,21 +215,74 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> TrainResul
     try:
         ckpt_path = fetch_checkpoint(output, "last", scratch / "resume") if config.resume == "auto" else None
         if ckpt_path is not None:
-            saved = torch.load(ckpt_path, map_location="cpu", weights_only=True).get("crisp_meta", {})
+            checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+            saved = checkpoint.get("crisp_meta", {})
             for key in ("model", "recipe", "data_manifest_hash"):
                 if saved.get(key) != meta[key]:
                     raise TrainConfigError(
                         f"{output.uri('checkpoints/last.ckpt')} belongs to another run ({key}: "
                         f"{saved.get(key)!r} != {meta[key]!r}): use a new output, or resume: never to start over"
                     )
+            earlier = _earlier_metrics(output, int(checkpoint.get("global_step", 0)))
+        else:
+            earlier = []
         # Both warnings assume a plain loader; SRDataModule's train loader has an exact per-rank length
         # and restores its position from the checkpoint itself (data/module.py).
         warnings.filterwarnings("ignore", message=".*resuming from a checkpoint that ended before the epoch")
         warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined")
         pl.seed_everything(config.seed, workers=True, verbose=False)
-        return _fit(config, hardware, datamodule, output, meta, scratch, ckpt_path, callbacks or [])
+        sync = _MetricsLogSync(output, earlier)
+        return _fit(
+            config, hardware, datamodule, output, meta, scratch, ckpt_path, [sync, *(callbacks or [])]
+        )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)  # staged checkpoints and logs are on `output` by now
+
+
+class _MetricsLogSync(pl.Callback):
+    """With every checkpoint and at the end, `<output>/logs/metrics.csv` = the earlier rows of a resumed run
+    plus this run's CSV log (rank 0): a run killed after a checkpoint keeps its curve up to it, and after a
+    resume the file holds the whole run (Lightning's CSV logger starts a new file in a new process)."""
+
+    def __init__(self, output: Storage, earlier: list[dict[str, str]]) -> None:
+        self.output, self.earlier = output, earlier
+
+    def upload(self, trainer: pl.Trainer) -> None:
+        import csv
+        import io
+
+        logger = next((lg for lg in trainer.loggers if isinstance(lg, CSVLogger)), None)
+        if logger is None or not trainer.is_global_zero:
+            return
+        logger.save()
+        path = Path(logger.log_dir) / "metrics.csv"
+        current = list(csv.DictReader(io.StringIO(path.read_text()))) if path.is_file() else []
+        rows = [*self.earlier, *current]
+        if not rows:
+            return
+        columns = list(dict.fromkeys(key for row in rows for key in row))
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+        self.output.write_bytes("logs/metrics.csv", buffer.getvalue().encode())
+
+    def on_save_checkpoint(self, trainer: pl.Trainer, pl_module: Any, checkpoint: dict[str, Any]) -> None:
+        self.upload(trainer)
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        self.upload(trainer)
+
+
+def _earlier_metrics(output: Storage, resumed_step: int) -> list[dict[str, str]]:
+    """The CSV rows of the run being resumed, before its checkpoint's step (that step on is re-run and re-logged)."""
+    import csv
+    import io
+
+    if not output.exists("logs/metrics.csv"):
+        return []
+    rows = csv.DictReader(io.StringIO(output.read_bytes("logs/metrics.csv").decode()))
+    return [row for row in rows if int(float(row.get("step") or 0)) < resumed_step]
 
 
 def _fit(
@@ -285,8 +338,8 @@ def _fit(
     )
     if trainer.is_global_zero:
         log_dir = Path(loggers[0].log_dir)
-        for path in sorted(p for p in log_dir.rglob("*") if p.is_file()):
-            output.upload(str(path), f"logs/{path.relative_to(log_dir)}")
+        for path in sorted(p for p in log_dir.rglob("*") if p.is_file() and p.name != "metrics.csv"):
+            output.upload(str(path), f"logs/{path.relative_to(log_dir)}")  # metrics.csv: _MetricsLogSync
         output.write_bytes("result.json", json.dumps(asdict(result), indent=1).encode())
     return result
 

@@ -161,6 +161,13 @@ def test_killed_mid_epoch_and_resumed_equals_uninterrupted(tiny_pairs, tmp_path)
 
     seen = {**{s: k for s, k in killed.steps.items() if s < 5}, **resumed.steps}
     assert seen == whole.steps  # same samples, same order, same step count
+
+    # the metrics log of the resumed run holds the whole run, row for row as the uninterrupted one
+    def metrics_log(name):
+        return list(csv.DictReader((tmp_path / name / "logs" / "metrics.csv").read_text().splitlines()))
+
+    steps = [int(row["step"]) for row in metrics_log("whole") if row["train/loss"]]
+    assert steps == list(range(9)) and metrics_log("killed") == metrics_log("whole")
     epochs_per_run = {
         load_checkpoint(f"file://{tmp_path}/{name}/checkpoints/last.ckpt")["epoch"]
         for name in ("whole", "killed")
