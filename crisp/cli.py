@@ -1,7 +1,8 @@
 """The `crisp` command line: one subcommand per stage, each in `crisp/commands/<name>.py`.
 
-In: argv. Out: exit code 0 on success, 2 for bad input or configuration (with a one-line reason on
-stderr), 1 for a failed stage. Subcommand modules import their heavy dependencies only when run, so
+In: argv. Out: exit code 0 on success, 2 for bad input or configuration, 1 for a failed or refused
+stage; every expected error (a `schemas.errors.CrispError`) is one line on stderr, mapped to its exit
+code here, in one place. Subcommand modules import their heavy dependencies only when run, so
 `crisp --help` stays fast. Global flags: `--version` (`crisp <version>`), `-v` (Crisp's own logs at DEBUG;
 `-vv` every library's too) and `-q` (warnings and errors only); logs go to stderr, INFO by default.
 """
@@ -81,16 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from crisp.settings import ConfigError
+    from schemas.errors import CrispError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     configure_logging(args.verbose, args.quiet)
     try:
         return int(args.run(args) or 0)
-    except ConfigError as exc:
+    except CrispError as exc:  # every expected error: one line, its kind's exit code (schemas/errors.py)
         print(f"crisp: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("crisp: interrupted", file=sys.stderr)
         return 130

@@ -39,6 +39,7 @@ from pydantic_settings import (
 
 from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
+from schemas.errors import InputError
 from training.policy import GatePolicy
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ NOT_SETTINGS = frozenset(
 NOT_SETTINGS_PREFIXES = ("CRISP_BENCH_",)  # bench/*.py configs
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """The configuration is invalid; the message names the key and the fix."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from pipeline.storage import Storage
+from schemas.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ PREFIX = "reference"
 IMAGE_SUFFIXES = (".png", ".bmp", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 
 
-class ReferenceSetError(ValueError):
+class ReferenceSetError(InputError, ValueError):
     """A reference set is missing, empty or does not match its manifest; the message says how to fix it."""
 
 

@@ -20,10 +20,12 @@ from urllib.parse import urlparse
 
 import fsspec
 
+from schemas.errors import CrispError
+
 SUPPORTED_SCHEMES = ("file", "s3", "memory")
 
 
-class StorageError(RuntimeError):
+class StorageError(CrispError, RuntimeError):
     """A storage operation failed; the message names the URI and what to do."""
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import pyarrow as pa
 
 from schemas.duplicates import DUPLICATE_SCHEMA
+from schemas.errors import CrispError
 from schemas.image_index import FORMAT_VALUES, IMAGE_INDEX_SCHEMA, SOURCE_FORMAT_VALUES, SPLIT_VALUES
 from schemas.reasons import Reason
 from schemas.rejects import REJECT_SCHEMA
@@ -36,7 +37,7 @@ OUTCOME_COUNTS = {"index": "accepted", "duplicates": "duplicates", "rejects": "r
 _DATA_SOURCE = "crisp"
 
 
-class GateError(RuntimeError):
+class GateError(CrispError, RuntimeError):
     """A quality gate failed; the message lists each failed expectation."""
 
     def __init__(self, failures: Sequence[str]):

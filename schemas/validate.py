@@ -12,8 +12,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from schemas.errors import InputError
 
-class SchemaError(ValueError):
+
+class SchemaError(InputError, ValueError):
     """A table does not match its declared schema."""
 
 

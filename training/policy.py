@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from schemas.errors import InputError
 from training.verdict import BenchmarkRef, GateConfig, GateResult, Verdict, _default_benchmarks
 
 # threshold -> +1 when a larger value is stricter, -1 when a smaller one is
@@ -33,7 +34,7 @@ _DIRECTION = {
 THRESHOLDS = (*_DIRECTION, "golden_output_range")
 
 
-class GatePolicyError(ValueError):
+class GatePolicyError(InputError, ValueError):
     """A gate override is looser than the configured policy, or not a threshold at all."""
 
 

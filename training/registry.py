@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from pipeline.storage import normalize_root, read_uri
+from schemas.errors import CrispError, InputError
 from training.package import package_model
 from training.policy import GatePolicy
 from training.safe_load import safe_load
@@ -50,11 +51,11 @@ logger = logging.getLogger(__name__)
 HISTORY_TAG = "crisp.champion_history"
 
 
-class UnknownModelError(LookupError):
+class UnknownModelError(InputError, LookupError):
     """A model URI names a registered model, alias or version that does not exist."""
 
 
-class PromotionRefused(RuntimeError):
+class PromotionRefused(CrispError, RuntimeError):
     """`@champion` was not moved; the message says why."""
 
 

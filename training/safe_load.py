@@ -31,6 +31,7 @@ from pydantic import ValidationError
 from torch import nn
 
 from pipeline.storage import read_uri
+from schemas.errors import CrispError
 from training.archs import build_arch
 from training.verdict import CheckpointMeta
 
@@ -62,7 +63,7 @@ class LoadReason(StrEnum):
     NON_FINITE_WEIGHTS = "checkpoint_non_finite_weights"
 
 
-class CheckpointRejected(ValueError):
+class CheckpointRejected(CrispError, ValueError):
     """The checkpoint cannot be served; `reason` is the code, the message the detail."""
 
     def __init__(self, reason: LoadReason, detail: str) -> None:

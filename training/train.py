@@ -47,6 +47,7 @@ from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pipeline.storage import Storage
+from schemas.errors import InputError
 from training.checkpoint import (
     CrispCheckpointIO,
     checkpoint_callbacks,
@@ -60,7 +61,7 @@ from training.lit_module import ModelConfig, OptimConfig
 from training.tasks import get_task
 
 
-class TrainConfigError(ValueError):
+class TrainConfigError(InputError, ValueError):
     """The training configuration is invalid; the message names the key and the fix."""
 
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from pipeline.crawl import parse_source_url
 from pipeline.storage import Storage, StorageError
+from schemas.errors import InputError
 from schemas.feed import REQUIRED_COLUMNS
 from schemas.reasons import Reason
 
@@ -51,7 +52,7 @@ FORMATS = {
 }
 
 
-class FeedError(ValueError):
+class FeedError(InputError, ValueError):
     """The feed as a whole cannot be read; the message names the feed and the fix."""
 
 

@@ -95,3 +95,20 @@ def test_in_process_entry_point(capsys, monkeypatch):
     monkeypatch.setenv("CRISP_ROOT", "file:///tmp/crisp-cli-test")
     assert main(["config", "--format", "json"]) == 0
     assert '"root": "file:///tmp/crisp-cli-test"' in capsys.readouterr().out
+
+
+def test_expected_errors_are_one_line_with_their_kinds_exit_code(capsys, monkeypatch, tmp_path):
+    """Bad input exits 2, a refusal 1; neither prints a traceback (schemas/errors.py maps them)."""
+    from schemas.errors import CrispError, InputError
+    from training.policy import GatePolicyError
+    from training.registry import PromotionRefused, UnknownModelError
+
+    assert issubclass(GatePolicyError, InputError) and issubclass(UnknownModelError, InputError)
+    assert issubclass(PromotionRefused, CrispError) and PromotionRefused("x").exit_code == 1
+    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
+    assert (
+        main(["train", "--config", "training/configs/espcn_x4.yaml", "--release", "--gate", "margin_db=-1"])
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.startswith("crisp: a trigger may only tighten the gates") and "Traceback" not in err

@@ -28,6 +28,7 @@ from pipeline.commit import PartitionNotCommittedError, committed_partitions, re
 from pipeline.degrade import RECIPES, get_recipe
 from pipeline.storage import Storage
 from schemas.manifest import Manifest
+from schemas.errors import InputError
 
 INDEX_NAME = "index.parquet"
 PAIR_SCHEMA_KEY = "pair_index"  # the manifest's schema_versions key of the pair index (schemas/pairs.py)
@@ -52,7 +53,7 @@ TRAINING_COLUMNS = (
 )
 
 
-class DataError(ValueError):
+class DataError(InputError, ValueError):
     """The training data cannot be used as configured; the message names the data and the fix."""
 
 
