@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
     reg = actions.add_parser("register", help="register a checkpoint with its verdict as @challenger")
     reg.add_argument("checkpoint")
-    reg.add_argument("--verdict", required=True, help="verdict JSON written by `crisp validate --json`")
+    reg.add_argument("--verdict", required=True, help="verdict JSON written by `crisp validate --out FILE`")
     reg.add_argument("--name", required=True)
     promote = actions.add_parser(
         "promote",

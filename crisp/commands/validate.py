@@ -1,7 +1,8 @@
 """`crisp validate CHECKPOINT`: measure a checkpoint and apply the promotion gates (training/validate.py).
 
 In: a checkpoint path/URI, gate options (a YAML file of `GateConfig` fields and/or flags), an optional
-champion URI. Out: a gate table on stdout, the verdict JSON with `--json`; exit 0 when every gate
+champion URI. Out: a gate table on stdout, or the verdict JSON with `--json` (as every command's
+`--json`: JSON on stdout instead of the table); `--out FILE` also writes it to a file; exit 0 when every gate
 passed, 1 when a gate failed or the checkpoint was rejected, 2 for bad input (no such checkpoint,
 bad options, a missing reference set (named by its setting `gates.sr.benchmarks.<name>`), malformed
 champion URI). The sets and thresholds default to the settings' policy (`gates.sr.*`): Set5 and Set14
@@ -19,7 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="measure a checkpoint and apply the promotion gates")
     p.add_argument("checkpoint", help="checkpoint path or URI (.ckpt, or .safetensors with a .json sidecar)")
     p.add_argument("--champion", help="compare with this model: models:/<name>@champion or a checkpoint")
-    p.add_argument("--json", dest="json_out", help="write the verdict JSON to this file")
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON instead of a table")
+    p.add_argument(
+        "--out", type=Path, help="also write the verdict JSON to this file (for `registry register`)"
+    )
     p.add_argument("--gates", help="YAML file of gate settings (GateConfig fields)")
     p.add_argument("--scale", type=int, help="the scale served; a checkpoint for another scale is rejected")
     p.add_argument("--margin-db", type=float, help="PSNR-Y over bicubic required on every set")
@@ -83,6 +87,12 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, OSError, UnknownModelError, CheckpointRejected) as exc:
         print(f"crisp validate: {exc}", file=sys.stderr)
         return 2
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(verdict.model_dump_json(indent=1))
+    if args.json:
+        print(verdict.model_dump_json(indent=1))
+        return exit_code(verdict)
     for gate in verdict.gates:
         measured = "" if gate.measured is None else f"{gate.measured:.4g}"
         print(f"{'PASS' if gate.passed else 'FAIL'}  {gate.gate:<34} {measured:>10}  {gate.detail}")
@@ -91,7 +101,4 @@ def run(args: argparse.Namespace) -> int:
     print(f"verdict: {'PASSED' if verdict.passed else 'FAILED'}")
     for reason in verdict.reasons:
         print(f"  reason: {reason}", file=sys.stderr)
-    if args.json_out:
-        Path(args.json_out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json_out).write_text(verdict.model_dump_json(indent=1))
     return exit_code(verdict)

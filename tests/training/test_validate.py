@@ -206,13 +206,15 @@ def test_cli_exit_codes_and_json(trained, tmp_path, shared_data, monkeypatch, ca
     gates = tmp_path / "gates.yaml"
     gates.write_text("reference_lr_size: 32\nlatency_repeats: 1\n")
     out = tmp_path / "verdict.json"
-    assert _cli(str(trained), "--benchmark", set5, "--gates", str(gates), "--json", str(out)) == 0
+    assert _cli(str(trained), "--benchmark", set5, "--gates", str(gates), "--out", str(out)) == 0
     verdict = json.loads(out.read_text())
     assert verdict["passed"] and verdict["config"]["reference_lr_size"] == 32
     assert "verdict: PASSED" in capsys.readouterr().out
+    assert _cli(str(trained), "--benchmark", set5, "--gates", str(gates), "--json") == 0
+    assert json.loads(capsys.readouterr().out)["checkpoint_sha256"] == verdict["checkpoint_sha256"]
     corrupt = tmp_path / "corrupt.ckpt"
     corrupt.write_bytes(b"\x00" * 64)
-    assert _cli(str(corrupt), "--benchmark", set5, "--json", str(out)) == 1
+    assert _cli(str(corrupt), "--benchmark", set5, "--out", str(out)) == 1
     assert "checkpoint_corrupt" in capsys.readouterr().err and not json.loads(out.read_text())["passed"]
     assert _cli(str(tmp_path / "missing.ckpt"), "--benchmark", set5) == 2
     assert _cli(str(trained), "--benchmark", "Set5") == 2  # not NAME=DIR
