@@ -5,7 +5,10 @@ Out: one `Processed` per request, in input order: the `FetchResult` (its bytes d
 `ProcessedImage` whose stored bytes wait in the spool, or the `Rejection` from cleaning.
 
 `process_image` is the pure per-image step (normalize -> image id, pHash and colour signature ->
-quality metrics and flags).
+quality metrics and flags). Only `normalize` judges the bytes: every decoder failure comes back from it
+as a `Rejection` (`decode_error`, `not_an_image`, `decompression_bomb`...). An exception raised past it
+(a bug in the metrics, hashing or spooling, a worker killed for memory) is not data: it propagates, with
+the URL in a note, and fails the run, which can simply be rerun once fixed.
 `fetch_and_process` runs `crawl.global_concurrency` fetch tasks on one event loop; each fetches one URL,
 hands the bytes to the pool and only then takes the next URL. So at most that many bodies are in memory
 at once, and when the CPUs fall behind the crawler waits instead of piling up bytes. Accepted stored bytes
@@ -28,7 +31,6 @@ import os
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 
 from pipeline.clean import (
@@ -42,7 +44,6 @@ from pipeline.clean import (
     phash,
 )
 from pipeline.crawl import CrawlConfig, FetchRequest, FetchResult, fetch_one, open_fetch_context
-from schemas.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -179,13 +180,14 @@ async def _run(
     # sha256 of a fetched body -> the task cleaning it: later copies await it instead of a worker
     cleaning: dict[bytes, asyncio.Future[ProcessedImage | Rejection]] = {}
 
-    async def clean_once(content: bytes) -> ProcessedImage | Rejection:
+    async def clean_once(content: bytes, url: str) -> ProcessedImage | Rejection:
+        # Bad bytes come back as a Rejection from `normalize`; anything raised here is a bug in the
+        # cleaner (metrics, hashing) or a dead worker (BrokenProcessPool), and fails the run.
         try:
             outcome = await loop.run_in_executor(pool, process_image, content, clean)
-        except BrokenProcessPool:
-            raise  # a worker died (killed for memory?): the run fails and can simply be rerun
-        except Exception as exc:  # a cleaner bug on odd bytes must not lose the row: record it
-            return Rejection(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:
+            exc.add_note(f"raised while cleaning the body fetched from {url}")
+            raise
         if isinstance(outcome, Rejection):
             return outcome
         stored = outcome.stored_bytes if outcome.stored_bytes is not None else content
@@ -198,11 +200,11 @@ async def _run(
             digest = hashlib.sha256(content).digest()
             task = cleaning.get(digest)
             if task is None:
-                task = cleaning[digest] = asyncio.ensure_future(clean_once(content))
+                task = cleaning[digest] = asyncio.ensure_future(clean_once(content, fetched.url))
             del content  # a copy's bytes are not needed: the first copy's task holds them while it runs
             outcome = await task
         else:
-            outcome = await clean_once(content)
+            outcome = await clean_once(content, fetched.url)
         if isinstance(outcome, Rejection):
             return Processed(fetched, rejection=outcome)
         return Processed(fetched, image=outcome)

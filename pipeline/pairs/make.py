@@ -7,10 +7,12 @@ the skip records (reason code per image and variant that produced no pair) and t
 (name, size, sha256), plus throughput counters.
 
 Per image (sorted by image_id) and variant: decode the HR, skip it with `too_small` when its modcropped
-short side is below `min_tile` (or `decode_error`), sample params from the seed key (image_id, recipe,
-recipe version, variant), degrade, tile, skip blank tiles (`flat_tile`, recorded), label each tile,
-encode the HR tile with `hr_codec` (zstd `.npy` by default) and the LR tile as PNG (both lossless,
-`pipeline.tile_codec`) and append them to the output tar. Output shards are named after the input shard
+short side is below `min_tile` (or `decode_error` when Pillow cannot decode it: only Pillow's decode
+errors, `DECODE_ERRORS`, become skips; any other exception, in decoding, degrading or labelling, is a
+bug and fails the task), sample params from the seed key (image_id, recipe, recipe version, variant),
+degrade, tile, skip blank tiles (`flat_tile`, recorded), label each tile, encode the HR tile with
+`hr_codec` (zstd `.npy` by default) and the LR tile as PNG (both lossless, `pipeline.tile_codec`) and
+append them to the output tar. Output shards are named after the input shard
 (`shards/000003.tar`, then `shards/000003-001.tar`... past `shard_target_bytes`), written in a fixed
 order with byte-deterministic tars, so the same input gives the same bytes on any worker, any worker
 count and any rerun; a retried task overwrites the same objects with the same bytes.
@@ -88,6 +90,20 @@ def pair_id(image_id: str, variant: int, tile_y: int, tile_x: int) -> str:
 def params_json(params: Mapping[str, Any]) -> str:
     """Canonical JSON of recorded params (sorted keys; floats round-trip exactly)."""
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
+
+
+# What Pillow raises for bytes it cannot decode (fuzzing corrupt/truncated PNG, JPEG, WebP, GIF, BMP and
+# TIFF under Pillow 13 gives OSError - UnidentifiedImageError included -, SyntaxError, ValueError and
+# DecompressionBombError; EOFError and the bomb warning, when warnings are errors, come from the same
+# code). Anything else raised while decoding is a bug and fails the task.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 def decode_hr(data: bytes) -> np.ndarray:
@@ -203,7 +219,7 @@ def _pairs_of_image(
 
     try:
         hr = decode_hr(member)
-    except Exception as exc:  # untrusted bytes: any decoder failure is a recorded skip
+    except DECODE_ERRORS as exc:  # bytes Pillow cannot decode are a recorded skip; other errors are bugs
         return [], skipped(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}", None, None, all_variants), 0
     height, width = hr.shape[:2]
     cropped = modcrop(hr, recipe.scale)

@@ -142,3 +142,31 @@ def test_bad_worker_count_is_named():
         fetch_and_process(
             [FetchRequest("k", "file:///x.jpg")], CrawlConfig(), CleanConfig(), spool, workers=-1
         )
+
+
+def test_a_bug_past_the_decoder_fails_the_run_instead_of_becoming_decode_errors(
+    product_photos, tmp_path, monkeypatch
+):
+    """Bad bytes are still decode_error rejections; a bug in the metrics raises, in-process and from
+    the pool (forked workers inherit the monkeypatch), with the URL in a note."""
+    import pipeline.ingest.process as process
+
+    corrupt = process_image(bad_images.corrupt_jpeg(8), CleanConfig())
+    assert isinstance(corrupt, Rejection) and corrupt.reason == Reason.DECODE_ERROR
+
+    def broken_metric(*args, **kwargs):
+        raise ZeroDivisionError("a regression in the quality metrics")
+
+    monkeypatch.setattr(process, "measure", broken_metric)
+    data = (product_photos / PHOTO).read_bytes()
+    with pytest.raises(ZeroDivisionError, match="regression"):
+        process_image(data, CleanConfig())
+    still_corrupt = process_image(bad_images.corrupt_jpeg(8), CleanConfig())  # never reaches the metrics
+    assert isinstance(still_corrupt, Rejection) and still_corrupt.reason == Reason.DECODE_ERROR
+
+    url = f"file://{product_photos / PHOTO}"
+    with Spool(str(tmp_path)) as spool, pytest.raises(ZeroDivisionError, match="regression") as raised:
+        fetch_and_process(
+            [FetchRequest("photo", url)], CrawlConfig(), CleanConfig(), spool, workers=1, start_method="fork"
+        )
+    assert any(url in note for note in getattr(raised.value, "__notes__", []))

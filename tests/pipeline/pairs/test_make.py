@@ -160,3 +160,42 @@ def test_undecodable_image_is_skipped_and_a_corrupt_shard_is_an_error(local_stor
     tampered = dataclasses.replace(shard, sha256="0" * 64)
     with pytest.raises(ManifestError, match="does not match its manifest"):
         make_pairs_for_shard(local_storage.root, {}, tampered, [row], "bicubic_x2", CONFIG, "out")
+
+
+def test_a_bug_past_the_decoder_fails_the_task_instead_of_becoming_skips(
+    local_storage, images_partition, monkeypatch
+):
+    """Only Pillow's decode errors are skips: a bug in the labels or in decoding itself must raise."""
+    from pipeline.pairs import make
+
+    images_partition(local_storage)
+    _, shards = read_input_shards(local_storage, "2026-11-20")
+    shard, rows = shards[0]
+
+    def broken_metric(*args, **kwargs):
+        raise ZeroDivisionError("a regression in the quality metrics")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(make, "measure_degradation", broken_metric)
+        with pytest.raises(ZeroDivisionError, match="regression"):
+            make_pairs_for_shard(local_storage.root, {}, shard, rows, "bicubic_x2", CONFIG, "out")
+
+    def broken_open(*args, **kwargs):
+        raise TypeError("a bug in the decode step, not bad bytes")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(make.Image, "open", broken_open)
+        with pytest.raises(TypeError, match="not bad bytes"):
+            make_pairs_for_shard(local_storage.root, {}, shard, rows, "bicubic_x2", CONFIG, "out")
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"\x89PNG\r\n\x1a\n" + b"\0" * 40, b"\xff\xd8\xff\xe0 truncated", b"GIF89a", b""],
+    ids=["broken-png", "truncated-jpeg", "gif-header-only", "empty"],
+)
+def test_decoder_failures_are_the_listed_errors(data):
+    from pipeline.pairs.make import DECODE_ERRORS
+
+    with pytest.raises(DECODE_ERRORS):
+        decode_hr(data)
