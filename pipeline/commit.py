@@ -1,7 +1,9 @@
 """Partition commit protocol: write files under an attempt, then publish them with one manifest write.
 
 In: a `Storage`, a dataset name (`images`, `pairs/bicubic_x4`, ...) and a partition name (`2026-11-21`).
-Out: a committed `Manifest`, or readers' errors naming what is missing or wrong.
+Out: a committed `Manifest`, or readers' errors naming what is missing or wrong; `read_verified` returns
+one committed file's bytes after checking them against the size and sha256 its manifest records
+(`ChecksumMismatch` otherwise), the one way readers read a committed file whole.
 
 Layout: `<dataset>/<partition>/attempts/<attempt_id>/...` holds an attempt's files; `<dataset>/<partition>/
 _manifest.json` is written last, in one atomic object write, and lists only that attempt's files. Readers
@@ -20,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pipeline.storage import Storage
+from schemas.errors import CrispError
 from schemas.manifest import MANIFEST_NAME, Manifest, ManifestFile, content_digest
 
 
@@ -29,6 +32,11 @@ class PartitionNotCommittedError(FileNotFoundError):
 
 class ManifestError(RuntimeError):
     """A committed file is missing, has the wrong size or the wrong checksum."""
+
+
+class ChecksumMismatch(CrispError, ManifestError):
+    """A committed file's bytes are not the ones its manifest recorded (size or sha256): it was changed or
+    corrupted after the commit. The message names the partition, the file and both digests."""
 
 
 def partition_dir(dataset: str, partition: str) -> str:
@@ -163,8 +171,32 @@ def read_manifest(storage: Storage, dataset: str, partition: str) -> Manifest:
     return manifest
 
 
+def check_bytes(data: bytes, partition: str, name: str, uri: str, size: int, sha256: str) -> bytes:
+    """`data` when it has the `size` and `sha256` the manifest of `partition` records for file `name`;
+    else `ChecksumMismatch` naming the partition, the file (role name and URI) and both digests."""
+    actual = hashlib.sha256(data).hexdigest()
+    if len(data) != size or actual != sha256:
+        raise ChecksumMismatch(
+            f"checksum mismatch in partition {partition}: {name} ({uri}) does not match its manifest: "
+            f"expected sha256 {sha256} ({size} bytes), got {actual} ({len(data)} bytes); the file was "
+            "changed or corrupted after the commit: rerun the stage that wrote the partition"
+        )
+    return data
+
+
+def read_verified(storage: Storage, manifest: Manifest, name: str) -> bytes:
+    """All bytes of the manifest's file with role name `name`, checked against its size and sha256.
+
+    Every reader that reads a committed file whole goes through here (indexes, ledgers, whole shards);
+    KeyError names the partition when it has no such file, `ChecksumMismatch` when the bytes differ."""
+    entry = manifest.file(name)
+    rel = f"{partition_dir(manifest.dataset, manifest.partition)}/{entry.path}"
+    where = f"{manifest.dataset}/{manifest.partition}"
+    return check_bytes(storage.read_bytes(rel), where, entry.name, storage.uri(rel), entry.size, entry.sha256)
+
+
 def verify(storage: Storage, manifest: Manifest, checksums: bool = False) -> None:
-    """Check every listed file exists with its size (and sha256 when `checksums`)."""
+    """Check every listed file exists with its size (and sha256 when `checksums`: reads every file)."""
     base = partition_dir(manifest.dataset, manifest.partition)
     for f in manifest.files:
         rel = f"{base}/{f.path}"
@@ -173,8 +205,8 @@ def verify(storage: Storage, manifest: Manifest, checksums: bool = False) -> Non
         size = storage.size(rel)
         if size != f.size:
             raise ManifestError(f"{storage.uri(rel)} has {size} bytes, the manifest says {f.size}")
-        if checksums and hashlib.sha256(storage.read_bytes(rel)).hexdigest() != f.sha256:
-            raise ManifestError(f"{storage.uri(rel)} does not match its manifest checksum")
+        if checksums:
+            read_verified(storage, manifest, f.name)
 
 
 def committed_partitions(storage: Storage, dataset: str) -> list[str]:

@@ -1,9 +1,11 @@
 """Read a committed `images/<date>` partition: its manifest, index and ledgers, and single images.
 
 In: a `Storage` and a partition name (YYYY-MM-DD). Out: `CommittedPartition` (manifest + the index,
-rejects and duplicates as Arrow tables, read only through files the manifest lists), and `read_image`,
-which returns one image's stored bytes with a single range read of its shard (the index row's shard,
-offset and size). Readers never list attempt folders: a partition without a manifest does not exist.
+rejects and duplicates as Arrow tables, read only through files the manifest lists, each checked against
+the sha256 the manifest records: `pipeline.commit.ChecksumMismatch` names a corrupted one), and
+`read_image`, which returns one image's stored bytes with a single range read of its shard (the index
+row's shard, offset and size; a range of a shard cannot be checked against the whole file's sha256).
+Readers never list attempt folders: a partition without a manifest does not exist.
 `read_index_hashes` returns only what dedup needs (image_id, phash, color_signature); an index written
 with schema v1 has no colour signatures, so that column comes back all null ("colour unknown").
 """
@@ -18,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.commit import partition_dir, read_manifest, read_manifest_or_none
+from pipeline.commit import partition_dir, read_manifest, read_manifest_or_none, read_verified
 from pipeline.shards import read_member
 from pipeline.storage import Storage
 from schemas.image_index import COLOR_SIGNATURE_TYPE
@@ -48,14 +50,14 @@ def file_path(manifest: Manifest, name: str) -> str:
 def read_table(
     storage: Storage, manifest: Manifest, name: str, columns: Sequence[str] | None = None
 ) -> pa.Table:
-    """One Parquet file of the partition (optionally only some columns)."""
-    data = storage.read_bytes(file_path(manifest, name))
+    """One Parquet file of the partition (optionally only some columns), checked against its sha256."""
+    data = read_verified(storage, manifest, name)
     return pq.read_table(io.BytesIO(data), columns=list(columns) if columns else None)
 
 
 def read_index_hashes(storage: Storage, manifest: Manifest) -> pa.Table:
     """image_id, phash and color_signature of the partition's index (signatures null for a v1 index)."""
-    data = storage.read_bytes(file_path(manifest, INDEX))
+    data = read_verified(storage, manifest, INDEX)
     parquet = pq.ParquetFile(io.BytesIO(data))
     present = [name for name in HASH_COLUMNS if name in parquet.schema_arrow.names]
     table = parquet.read(columns=present)

@@ -33,10 +33,11 @@ import numpy as np
 from PIL import Image
 
 from pipeline.clean.quality import measure_degradation
-from pipeline.commit import ManifestError
+from pipeline.commit import ManifestError, check_bytes
 from pipeline.degrade import Recipe, SeedKey
 from pipeline.degrade.labels import pair_labels
 from pipeline.degrade.tiles import tile_pair
+from pipeline.ingest.read import DATASET as IMAGES
 from pipeline.pairs.config import PairsConfig
 from pipeline.shards import ShardWriter
 from pipeline.sr_metrics import modcrop, rgb_to_y
@@ -131,9 +132,14 @@ def make_pairs_for_shard(
     started = time.perf_counter()
     storage = Storage(storage_root, dict(storage_options))
     recipe = config.recipe(recipe_name)
-    data = storage.read_bytes(shard.path)  # one GET for the whole shard beats one per image on S3
-    if len(data) != shard.size or hashlib.sha256(data).hexdigest() != shard.sha256:
-        raise ManifestError(f"{storage.uri(shard.path)} does not match its manifest entry (size or sha256)")
+    data = check_bytes(  # one GET for the whole shard beats one per image on S3, and it can be checked
+        storage.read_bytes(shard.path),
+        f"{IMAGES}/{shard.partition}",
+        shard.name,
+        storage.uri(shard.path),
+        shard.size,
+        shard.sha256,
+    )
     files: list[OutputFile] = []
 
     def upload(local_path: str, part_name: str) -> None:

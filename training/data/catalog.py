@@ -8,9 +8,11 @@ version; or a `DataError` (a ValueError) that names what is missing and how to f
 any training starts: unknown recipe, recipe/scale mismatch, nothing committed, a partition that is
 not committed, an index that lacks contract columns or holds another recipe/scale.
 
-Only files listed in a manifest are read (the commit protocol's rule). The data manifest hash is
-sha256 over the sorted `content_digest`s of the manifests joined by newlines: it changes exactly when
-the training data changes, whoever rewrote which partition.
+Only files listed in a manifest are read (the commit protocol's rule), and each index is checked
+against the sha256 its manifest records (`pipeline.commit.ChecksumMismatch` names a corrupted one; the
+pair shards are range-read by the dataset, which a whole-file checksum cannot cover). The data
+manifest hash is sha256 over the sorted `content_digest`s of the manifests joined by newlines: it
+changes exactly when the training data changes, whoever rewrote which partition.
 """
 
 from __future__ import annotations
@@ -24,11 +26,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from pipeline.commit import PartitionNotCommittedError, committed_partitions, read_manifest
+from pipeline.commit import PartitionNotCommittedError, committed_partitions, read_manifest, read_verified
 from pipeline.degrade import RECIPES, get_recipe
 from pipeline.storage import Storage
-from schemas.manifest import Manifest
 from schemas.errors import InputError
+from schemas.manifest import Manifest
 
 INDEX_NAME = "index.parquet"
 PAIR_SCHEMA_KEY = "pair_index"  # the manifest's schema_versions key of the pair index (schemas/pairs.py)
@@ -98,7 +100,7 @@ def _read_index(storage: Storage, manifest: Manifest) -> pa.Table:
         raise DataError(
             f"{storage.uri(base)} is committed without an {INDEX_NAME}; rerun the pairs job"
         ) from None
-    table = pq.read_table(io.BytesIO(storage.read_bytes(f"{base}/{entry.path}")))
+    table = pq.read_table(io.BytesIO(read_verified(storage, manifest, entry.name)))
     missing = [c for c in TRAINING_COLUMNS if c not in table.column_names]
     if missing:
         raise DataError(f"{storage.uri(base)}/{INDEX_NAME} lacks pair-contract columns {missing}")

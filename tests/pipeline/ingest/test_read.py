@@ -3,17 +3,19 @@ the hash columns for dedup, also from a schema v1 index."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 
 import pytest
 
 from pipeline.clean import CleanConfig
-from pipeline.commit import PartitionNotCommittedError
+from pipeline.commit import ChecksumMismatch, ManifestError, PartitionNotCommittedError
 from pipeline.crawl import FetchResult
 from pipeline.ingest.feed import FeedRow
-from pipeline.ingest.outcomes import index_record
+from pipeline.ingest.outcomes import index_record, load_prior
 from pipeline.ingest.process import Processed, process_image
 from pipeline.ingest.read import (
+    INDEX,
     file_path,
     read_image,
     read_index_hashes,
@@ -28,8 +30,8 @@ NOW = datetime(2026, 2, 2, tzinfo=UTC)
 PHOTOS = ["mh01-black_main.jpg", "luma-foam-roller.jpg", "lt01.jpg"]
 
 
-def commit_photos(storage, product_photos) -> dict[str, bytes]:
-    """Commit the real photos (stored as they came) and return image_id -> original file bytes."""
+def commit_photos(storage, product_photos, day: str = DAY) -> dict[str, bytes]:
+    """Commit the real photos (stored as they came) as `day`; return image_id -> original file bytes."""
     records, originals = [], {}
     for n, name in enumerate(PHOTOS, start=1):
         data = (product_photos / name).read_bytes()
@@ -38,11 +40,11 @@ def commit_photos(storage, product_photos) -> dict[str, bytes]:
         fetched = FetchResult(
             row.row_key, row.image_url, row.image_url, True, None, "jpeg", None, "ok", 200, 1, 0.1, NOW
         )
-        records.append(index_record(row, Processed(fetched, image), "train", DAY, NOW))
+        records.append(index_record(row, Processed(fetched, image), "train", day, NOW))
         originals[image.image_id] = data
     counts = {"inputs": 3, "accepted": 3, "duplicates": 0, "rejected": 0}
     write_partition(
-        storage, DAY, records, lambda r: originals[r["image_id"]], [], [], counts, shard_target_bytes=100_000
+        storage, day, records, lambda r: originals[r["image_id"]], [], [], counts, shard_target_bytes=100_000
     )
     return originals
 
@@ -100,3 +102,37 @@ def test_index_hashes_carry_colour_signatures_and_v1_ones_read_as_unknown(local_
     old = read_index_hashes(local_storage, v1)
     assert old.column_names == ["image_id", "phash", "color_signature"]
     assert old.num_rows == 1 and old["color_signature"].to_pylist() == [None]
+
+
+def test_a_corrupted_index_is_named_and_the_untouched_partition_reads_fine(local_storage, product_photos):
+    """One flipped byte in a committed index.parquet: every reader of it raises ChecksumMismatch naming
+    the partition, the file and both digests; the partition next to it still reads."""
+    earlier = "2026-02-01"
+    commit_photos(local_storage, product_photos, day=earlier)
+    commit_photos(local_storage, product_photos)
+    manifest = read_partition(local_storage, DAY).manifest
+    rel = file_path(manifest, INDEX)
+    data = bytearray(local_storage.read_bytes(rel))
+    data[len(data) // 2] ^= 0x01
+    local_storage.write_bytes(rel, bytes(data))
+    expected, actual = manifest.file(INDEX).sha256, hashlib.sha256(data).hexdigest()
+
+    readers = {
+        "read_partition": lambda: read_partition(local_storage, DAY),
+        "read_partition_or_none": lambda: read_partition_or_none(local_storage, DAY),
+        "read_index_hashes": lambda: read_index_hashes(local_storage, manifest),
+        "load_prior": lambda: load_prior(local_storage, "2026-03-01", None),  # dedup against both days
+    }
+    for name, read in readers.items():
+        with pytest.raises(ChecksumMismatch) as raised:
+            read()
+        message = str(raised.value)
+        assert f"partition images/{DAY}: index.parquet" in message, name
+        assert f"expected sha256 {expected}" in message and f"got {actual}" in message, name
+        assert local_storage.uri(rel) in message, name
+        assert isinstance(raised.value, ManifestError)  # what commit-protocol callers already catch
+
+    untouched = read_partition(local_storage, earlier)
+    assert untouched.index.num_rows == 3 and untouched.manifest.partition == earlier
+    prior, owner = load_prior(local_storage, DAY, None)  # only the earlier day: it reads fine
+    assert set(owner.values()) == {earlier}

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from pipeline.commit import read_manifest
+from pipeline.commit import ChecksumMismatch, read_manifest
 from pipeline.degrade.tiles import TileConfig
 from pipeline.storage import Storage
 from schemas.pairs import VERSION as PAIR_INDEX_VERSION
@@ -77,3 +77,25 @@ def test_rows_of_another_scale_are_refused(tmp_path, shared_data):
         storage.write_bytes(rel.replace("bicubic_x2", "bicubic_x4", 1), storage.read_bytes(rel))
     with pytest.raises(DataError, match="holds pairs of recipe\\(s\\) \\['bicubic_x2'\\]"):
         load_catalog(storage, "bicubic_x4", "all", scale=4)
+
+
+def test_a_corrupted_index_is_refused_with_its_digests(tiny_pairs, tmp_path, shared_data):
+    """A byte flipped in one committed pair index: load_catalog names that partition, file and both
+    digests; the other partition still loads."""
+    storage = Storage(f"file://{tmp_path}/root")
+    copy_root(tiny_pairs, storage)
+    write_pair_partition(
+        storage, load_images(shared_data / "sr_train" / "T91", limit=1), partition="2026-01-02"
+    )
+    manifest = read_manifest(storage, "pairs/bicubic_x4", TINY_PARTITION)
+    rel = f"pairs/bicubic_x4/{TINY_PARTITION}/{manifest.file('index.parquet').path}"
+    data = bytearray(storage.read_bytes(rel))
+    data[len(data) // 2] ^= 0x01
+    storage.write_bytes(rel, bytes(data))
+    with pytest.raises(ChecksumMismatch) as raised:
+        load_catalog(storage, "bicubic_x4", "all", scale=4)
+    message = str(raised.value)
+    assert f"partition pairs/bicubic_x4/{TINY_PARTITION}: index.parquet ({storage.uri(rel)})" in message
+    assert manifest.file("index.parquet").sha256 in message
+    assert hashlib.sha256(data).hexdigest() in message
+    assert load_catalog(storage, "bicubic_x4", ["2026-01-02"], scale=4).rows.num_rows > 0
