@@ -77,11 +77,10 @@ class Storage:
         self.scheme = urlparse(self.root).scheme
         if self.scheme == "s3" and not self.options:
             self.options = s3_options_from_env()
-        try:
-            self.fs = fsspec.filesystem(self.scheme, **self.options)
+        try:  # the filesystem and the root's path in it, as fsspec itself resolves a URL (public API)
+            self.fs, self._base = fsspec.url_to_fs(self.root, **self.options)
         except Exception as exc:  # bad options are a configuration error
             raise StorageError(f"cannot open storage {self.root}: {exc}") from exc
-        self._base = self.fs._strip_protocol(self.root)
 
     # -- paths ---------------------------------------------------------------------------------
     def uri(self, rel: str = "") -> str:

@@ -19,11 +19,14 @@ next to SRModule's own `ema` entry (`CrispCheckpointIO`, passed to the Trainer a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import io
 import json
 import subprocess
 import tempfile
+import weakref
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -97,38 +100,95 @@ class CrispCheckpointIO(TorchCheckpointIO):
 
 
 class StorageCheckpoint(ModelCheckpoint):
-    """`ModelCheckpoint` that uploads each finished file to `checkpoints/<name>.ckpt` on `storage`."""
+    """`ModelCheckpoint` that uploads each finished file to `checkpoints/<name>.ckpt` on `storage`.
+
+    Only Lightning's public API is used, so an upgrade cannot silently stop the uploads: every save goes
+    through `trainer.save_checkpoint`, which calls each callback's `on_save_checkpoint` while it builds
+    the dict and returns once the file is written (and all ranks passed its barrier). So around each of
+    ModelCheckpoint's public saving hooks, a save seen by `on_save_checkpoint` means the staged file is
+    finished, and global rank 0 uploads it. Nothing else saves inside those hooks (callbacks run one at a
+    time), so another callback's save is never mistaken for this one's.
+    """
 
     def __init__(self, storage: Storage, name: str, staging_dir: str | None = None, **kwargs: Any) -> None:
+        if kwargs.get("save_weights_only"):
+            # resuming needs the optimizer and loop state, and Lightning skips the callbacks'
+            # on_save_checkpoint for weights-only saves, which is how a finished save is noticed here
+            raise ValueError("StorageCheckpoint writes full checkpoints: save_weights_only is not supported")
         self.storage, self.name = storage, name
         staging = staging_dir or tempfile.mkdtemp(prefix=f"crisp-ckpt-{name}-")
         super().__init__(dirpath=staging, filename=name, enable_version_counter=False, **kwargs)
+        self._saves_seen = 0  # checkpoints dumped by any trainer.save_checkpoint (on_save_checkpoint)
+        self._published_step: int | None = None  # global_step of this callback's last finished save
 
     @property
     def remote_rel(self) -> str:
         return f"{CHECKPOINT_DIR}/{self.name}.ckpt"
 
-    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
-        super()._save_checkpoint(trainer, filepath)
-        if trainer.is_global_zero:
-            self.storage.upload(filepath, self.remote_rel)
-            score = self.best_model_score if self.monitor else None
-            sidecar = {
-                "uri": self.storage.uri(self.remote_rel),
-                "global_step": trainer.global_step,
-                "epoch": trainer.current_epoch,
-                "monitor": self.monitor,
-                "score": float(score) if score is not None else None,
-            }
-            self.storage.write_bytes(
-                f"{CHECKPOINT_DIR}/{self.name}.json", json.dumps(sidecar, indent=1).encode()
-            )
+    @property
+    def staged_path(self) -> str:
+        """The one local file this callback writes (fixed name, no version counter, no metrics in it)."""
+        return self.format_checkpoint_name({})
+
+    def on_save_checkpoint(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        super().on_save_checkpoint(trainer, pl_module, checkpoint)
+        self._saves_seen += 1
+
+    @contextlib.contextmanager
+    def _publishing(self, trainer: pl.Trainer) -> Iterator[None]:
+        """Publish the staged file when the wrapped ModelCheckpoint hook saved one."""
+        before = self._saves_seen
+        yield
+        if self._saves_seen != before:
+            self._publish(trainer)
+
+    def _publish(self, trainer: pl.Trainer) -> None:
+        self._published_step = trainer.global_step
+        if not trainer.is_global_zero:
+            return
+        self.storage.upload(self.staged_path, self.remote_rel)
+        score = self.best_model_score if self.monitor else None
+        sidecar = {
+            "uri": self.storage.uri(self.remote_rel),
+            "global_step": trainer.global_step,
+            "epoch": trainer.current_epoch,
+            "monitor": self.monitor,
+            "score": float(score) if score is not None else None,
+        }
+        self.storage.write_bytes(f"{CHECKPOINT_DIR}/{self.name}.json", json.dumps(sidecar, indent=1).encode())
+
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        with self._publishing(trainer):
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        with self._publishing(trainer):
+            super().on_train_epoch_end(trainer, pl_module)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        with self._publishing(trainer):
+            super().on_validation_end(trainer, pl_module)
+
+    def on_exception(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, exception: BaseException
+    ) -> None:
+        with self._publishing(trainer):
+            super().on_exception(trainer, pl_module, exception)
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        super().on_train_end(trainer, pl_module)
+        with self._publishing(trainer):
+            super().on_train_end(trainer, pl_module)
         # Step-triggered saves miss the final steps when max_steps is not a multiple of the interval.
-        if self.monitor is None and self._last_global_step_saved != trainer.global_step:
-            self._save_checkpoint(trainer, self.format_checkpoint_name({}))
+        if self.monitor is None and self._published_step != trainer.global_step:
+            with self._publishing(trainer):
+                trainer.save_checkpoint(self.staged_path)
+            if trainer.is_global_zero:  # as ModelCheckpoint does after its own saves
+                for logger in trainer.loggers:
+                    logger.after_save_checkpoint(weakref.proxy(self))
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         # The staging folder is new on every start; keep best-score tracking across resumes anyway.

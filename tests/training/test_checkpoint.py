@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+import lightning.pytorch as pl
 import pytest
 import torch
 
@@ -107,3 +108,65 @@ def test_best_score_survives_a_new_staging_folder(local_storage, tmp_path):
     assert second.dirpath != first.dirpath
     second.load_state_dict(first.state_dict())
     assert float(second.best_model_score) == 31.5
+
+
+def _boring_fit(tmp_path, callbacks, max_steps: int, val_every: int) -> pl.Trainer:
+    from lightning.pytorch.demos.boring_classes import BoringModel
+
+    class Scored(BoringModel):
+        def validation_step(self, batch, batch_idx):
+            self.log("val/psnr_y", float(self.global_step))  # later is better: best follows the latest val
+            return super().validation_step(batch, batch_idx)
+
+    trainer = pl.Trainer(
+        max_steps=max_steps,
+        val_check_interval=val_every,
+        limit_val_batches=1,
+        num_sanity_val_steps=0,
+        callbacks=callbacks,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(tmp_path),
+        accelerator="cpu",
+    )
+    trainer.fit(Scored())
+    return trainer
+
+
+def test_uploads_follow_lightnings_public_save_hooks(local_storage, tmp_path):
+    """last: every 2 steps and at the final step 5 (not a multiple of 2); best: after each validation; a
+    save made outside a callback's own hooks (another callback, trainer.save_checkpoint) uploads nothing."""
+    uploads: list[tuple[str, int]] = []
+
+    class Recording(StorageCheckpoint):
+        def _publish(self, trainer):
+            super()._publish(trainer)
+            uploads.append((self.name, trainer.global_step))
+
+    last, best = (
+        Recording(local_storage, "last", str(tmp_path / "last"), monitor=None, every_n_train_steps=2),
+        Recording(local_storage, "best", str(tmp_path / "best"), monitor="val/psnr_y", mode="max"),
+    )
+    trainer = _boring_fit(tmp_path, [last, best], max_steps=5, val_every=3)
+    assert [step for name, step in uploads if name == "last"] == [2, 4, 5]
+    assert [step for name, step in uploads if name == "best"] == [3]
+    for name, step in (("last", 5), ("best", 3)):
+        sidecar = json.loads(local_storage.read_bytes(f"{CHECKPOINT_DIR}/{name}.json"))
+        assert sidecar["global_step"] == step and sidecar["uri"] == local_storage.uri(
+            f"{CHECKPOINT_DIR}/{name}.ckpt"
+        )
+        stored = torch.load(
+            io.BytesIO(local_storage.read_bytes(f"{CHECKPOINT_DIR}/{name}.ckpt")), weights_only=True
+        )
+        assert stored["global_step"] == step
+    assert json.loads(local_storage.read_bytes(f"{CHECKPOINT_DIR}/best.json"))["score"] == 3.0
+
+    count = len(uploads)
+    trainer.save_checkpoint(str(tmp_path / "manual.ckpt"))  # a save outside the callbacks' hooks
+    assert len(uploads) == count
+
+
+def test_weights_only_checkpoints_are_refused(local_storage):
+    with pytest.raises(ValueError, match="save_weights_only"):
+        StorageCheckpoint(local_storage, "last", save_weights_only=True)
