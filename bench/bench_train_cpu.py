@@ -203,7 +203,7 @@ def score(model: Any, benchmarks: Path) -> dict[str, tuple[float, float]]:
 def main() -> None:
     import pyarrow.parquet as pq
 
-    from pipeline.commit import read_manifest
+    from pipeline.commit import read_manifest, read_verified
     from pipeline.pairs.config import PairsConfig
     from pipeline.pairs.job import build_pairs
     from pipeline.storage import Storage
@@ -223,12 +223,10 @@ def main() -> None:
         started = time.perf_counter()
         pairs = build_pairs(storage, RECIPE, [PARTITION], PairsConfig(hr_tile=config.hr_tile, workers=2))
         pairs_s = time.perf_counter() - started
-        base = f"pairs/{RECIPE}/{PARTITION}"
-        index_rel = (
-            f"{base}/{read_manifest(storage, f'pairs/{RECIPE}', PARTITION).file('index.parquet').path}"
-        )
+        manifest = read_manifest(storage, f"pairs/{RECIPE}", PARTITION)
         index = pq.read_table(
-            io.BytesIO(storage.read_bytes(index_rel)), columns=["split", "lr_width", "lr_height", "psnr_y"]
+            io.BytesIO(read_verified(storage, manifest, "index.parquet")),
+            columns=["split", "lr_width", "lr_height", "psnr_y"],
         )
         index = index.to_pylist()
         ceiling = config.max_label_psnr_y or math.inf

@@ -77,13 +77,13 @@ def _partition_items(storage, dataset_partition: str) -> Iterator[tuple[str, Cal
 
     import pyarrow.parquet as pq
 
-    from pipeline.commit import read_manifest
+    from pipeline.commit import read_manifest, read_verified
     from pipeline.shards import read_member
 
     dataset, partition = dataset_partition.split("/", 1)
     manifest = read_manifest(storage, dataset, partition)
     base = f"{dataset}/{partition}"
-    index = pq.read_table(io.BytesIO(storage.read_bytes(f"{base}/{manifest.file('index.parquet').path}")))
+    index = pq.read_table(io.BytesIO(read_verified(storage, manifest, "index.parquet")))
     for row in index.select(["image_id", "shard", "offset", "size"]).to_pylist():
         shard = f"{base}/{manifest.file(row['shard']).path}"
         yield row["image_id"], lambda s=shard, o=row["offset"], n=row["size"]: read_member(storage, s, o, n)
