@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,8 +140,25 @@ def _open(data: bytes) -> Image.Image | Rejection:
         if claimed is not None:  # right magic bytes, unreadable header: a corrupt image, not a web page
             return Rejection(Reason.DECODE_ERROR, f"corrupt {claimed} header")
         return Rejection(Reason.NOT_AN_IMAGE, f"not a {'/'.join(ALLOWED_FORMATS)} image")
-    except Exception as exc:  # Pillow raises many types on malformed headers; all mean the same here
+    except DECODE_ERRORS as exc:  # Pillow raises several types on malformed headers; all mean the same
         return Rejection(Reason.DECODE_ERROR, f"header: {type(exc).__name__}: {exc}")
+
+
+# What Pillow raises for bytes it cannot decode (fuzzing corrupt/truncated PNG, JPEG, WebP, GIF, BMP and
+# TIFF under Pillow 13 gives OSError - UnidentifiedImageError included -, SyntaxError, ValueError and
+# DecompressionBombError; EOFError, struct.error and the bomb warning, when warnings are errors, come from
+# the same code; a broken embedded profile raises ImageCms.PyCMSError). Anything else raised while decoding
+# or normalizing is a bug in Crisp and fails the run instead of rejecting every image as decode_error.
+DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    struct.error,
+    ImageCms.PyCMSError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)
 
 
 def _guarded(decode: Callable[[], _T]) -> _T | Rejection:
@@ -149,7 +167,7 @@ def _guarded(decode: Callable[[], _T]) -> _T | Rejection:
         return decode()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         return Rejection(Reason.DECOMPRESSION_BOMB, str(exc))
-    except Exception as exc:  # truncated data, corrupt entropy coding, broken palettes or profiles
+    except DECODE_ERRORS as exc:  # truncated data, corrupt entropy coding, broken palettes or profiles
         return Rejection(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}")
 
 

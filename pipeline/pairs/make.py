@@ -8,7 +8,7 @@ the skip records (reason code per image and variant that produced no pair) and t
 
 Per image (sorted by image_id) and variant: decode the HR, skip it with `too_small` when its modcropped
 short side is below `min_tile` (or `decode_error` when Pillow cannot decode it: only Pillow's decode
-errors, `DECODE_ERRORS`, become skips; any other exception, in decoding, degrading or labelling, is a
+errors, `pipeline.clean.normalize.DECODE_ERRORS`, become skips; any other exception, in decoding, degrading or labelling, is a
 bug and fails the task), sample params from the seed key (image_id, recipe, recipe version, variant),
 degrade, tile, skip blank tiles (`flat_tile`, recorded), label each tile, encode the HR tile with
 `hr_codec` (zstd `.npy` by default) and the LR tile as PNG (both lossless, `pipeline.tile_codec`) and
@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from pipeline.clean.normalize import DECODE_ERRORS
 from pipeline.clean.quality import measure_degradation
 from pipeline.commit import ManifestError, check_bytes
 from pipeline.degrade import Recipe, SeedKey
@@ -91,20 +92,6 @@ def pair_id(image_id: str, variant: int, tile_y: int, tile_x: int) -> str:
 def params_json(params: Mapping[str, Any]) -> str:
     """Canonical JSON of recorded params (sorted keys; floats round-trip exactly)."""
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
-
-
-# What Pillow raises for bytes it cannot decode (fuzzing corrupt/truncated PNG, JPEG, WebP, GIF, BMP and
-# TIFF under Pillow 13 gives OSError - UnidentifiedImageError included -, SyntaxError, ValueError and
-# DecompressionBombError; EOFError and the bomb warning, when warnings are errors, come from the same
-# code). Anything else raised while decoding is a bug and fails the task.
-DECODE_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    SyntaxError,
-    ValueError,
-    EOFError,
-    Image.DecompressionBombError,
-    Image.DecompressionBombWarning,
-)
 
 
 def decode_hr(data: bytes) -> np.ndarray:

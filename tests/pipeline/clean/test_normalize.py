@@ -77,6 +77,23 @@ def test_corrupt_jpeg_is_a_decode_error(apparel_bytes: bytes) -> None:
     rejected(bytes(data_flipped), Reason.DECODE_ERROR)
 
 
+def test_a_bug_after_the_decoder_fails_loudly_instead_of_rejecting(
+    apparel_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only Pillow's decode errors become decode_error: a regression in Crisp's own code must not quietly
+    reject every image."""
+    import importlib
+
+    module = importlib.import_module("pipeline.clean.normalize")  # the package re-exports the function
+
+    def broken(image, flags):
+        raise ZeroDivisionError("a bug in the colour conversion")
+
+    monkeypatch.setattr(module, "_to_rgb8", broken)
+    with pytest.raises(ZeroDivisionError):
+        normalize(apparel_bytes)
+
+
 @pytest.mark.parametrize(
     "data",
     [b"", b"<html><body>404 not found</body></html>", bytes(range(256)) * 40, b"%!PS-Adobe-3.0 EPSF-3.0\n"],

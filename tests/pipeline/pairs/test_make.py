@@ -195,7 +195,7 @@ def test_a_bug_past_the_decoder_fails_the_task_instead_of_becoming_skips(
     ids=["broken-png", "truncated-jpeg", "gif-header-only", "empty"],
 )
 def test_decoder_failures_are_the_listed_errors(data):
-    from pipeline.pairs.make import DECODE_ERRORS
+    from pipeline.clean.normalize import DECODE_ERRORS
 
     with pytest.raises(DECODE_ERRORS):
         decode_hr(data)
