@@ -33,6 +33,7 @@ a scheduler, the same backfill is `crisp ingest --date D --feed URI` for each da
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,9 @@ from airflow.sdk import Asset, Param, dag, task
 
 IMAGES_ASSET = Asset("crisp://images")
 DEFAULT_FEED_TEMPLATE = "file:///feeds/{date}.csv"
+PROGRESS_EVERY_S = 60.0  # cadence of the "ingest <date>: done/total, rate, ETA" task log line
+
+log = logging.getLogger(__name__)  # Airflow writes it to the task log
 
 
 def _partition(context) -> str:
@@ -97,7 +101,7 @@ def product_images_ingest():
         storage = load_settings().storage()
         options = storage.options if feed_uri.startswith(f"{storage.scheme}://") else None
         feed = read_feed(feed_uri, options)  # raises FeedError naming the feed: the retry waits for it
-        print(f"feed {feed_uri}: {len(feed.rows)} rows to fetch, {len(feed.rejects)} malformed rows")
+        log.info("feed %s: %d rows to fetch, %d malformed rows", feed_uri, len(feed.rows), len(feed.rejects))
         return feed_uri
 
     @task
@@ -106,18 +110,21 @@ def product_images_ingest():
 
         from crisp.settings import load_settings
         from pipeline.ingest.run import ingest_partition
+        from pipeline.progress import log_progress
 
         context = get_current_context()
         settings = load_settings()
+        partition = _partition(context)
         summary = ingest_partition(
             feed_uri,
-            _partition(context),
+            partition,
             settings.storage(),
             settings.ingest,
             retry_failed=bool(context["params"].get("retry_failed")),
+            progress=log_progress(f"ingest {partition}", log, PROGRESS_EVERY_S, unit="url"),
             run_id=f"airflow:{context['dag'].dag_id}:{context['run_id']}",
         )
-        print(summary.to_dict())
+        log.info("ingest summary: %s", summary.to_dict())
         return summary.to_dict()
 
     @task(outlets=[IMAGES_ASSET])

@@ -26,6 +26,7 @@ or without Airflow `crisp pairs --recipe bicubic_x4 --from 2026-01-31`.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
 from airflow.sdk import Asset, Param, dag, task
@@ -33,6 +34,9 @@ from airflow.sdk import Asset, Param, dag, task
 IMAGES_ASSET = Asset("crisp://images")
 PAIRS_ASSET = Asset("crisp://pairs")
 DEFAULT_RECIPES = ["bicubic_x4", "realworld_x4"]
+PROGRESS_EVERY_S = 60.0  # cadence of the "pairs <recipe>: done/total, rate, ETA" task log line
+
+log = logging.getLogger(__name__)  # Airflow writes it to the task log
 
 
 def _event_partitions(context) -> list[str]:
@@ -105,6 +109,7 @@ def sr_pairs():
         from crisp.settings import load_settings
         from pipeline.pairs.config import PairsConfig
         from pipeline.pairs.job import build_pairs
+        from pipeline.progress import log_progress
 
         context = get_current_context()
         params = context["params"]
@@ -116,7 +121,12 @@ def sr_pairs():
             scheduler_address=settings.dask_scheduler,
         )
         summary = build_pairs(
-            settings.storage(), job["recipe"], job["partitions"], config, force=params["force"]
+            settings.storage(),
+            job["recipe"],
+            job["partitions"],
+            config,
+            progress=log_progress(f"pairs {job['recipe']}", log, PROGRESS_EVERY_S, unit="shard"),
+            force=params["force"],
         )
         result = {
             "recipe": summary.recipe,
@@ -131,7 +141,7 @@ def sr_pairs():
         context["outlet_events"][PAIRS_ASSET].extra = {
             k: result[k] for k in ("recipe", "partitions", "pairs", "content_digests")
         }
-        print(result)
+        log.info("pairs summary: %s", result)
         return result
 
     build.expand(job=plan())

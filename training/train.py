@@ -58,6 +58,7 @@ from training.checkpoint import (
 from training.data.catalog import DataError
 from training.data.module import DataConfig
 from training.lit_module import ModelConfig, OptimConfig
+from training.progress import with_progress_log
 from training.tasks import get_task
 
 
@@ -82,6 +83,7 @@ class TrainerConfig(BaseModel):
     log_every: int = Field(default=50, ge=1)
     num_sanity_val_steps: int = Field(default=0, ge=0)
     enable_progress_bar: bool = True
+    progress_every_s: float = Field(default=60.0, gt=0)  # cadence of the "train: step/max_steps" log line
 
 
 class TrainConfig(BaseModel):
@@ -319,7 +321,7 @@ def _fit(
         num_sanity_val_steps=tc.num_sanity_val_steps,
         enable_progress_bar=tc.enable_progress_bar,
         use_distributed_sampler=False,  # the data module shards per rank itself
-        callbacks=[last, best, *callbacks],
+        callbacks=[last, best, *with_progress_log(callbacks, tc.progress_every_s)],
         plugins=[CrispCheckpointIO(meta)],
         logger=loggers,
         default_root_dir=str(scratch),

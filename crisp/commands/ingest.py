@@ -41,7 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--workers", type=int, help="cleaning processes (default: ingest.workers or the CPU count)"
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (progress lines in the log instead)"
+    )
     p.set_defaults(run=run)
 
 
@@ -91,7 +93,12 @@ def _ingest(args: argparse.Namespace, settings, config, partition: str) -> int:
     try:
         storage = settings.storage()
         summary = ingest_partition(
-            args.feed, partition, storage, config, retry_failed=args.retry_failed, progress=progress
+            args.feed,
+            partition,
+            storage,
+            config,
+            retry_failed=args.retry_failed,
+            progress=None if args.no_progress else progress,  # without a bar the log has the progress
         )
     except (FeedError, PartitionNotCommittedError) as exc:
         return _fail(str(exc), 2)

@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--force", action="store_true", help="recompute partitions already committed with this config"
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar (progress lines in the log instead)"
+    )
     p.set_defaults(run=run)
 
 
@@ -109,9 +111,10 @@ def _build(args: argparse.Namespace, storage, config, partitions: list[str]) -> 
                     bar.total = total
                     bar.update(done - bar.n)
 
+                hook = None if args.no_progress else progress  # without a bar the log has the progress
                 try:
                     summaries.append(
-                        build_pairs(storage, recipe, partitions, config, client, progress, force=args.force)
+                        build_pairs(storage, recipe, partitions, config, client, hook, force=args.force)
                     )
                 finally:
                     bar.close()

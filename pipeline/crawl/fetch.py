@@ -15,6 +15,7 @@ bodies, 5xx, 408 and 429 are retried with jittered exponential back-off that hon
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,6 +36,8 @@ from pipeline.crawl.sniff import SNIFF_BYTES, sniff_image_format
 from pipeline.crawl.source_url import HTTP_SCHEMES, parse_source_url
 from pipeline.crawl.storage_source import STORAGE_SCHEMES, read_storage_object
 from schemas.reasons import Reason
+
+log = logging.getLogger(__name__)
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT = "image/avif,image/webp,image/png,image/jpeg,image/*;q=0.9,*/*;q=0.5"
@@ -108,6 +111,13 @@ async def fetch_one(request: FetchRequest, context: FetchContext) -> FetchResult
         else:
             attempt = partial(_follow, context, parsed, _read_image, context.config.respect_robots)
         outcome, attempts = await _with_retries(context, attempt)
+    elapsed = time.perf_counter() - started
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug(
+            "fetch %s: %s%s, %d attempt(s), %.2f s",
+            request.url, "ok" if outcome.reason is None else f"{outcome.reason} ({outcome.detail})",
+            f", HTTP {outcome.status}" if outcome.status is not None else "", attempts, elapsed,
+        )  # fmt: skip
     return FetchResult(
         key=request.key,
         url=request.url,
@@ -119,7 +129,7 @@ async def fetch_one(request: FetchRequest, context: FetchContext) -> FetchResult
         detail=outcome.detail,
         http_status=outcome.status,
         attempts=attempts,
-        elapsed_s=time.perf_counter() - started,
+        elapsed_s=elapsed,
         fetched_at=datetime.now(UTC),
     )
 
@@ -142,6 +152,10 @@ async def _with_retries(
                 f" (Retry-After {outcome.retry_after_s:.0f} s exceeds backoff_max_s; not retried)"
             )
             return outcome, tries
+        log.debug(
+            "retry %d/%d of %s in %.2f s after %s (%s)",
+            tries, config.max_retries, outcome.final_url, delay, outcome.reason, outcome.detail,
+        )  # fmt: skip
         await asyncio.sleep(delay)
 
 

@@ -15,6 +15,7 @@ dedup), and the merge is committed as a new attempt.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -30,6 +31,7 @@ from pipeline.ingest.outcomes import OutcomeError, check_outcomes, decide_outcom
 from pipeline.ingest.process import Spool, fetch_and_process
 from pipeline.ingest.read import CommittedPartition, read_image, read_partition_or_none
 from pipeline.ingest.write import write_partition
+from pipeline.progress import Progress
 from pipeline.storage import Storage
 from schemas.manifest import Manifest
 from schemas.reasons import is_retryable
@@ -42,6 +44,9 @@ __all__ = [
     "ingest_partition",
     "parse_partition",
 ]
+
+log = logging.getLogger(__name__)
+PROGRESS_EVERY_S = 30.0  # cadence of the "ingest <date>: done/total" line
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,11 @@ def ingest_partition(
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
 ) -> IngestSummary:
-    """Ingest `feed_uri` into `images/<date>` under `storage` (see the module docstring)."""
+    """Ingest `feed_uri` into `images/<date>` under `storage` (see the module docstring).
+
+    `progress(done, total)` is called as each distinct URL is fetched and cleaned. The periodic
+    "done/total, rate, ETA" line is logged at INFO, or at DEBUG when `progress` is given (the caller
+    shows progress itself: a bar, a task log); the start and summary lines are INFO either way."""
     partition = parse_partition(date)
     config = config or IngestConfig()
     started = time.perf_counter()
@@ -139,9 +148,38 @@ def ingest_partition(
 
     with Spool(config.workdir) as spool:
         requests = [FetchRequest(url, url) for url in dict.fromkeys(row.image_url for row in rows)]
-        processed = fetch_and_process(
-            requests, config.crawl, config.clean, spool, config.worker_count(), config.start_method, progress
+        if retry_failed:
+            log.info(
+                "ingest images/%s: retrying %d failed row(s) of %s as %d distinct URL(s), %d outcome(s) "
+                "kept from attempt %s, %d worker(s)",
+                partition, len(rows), feed_uri, len(requests), sum(map(len, kept)),
+                committed.manifest.attempt_id if committed else None, config.worker_count(),
+            )  # fmt: skip
+        else:
+            log.info(
+                "ingest images/%s: %s: %d row(s) to fetch as %d distinct URL(s), %d malformed, %d worker(s)",
+                partition, feed_uri, len(rows), len(requests), len(new_rejects), config.worker_count(),
+            )  # fmt: skip
+        reporter = Progress(
+            len(requests),
+            f"ingest {partition}",
+            PROGRESS_EVERY_S,
+            log,
+            callback=progress,
+            level=logging.DEBUG if progress is not None else logging.INFO,
+            unit="url",
         )
+        with reporter:
+            processed = fetch_and_process(
+                requests,
+                config.crawl,
+                config.clean,
+                spool,
+                config.worker_count(),
+                config.start_method,
+                reporter.update,
+            )
+        _log_fetch_trouble(partition, processed)
         by_url = {p.fetch.key: p for p in processed}
         accepted, duplicates, rejects = decide_outcomes(
             rows, by_url, prior, prior_partition, partition, config, now
@@ -190,7 +228,7 @@ def ingest_partition(
         )
     seconds = time.perf_counter() - started
     kinds = Counter(d["kind"] for d in duplicates)
-    return IngestSummary(
+    summary = IngestSummary(
         partition=partition,
         inputs=counts["inputs"],
         accepted=counts["accepted"],
@@ -204,6 +242,38 @@ def ingest_partition(
         unchanged=committed is not None and manifest.attempt_id == committed.manifest.attempt_id,
         retried=retry_failed,
     )
+    _log_summary(summary)
+    return summary
+
+
+def _log_fetch_trouble(partition: str, processed: list) -> None:
+    """WARNING when URLs needed retries, or when nothing fetched could be used (a degraded crawl)."""
+    retried = [p.fetch for p in processed if p.fetch.attempts > 1]
+    if retried:
+        failed = sum(1 for f in retried if not f.ok)
+        example = next((f", e.g. {f.url}: {f.reason} {f.detail}" for f in retried if not f.ok), "")
+        log.warning(
+            "ingest images/%s: %d URL(s) needed retries (%d extra tries); %d still failed%s",
+            partition, len(retried), sum(f.attempts - 1 for f in retried), failed, example,
+        )  # fmt: skip
+    if processed and not any(p.image is not None for p in processed):
+        reasons = Counter(str(p.fetch.reason or (p.rejection and p.rejection.reason)) for p in processed)
+        log.warning(
+            "ingest images/%s: none of the %d fetched URL(s) gave a usable image: %s",
+            partition, len(processed), dict(reasons.most_common(5)),
+        )  # fmt: skip
+
+
+def _log_summary(summary: IngestSummary) -> None:
+    state = "unchanged" if summary.unchanged else "committed"
+    reasons = f" {summary.rejected}" if summary.rejected else ""
+    log.info(
+        "ingest images/%s: %s attempt %s: %d input(s), %d accepted, %d duplicate(s) (exact %d, near %d), "
+        "%d rejected%s; %d URL(s) fetched, %.1f s in all (%.1f URLs/s)",
+        summary.partition, state, summary.manifest.attempt_id, summary.inputs, summary.accepted,
+        summary.duplicates, summary.duplicates_exact, summary.duplicates_near, summary.rejected_total,
+        reasons, summary.fetched, summary.seconds, summary.images_per_s,
+    )  # fmt: skip
 
 
 def _kept_outcomes(committed: CommittedPartition) -> tuple[list[dict], list[dict], list[dict]]:

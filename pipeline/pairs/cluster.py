@@ -22,12 +22,15 @@ config, and a nanny started with Dask's default leaks the variable into its own 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from pipeline.pairs.config import SCHEDULER_ENV
+
+log = logging.getLogger(__name__)
 
 # Dask config key of the allocator setting its nannies put into every worker's environment (see above).
 TRIM_THRESHOLD_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
@@ -63,7 +66,12 @@ def start_local_cluster(n_workers: int | None = None, **cluster_kwargs: Any) -> 
     }
     # The nannies read the setting when they are built, so it also holds for workers they restart later.
     with dask.config.set({TRIM_THRESHOLD_KEY: None}):
-        return distributed.LocalCluster(**options)
+        cluster = distributed.LocalCluster(**options)
+    log.info(
+        "dask: started a LocalCluster of %d worker process(es), scheduler %s, dashboard %s",
+        options["n_workers"], cluster.scheduler_address, cluster.dashboard_link or "off",
+    )  # fmt: skip
+    return cluster
 
 
 @contextmanager
@@ -75,6 +83,7 @@ def dask_client(
 
     address = scheduler_address or os.environ.get(SCHEDULER_ENV) or None
     if address:
+        log.info("dask: connecting to the scheduler at %s", address)
         try:
             client = Client(address, timeout=f"{connect_timeout}s")
         except OSError as exc:

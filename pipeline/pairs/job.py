@@ -20,6 +20,7 @@ skipped without work, and an identical recomputation is a no-op commit.
 from __future__ import annotations
 
 import io
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -33,14 +34,18 @@ from pipeline.commit import PartitionWriter, read_manifest, read_manifest_or_non
 from pipeline.pairs.checks import PairExpectations, check_pairs
 from pipeline.pairs.config import PairsConfig
 from pipeline.pairs.make import InputShard, OutputFile, ShardOutput, make_pairs_for_shard
+from pipeline.progress import Progress
 from pipeline.storage import Storage
 from schemas.manifest import Manifest
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.validate import records_to_table, schema_version
 
+log = logging.getLogger(__name__)
+
 IMAGES = "images"
 IMAGE_INDEX = "index.parquet"
 SHARD_COLUMNS = ("image_id", "product_id", "split", "shard", "offset", "size", "width", "height", "partition")
+PROGRESS_EVERY_S = 30.0  # cadence of the "pairs <recipe>: done/total shards" line
 
 
 @dataclass(frozen=True)
@@ -113,7 +118,11 @@ def build_pairs(
     progress: Callable[[int, int], None] | None = None,
     force: bool = False,
 ) -> PairsSummary:
-    """Commit `pairs/<recipe>/<p>` for every p in `partitions`; `force` recomputes reused partitions."""
+    """Commit `pairs/<recipe>/<p>` for every p in `partitions`; `force` recomputes reused partitions.
+
+    `progress(done, total)` is called as each input shard's task completes. The periodic "done/total,
+    rate, ETA" line is logged at INFO, or at DEBUG when `progress` is given (the caller shows progress
+    itself); the start, per-partition and summary lines are INFO either way."""
     started = time.perf_counter()
     # re-validate with this recipe: unknown names and tile/scale mismatches fail before any work
     config = PairsConfig.model_validate({**config.model_dump(), "recipes": [recipe]})
@@ -129,6 +138,11 @@ def build_pairs(
             results.append(_reused(plan, current))
         else:
             todo.append(plan)
+    log.info(
+        "pairs %s: %d partition(s) to build (%s), %d input shard(s); %d already committed (%s)%s",
+        recipe, len(todo), _names(p.partition for p in todo), sum(len(p.shards) for p in todo),
+        len(results), _names(r.partition for r in results), ", forced" if force else "",
+    )  # fmt: skip
     hr_pixels, worker_seconds = 0, 0.0
     if todo:
         if client is None:
@@ -142,7 +156,17 @@ def build_pairs(
             produced, hr_pixels, worker_seconds = _run(storage, recipe, todo, config, client, progress)
         results.extend(produced)
     results.sort(key=lambda r: r.partition)
-    return PairsSummary(recipe, results, time.perf_counter() - started, hr_pixels, worker_seconds)
+    summary = PairsSummary(recipe, results, time.perf_counter() - started, hr_pixels, worker_seconds)
+    built = [r for r in results if not r.reused]
+    built_pairs = sum(r.pairs for r in built)
+    log.info(
+        "pairs %s: %d pair(s) in %d partition(s) (%d built, %d reused), skipped %s; %d pair(s) built in "
+        "%.1f s (%.1f pairs/s, %.2f HR MP/s)",
+        recipe, summary.pairs, len(results), len(built), len(results) - len(built), summary.skipped,
+        built_pairs, summary.seconds, built_pairs / summary.seconds if summary.seconds > 0 else 0.0,
+        summary.megapixels_per_second,
+    )  # fmt: skip
+    return summary
 
 
 def read_input_shards(
@@ -213,14 +237,39 @@ def _run(storage, recipe, plans, config, client, progress) -> tuple[list[Partiti
             owner[future.key] = plan.partition
     outputs: dict[str, list[ShardOutput]] = {p.partition: [] for p in plans}
     results: list[PartitionResult] = []
+    reporter = Progress(
+        len(futures),
+        f"pairs {recipe}",
+        PROGRESS_EVERY_S,
+        log,
+        callback=progress,
+        level=logging.DEBUG if progress is not None else logging.INFO,
+        unit="shard",
+    )
     try:
-        for done, future in enumerate(as_completed(futures), start=1):
-            outputs[owner[future.key]].append(future.result())
-            if progress is not None:
-                progress(done, len(futures))
+        with reporter:
+            for future in as_completed(futures):
+                output = future.result()
+                outputs[owner[future.key]].append(output)
+                log.debug(
+                    "pairs %s: %s %s: %d pair(s), %d skip(s), %d image(s) in %.2f s",
+                    recipe, owner[future.key], output.source.name, len(output.records), len(output.skips),
+                    output.images, output.seconds,
+                )  # fmt: skip
+                reporter.advance()
         for plan in plans:
-            results.append(_commit(writers[plan.partition], plan, outputs[plan.partition], config, recipe))
-    except BaseException:
+            result = _commit(writers[plan.partition], plan, outputs[plan.partition], config, recipe)
+            results.append(result)
+            log.info(
+                "pairs %s: committed %s/%s attempt %s: %d pair(s) from %d image(s), %d skip(s), %.1f MB",
+                recipe, result.dataset, result.partition, result.manifest.attempt_id, result.pairs,
+                result.images, sum(result.skipped.values()), result.shard_bytes / 1e6,
+            )  # fmt: skip
+    except BaseException as exc:
+        log.warning(
+            "pairs %s: stopped by %s: %s; cancelling %d task(s), aborting the uncommitted attempt(s)",
+            recipe, type(exc).__name__, exc, len(futures),
+        )  # fmt: skip
         client.cancel(futures)
         committed = {r.partition for r in results}
         for name, writer in writers.items():
@@ -229,6 +278,13 @@ def _run(storage, recipe, plans, config, client, progress) -> tuple[list[Partiti
         raise
     done_outputs = [o for outs in outputs.values() for o in outs]
     return results, sum(o.hr_pixels for o in done_outputs), sum(o.seconds for o in done_outputs)
+
+
+def _names(names, shown: int = 5) -> str:
+    """Partition names for a log line: the first few, then how many more."""
+    names = list(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return (", ".join(names[:shown]) or "-") + more
 
 
 def _hr_pixels(rows: Sequence[dict[str, Any]]) -> int:

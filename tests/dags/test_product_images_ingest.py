@@ -6,6 +6,7 @@ consecutive days share photos, so a later day must record them as duplicates of 
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -46,8 +47,22 @@ def dag_runner(airflow_db, product_photos, tmp_path_factory):
         yield run, rows
 
 
-def test_one_date_commits_the_partition_and_emits_the_asset(dag_runner):
+def record_logs(monkeypatch) -> list[logging.LogRecord]:
+    """Every record any stdlib logger handles from now on; the task runner swaps the root handlers
+    (and so pytest's caplog handler) for its own, so the records are taken before any handler."""
+    records, handle = [], logging.Logger.handle
+
+    def recording(logger, record):
+        records.append(record)
+        return handle(logger, record)
+
+    monkeypatch.setattr(logging.Logger, "handle", recording)
+    return records
+
+
+def test_one_date_commits_the_partition_and_emits_the_asset(dag_runner, monkeypatch):
     run, rows = dag_runner
+    records = record_logs(monkeypatch)
     storage = run(DAYS[:1], "one-day")
     first = read_partition(storage, DAYS[0])
     counts = first.manifest.counts
@@ -65,6 +80,17 @@ def test_one_date_commits_the_partition_and_emits_the_asset(dag_runner):
             e.extra for e in session.query(AssetEvent).all() if e.asset.uri.startswith("crisp://images")
         ]
     assert {"partition": DAYS[0]} in [{"partition": x.get("partition")} for x in extras]
+
+    # the task log: the DAG's feed line, progress callback and summary; the library's start / summary
+    dag_lines = [r.getMessage() for r in records if r.name.endswith("_product_images_ingest")]
+    assert any(
+        m.startswith("feed file://") and f"{PER_DAY} rows to fetch, 0 malformed rows" in m for m in dag_lines
+    )
+    progress = [m for m in dag_lines if m.startswith(f"ingest {DAYS[0]}: ")]
+    assert len(progress) == 1 and progress[0].startswith(f"ingest {DAYS[0]}: done {counts['inputs']}/")
+    assert any(m.startswith(f"ingest summary: {{'partition': '{DAYS[0]}'") for m in dag_lines)
+    library = [r.getMessage() for r in records if r.name == "pipeline.ingest.run"]
+    assert any(m.startswith(f"ingest images/{DAYS[0]}: committed attempt ") for m in library)
 
 
 def test_three_day_backfill_commits_three_partitions_and_dedups_across_days(dag_runner):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -48,9 +49,24 @@ def test_partitions_come_from_the_triggering_events():
     assert _event_partitions({}) == []
 
 
-def test_dag_test_commits_a_pairs_partition_and_emits_the_asset(airflow_db, root):
+def record_logs(monkeypatch) -> list[logging.LogRecord]:
+    """Every record any stdlib logger handles from now on; the task runner swaps the root handlers
+    (and so pytest's caplog handler) for its own, so the records are taken before any handler."""
+    records, handle = [], logging.Logger.handle
+
+    def recording(logger, record):
+        records.append(record)
+        return handle(logger, record)
+
+    monkeypatch.setattr(logging.Logger, "handle", recording)
+    return records
+
+
+def test_dag_test_commits_a_pairs_partition_and_emits_the_asset(airflow_db, root, monkeypatch):
     conf = {"partitions": [DAY], "recipes": ["bicubic_x2"], "hr_tile": 240}
+    records = record_logs(monkeypatch)
     run_dag("sr_pairs", datetime(2026, 11, 20, tzinfo=UTC), conf=conf)
+    task_log = [(r.name, r.getMessage()) for r in records]
     manifest = read_manifest(root, "pairs/bicubic_x2", DAY)
     verify(root, manifest, checksums=True)
     assert manifest.counts["pairs"] > 0 and manifest.counts["skipped_too_small"] == 1
@@ -62,3 +78,18 @@ def test_dag_test_commits_a_pairs_partition_and_emits_the_asset(airflow_db, root
         extras = [e.extra for e in session.query(AssetEvent).all() if e.asset.uri.startswith("crisp://pairs")]
     assert {"recipe": "bicubic_x2", "partitions": [DAY], "pairs": manifest.counts["pairs"],
             "content_digests": {DAY: manifest.content_digest}} in extras  # fmt: skip
+    # the task log: the library's start and summary lines, the DAG's progress callback, its summary
+    library = [m for name, m in task_log if name == "pipeline.pairs.job"]
+    assert any(
+        m.startswith(f"pairs bicubic_x2: 1 partition(s) to build ({DAY}), 1 input shard(s)") for m in library
+    )
+    dag_lines = [m for name, m in task_log if name.endswith("_sr_pairs")]  # the DAG module's logger
+    assert [m.split(" in ")[0] for m in dag_lines if m.startswith("pairs bicubic_x2: ")] == [
+        "pairs bicubic_x2: done 1/1 (100.0%)"
+    ]
+    assert any(
+        m.startswith(f"pairs summary: {{'recipe': 'bicubic_x2', 'partitions': ['{DAY}']") for m in dag_lines
+    )
+    assert not [
+        m for m in library if m.startswith("pairs bicubic_x2: done ")
+    ]  # the callback has it, not twice

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import logging
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,49 @@ def test_retry_failed_fetches_only_the_retryable_failures(server, tmp_path, loca
     for kind, row in outcomes.values():  # images kept from the first attempt were carried into the new one
         if kind == "accepted":
             assert len(read_image(local_storage, retried.manifest, row)) == row["size"]
+
+
+def test_a_partition_run_logs_progress_retries_and_a_summary(
+    server, tmp_path, local_storage, config, monkeypatch, caplog
+):
+    """Start line, a progress line per URL (cadence 0) and the final one, the retry WARNING, the summary."""
+    server.add_route(
+        "/flaky.jpg", Route(statuses=(503, 200), body=bad_images.jpeg(41), content_type="image/jpeg")
+    )
+    for seed in (42, 43):
+        server.add_route(f"/ok{seed}.png", Route(body=bad_images.png(seed), content_type="image/png"))
+    feed = tmp_path / "day.csv"
+    paths = ["/ok42.png", "/ok43.png", "/flaky.jpg"]
+    feed.write_text(
+        "product_id,image_url\n" + "".join(f"P{n},{server.url(p)}\n" for n, p in enumerate(paths))
+    )
+    monkeypatch.setattr(ingest_run, "PROGRESS_EVERY_S", 0.0)  # a line for every URL
+    caplog.set_level(logging.DEBUG, logger="pipeline")
+    calls = []
+    summary = ingest_partition(
+        str(feed), DAY, local_storage, config, progress=lambda done, total: calls.append((done, total))
+    )
+    assert summary.accepted == 3 and calls == [(1, 3), (2, 3), (3, 3)]
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pipeline.ingest.run"]
+    messages = [m for _, m in lines]
+    assert any(
+        m.startswith(f"ingest images/{DAY}: {feed}: 3 row(s) to fetch as 3 distinct URL(s)") for m in messages
+    )
+    progress = [(level, m) for level, m in lines if m.startswith(f"ingest {DAY}: ")]
+    assert [m.split(" (")[0] for _, m in progress] == [f"ingest {DAY}: {n}/3" for n in (1, 2)] + [
+        f"ingest {DAY}: done 3/3"
+    ]
+    assert "url/s, ETA " in progress[0][1]
+    assert {level for level, _ in progress} == {
+        "DEBUG"
+    }  # INFO without a callback; here the callback shows it
+    assert ("WARNING", "1 URL(s) needed retries (1 extra tries); 0 still failed") in [
+        (level, m.split(": ", 1)[1]) for level, m in lines
+    ]
+    assert any(
+        level == "INFO" and f"committed attempt {summary.manifest.attempt_id}: 3 input(s), 3 accepted" in m
+        for level, m in lines
+    )
 
 
 def test_cleaning_each_body_once_commits_the_same_partition(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 
 import pyarrow.parquet as pq
@@ -10,6 +11,7 @@ import pytest
 from distributed import SchedulerPlugin, WorkerPlugin
 
 from pipeline.commit import PartitionNotCommittedError, read_manifest, verify
+from pipeline.pairs import job as pairs_job
 from pipeline.pairs.config import PairsConfig
 from pipeline.pairs.job import build_pairs
 from pipeline.shards import read_member
@@ -84,6 +86,37 @@ def test_commits_a_complete_partition_on_file_and_s3(storage, images_partition, 
 
     again = build_pairs(storage, "realworld_x4", [partition], CONFIG, client=dask_client2)
     assert again.partitions[0].reused and again.partitions[0].manifest == manifest  # no work, no new attempt
+
+
+def test_a_job_logs_its_plan_shard_progress_commits_and_summary(
+    local_storage, images_partition, dask_client2, monkeypatch, caplog
+):
+    partition = images_partition(local_storage)
+    monkeypatch.setattr(pairs_job, "PROGRESS_EVERY_S", 0.0)  # a line for every completed shard
+    caplog.set_level(logging.INFO, logger="pipeline.pairs.job")
+    summary = build_pairs(local_storage, "realworld_x4", [partition], CONFIG, client=dask_client2)
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pipeline.pairs.job"]
+    messages = [m for _, m in lines]
+    assert (
+        f"pairs realworld_x4: 1 partition(s) to build ({partition}), 2 input shard(s); 0 already "
+        in messages[0]
+    )
+    progress = [m for m in messages if m.startswith("pairs realworld_x4: ") and "/2 (" in m]
+    assert [m.split(" (")[0] for m in progress] == ["pairs realworld_x4: 1/2", "pairs realworld_x4: done 2/2"]
+    assert "shard/s, ETA " in progress[0]  # no callback given: the progress lines are INFO
+    attempt = summary.partitions[0].manifest.attempt_id
+    assert any(
+        f"committed pairs/realworld_x4/{partition} attempt {attempt}: {summary.pairs} pair(s)" in m
+        for m in messages
+    )
+    assert messages[-1].startswith(
+        f"pairs realworld_x4: {summary.pairs} pair(s) in 1 partition(s) (1 built, 0 reused)"
+    )
+    assert {level for level, _ in lines} == {"INFO"}
+
+    caplog.clear()
+    build_pairs(local_storage, "realworld_x4", [partition], CONFIG, client=dask_client2)
+    assert f"0 partition(s) to build (-), 0 input shard(s); 1 already committed ({partition})" in caplog.text
 
 
 def test_one_or_two_workers_and_reruns_give_identical_bytes(local_storage, images_partition, dask_client2):
