@@ -30,7 +30,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.commit import PartitionWriter, read_manifest, read_manifest_or_none
+from pipeline.commit import PartitionWriter, read_manifest, read_manifest_or_none, read_verified
 from pipeline.pairs.checks import PairExpectations, check_pairs
 from pipeline.pairs.config import PairsConfig
 from pipeline.pairs.make import InputShard, OutputFile, ShardOutput, make_pairs_for_shard
@@ -175,7 +175,7 @@ def read_input_shards(
     """The committed image partition's manifest and, per shard (sorted by name), its index rows."""
     source = read_manifest(storage, IMAGES, partition)  # PartitionNotCommittedError names it
     base = f"{IMAGES}/{partition}"
-    index = pq.read_table(io.BytesIO(storage.read_bytes(f"{base}/{source.file(IMAGE_INDEX).path}")))
+    index = pq.read_table(io.BytesIO(read_verified(storage, source, IMAGE_INDEX)))  # checksummed
     missing = [c for c in SHARD_COLUMNS if c not in index.column_names]
     if missing:
         raise ValueError(f"{storage.uri(base)}/{IMAGE_INDEX} lacks image index column(s) {missing}")
