@@ -6,7 +6,6 @@ consecutive days share photos, so a later day must record them as duplicates of 
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 from pipeline.commit import committed_partitions, read_manifest
 from pipeline.ingest.read import read_partition
 from pipeline.storage import Storage
-from tests.support.airflow import run_dag
+from tests.support.airflow import record_logs, run_dag
 from tests.support.catalog_feed import catalog_rows, write_feed
 from tests.support.http_server import LoopbackHTTPServer
 
@@ -45,19 +44,6 @@ def dag_runner(airflow_db, product_photos, tmp_path_factory):
             return Storage(f"file://{tmp}/{root}")
 
         yield run, rows
-
-
-def record_logs(monkeypatch) -> list[logging.LogRecord]:
-    """Every record any stdlib logger handles from now on; the task runner swaps the root handlers
-    (and so pytest's caplog handler) for its own, so the records are taken before any handler."""
-    records, handle = [], logging.Logger.handle
-
-    def recording(logger, record):
-        records.append(record)
-        return handle(logger, record)
-
-    monkeypatch.setattr(logging.Logger, "handle", recording)
-    return records
 
 
 def test_one_date_commits_the_partition_and_emits_the_asset(dag_runner, monkeypatch):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -10,7 +9,7 @@ import pytest
 
 from pipeline.commit import read_manifest, verify
 from pipeline.storage import Storage
-from tests.support.airflow import load_dagbag, run_dag
+from tests.support.airflow import load_dagbag, record_logs, run_dag
 from tests.support.image_partitions import write_image_partition
 
 DAY = "2026-11-20"
@@ -47,19 +46,6 @@ def test_partitions_come_from_the_triggering_events():
                                  SimpleNamespace(extra={"partition": "2026-11-20"}), SimpleNamespace(extra={})]}  # fmt: skip
     assert _event_partitions({"triggering_asset_events": events}) == ["2026-11-20", "2026-11-21"]
     assert _event_partitions({}) == []
-
-
-def record_logs(monkeypatch) -> list[logging.LogRecord]:
-    """Every record any stdlib logger handles from now on; the task runner swaps the root handlers
-    (and so pytest's caplog handler) for its own, so the records are taken before any handler."""
-    records, handle = [], logging.Logger.handle
-
-    def recording(logger, record):
-        records.append(record)
-        return handle(logger, record)
-
-    monkeypatch.setattr(logging.Logger, "handle", recording)
-    return records
 
 
 def test_dag_test_commits_a_pairs_partition_and_emits_the_asset(airflow_db, root, monkeypatch):

@@ -9,6 +9,7 @@ logical_date, conf)`, which loads the DAG from the repository's dags/ through a 
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -80,3 +81,16 @@ def _task_logs(run) -> str:
         for log in logs:
             parts.append(log.read_text(errors="replace")[-4000:])
     return "\n".join(parts)
+
+
+def record_logs(monkeypatch) -> list[logging.LogRecord]:
+    """Every record any stdlib logger handles from now on; the task runner swaps the root handlers
+    (and so pytest's caplog handler) for its own, so the records are taken before any handler."""
+    records, handle = [], logging.Logger.handle
+
+    def recording(logger, record):
+        records.append(record)
+        return handle(logger, record)
+
+    monkeypatch.setattr(logging.Logger, "handle", recording)
+    return records
