@@ -226,11 +226,13 @@ def _champion_version(client: Any, name: str) -> int | None:
     return int(aliases[CHAMPION]) if CHAMPION in aliases else None
 
 
-def _download(client: Any, name: str, number: int, tmp: str) -> Path:
+def _download(client: Any, name: str, number: int, tmp: str, path: str = "") -> Path:
+    """The version's model folder (or one `path` inside it) downloaded under `tmp`."""
     import mlflow
 
     source = client.get_model_version_download_uri(name, str(number))
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=tmp))
+    uri = f"{source.rstrip('/')}/{path}" if path else source
+    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
 
 
 def recorded_verdict(name: str, version: int, config: RegistryConfig | None = None) -> Verdict:
@@ -241,11 +243,16 @@ def recorded_verdict(name: str, version: int, config: RegistryConfig | None = No
 
 
 def _recorded_verdict(client: Any, name: str, version: int) -> Verdict:
+    from mlflow.exceptions import MlflowException
+
     with tempfile.TemporaryDirectory(prefix="crisp-verdict-") as tmp:
-        found = sorted(_download(client, name, version, tmp).rglob("verdict.json"))
-        if not found:
-            raise PromotionRefused(f"{name} v{version} has no recorded verdict; register it with a verdict")
-        return Verdict.model_validate_json(found[0].read_text())
+        try:  # only the verdict, not the whole model folder (checkpoint, export)
+            path = _download(client, name, version, tmp, "artifacts/verdict.json")
+        except (MlflowException, OSError):
+            raise PromotionRefused(
+                f"{name} v{version} has no recorded verdict; register it with a verdict"
+            ) from None
+        return Verdict.model_validate_json(path.read_text())
 
 
 def promote(

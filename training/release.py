@@ -85,19 +85,21 @@ def log_training(
         "root": target.storage.root,
     }
     output = str(train_config.get("output", ""))
-    metrics_csv = _read_optional(target.storage, output, "logs/metrics.csv")
+    metrics_csv = _read_optional(target, output, "logs/metrics.csv")
     return log_training_run(target.registry, train_config, result, metrics_csv, lineage, run_name)
 
 
-def _read_optional(storage: Any, output: str, rel: str) -> bytes | None:
-    from pipeline.storage import read_uri
+def _output(target: ReleaseTarget, output: str) -> Any:
+    """The training run's output folder as a Storage (with the target's options on the same scheme)."""
+    from pipeline.storage import Storage
 
-    try:
-        return read_uri(
-            f"{output.rstrip('/')}/{rel}", storage.options if output.startswith("s3://") else None
-        )
-    except (FileNotFoundError, OSError):
-        return None
+    same = output.startswith(f"{target.storage.scheme}://")
+    return Storage(output, dict(target.storage.options) if same else {})
+
+
+def _read_optional(target: ReleaseTarget, output: str, rel: str) -> bytes | None:
+    run = _output(target, output)
+    return run.read_bytes(rel) if run.exists(rel) else None
 
 
 def validate_candidate(checkpoint: str, target: ReleaseTarget, policy: GatePolicy) -> Validation:
@@ -131,7 +133,7 @@ def write_release_report(
         verdict,
         model=model,
         metrics_csv=f"{output.rstrip('/')}/logs/metrics.csv"
-        if _read_optional(target.storage, output, "logs/metrics.csv")
+        if _output(target, output).exists("logs/metrics.csv")
         else None,
         photos=list(target.photos),
         lineage={"recipe": target.recipe, "partitions": target.partitions},
