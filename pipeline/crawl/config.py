@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.crawl.robots import product_token
+
 DEFAULT_USER_AGENT = "CrispBot/0.1 (+https://github.com/crisp-images/crisp)"
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,62})(\.[a-z0-9_]([a-z0-9_-]{0,62}))*\.?$")
 
@@ -96,4 +98,4 @@ class CrawlConfig(BaseModel):
     @property
     def robots_agent(self) -> str:
         """The product token robots.txt groups are matched against, e.g. 'crispbot'."""
-        return self.user_agent.split("/")[0].split()[0].lower()
+        return product_token(self.user_agent)

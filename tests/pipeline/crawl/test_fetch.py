@@ -195,6 +195,13 @@ def test_redirect_into_a_robots_disallowed_path_is_refused(server, config, fetch
     assert server.hits("/secret/x.jpg") == 0
 
 
+def test_robots_wildcard_rule_blocks_through_the_fetch_path(server, config, fetch, photo_names):
+    server.set_robots("User-agent: *\nAllow: /\n\nUser-agent: crispbot\nDisallow: /*.jpg$\n")
+    refused = fetch(server.url(f"/{photo_names[0]}"), config)
+    assert refused.reason == Reason.ROBOTS_DISALLOWED and server.hits(f"/{photo_names[0]}") == 0
+    assert fetch(server.url(f"/{photo_names[0]}?v=1"), config).ok  # `$`: the query escapes the rule
+
+
 @pytest.mark.parametrize("tag", ["noai", "noimageai, noindex", "CrispBot: noai"])
 def test_x_robots_tag_noai(server, config, fetch, photo_bytes, tag):
     url = server.add_route(
