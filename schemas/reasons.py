@@ -26,6 +26,7 @@ class Reason(StrEnum):
     HTTP_RATE_LIMITED = "http_rate_limited"  # 429 after retries
     TIMEOUT = "timeout"
     CONNECTION_ERROR = "connection_error"
+    HOST_UNAVAILABLE = "host_unavailable"  # not tried: the host's circuit breaker opened this crawl
     TRUNCATED = "truncated"  # body shorter than Content-Length
     TOO_LARGE = "too_large"  # body over the size limit
     REDIRECT_LOOP = "redirect_loop"
@@ -48,6 +49,7 @@ RETRYABLE: frozenset[Reason] = frozenset(
         Reason.HTTP_RATE_LIMITED,
         Reason.TIMEOUT,
         Reason.CONNECTION_ERROR,
+        Reason.HOST_UNAVAILABLE,
         Reason.TRUNCATED,
     }
 )

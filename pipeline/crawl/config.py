@@ -25,11 +25,17 @@ class CrawlConfig(BaseModel):
     - per_host_concurrency: requests in flight at once to one host (default 16).
     - per_host_rate: requests per second to one host, 0 = unlimited (default 0).
     - max_retries: extra tries after a retryable failure (timeouts, connection errors, truncated
-      bodies, 5xx, 408, 429); default 3.
+      bodies, 5xx, 408, 429; see retry_total_timeout); default 3.
     - backoff_base_s / backoff_max_s: exponential back-off with full jitter, base * 2**n capped at the
       max; a Retry-After longer than backoff_max_s ends the retries (the server asked us to go away).
     - connect_timeout_s / read_timeout_s / total_timeout_s: TCP connect, silence between reads, and one
       whole attempt including the body.
+    - retry_total_timeout: retry an attempt that ran past total_timeout_s (default False: a response that
+      drips in slowly enough to hit it would most likely do so again, tying up a slot each time).
+    - breaker_failures: consecutive URLs of one host (host:port) that end, after their retries, in a
+      timeout, 5xx or connection error before the host's circuit breaker opens and its remaining URLs
+      are rejected as host_unavailable without a request; an answer resets the count; 0 = off
+      (default 5).
     - max_body_bytes: larger bodies are rejected as too_large (default 50 MiB).
     - max_redirects: redirect hops followed, each re-checked by the address guard and robots.txt.
     - user_agent: sent on every request and matched against robots.txt groups (its product token).
@@ -50,6 +56,8 @@ class CrawlConfig(BaseModel):
     connect_timeout_s: float = Field(default=10.0, gt=0.0)
     read_timeout_s: float = Field(default=20.0, gt=0.0)
     total_timeout_s: float = Field(default=60.0, gt=0.0)
+    retry_total_timeout: bool = False
+    breaker_failures: int = Field(default=5, ge=0)
     max_body_bytes: int = Field(default=50 * 2**20, ge=1)
     max_redirects: int = Field(default=5, ge=0)
     user_agent: str = DEFAULT_USER_AGENT

@@ -9,7 +9,10 @@ by scheme, address guard and robots.txt, requested inside its host's limiter slo
 on a loop (redirect_loop) or after `max_redirects` hops (too_many_redirects). A 2xx body is refused on
 `X-Robots-Tag: noai`, on a Content-Length over the limit, when the streamed bytes pass the limit, or when
 its first bytes are not an image; a short body is `truncated`. Timeouts, connection errors, truncated
-bodies, 5xx, 408 and 429 are retried with jittered exponential back-off that honours Retry-After.
+bodies, 5xx, 408 and 429 are retried with jittered exponential back-off that honours Retry-After; an
+attempt that ran past the total timeout (a slow drip) only when `retry_total_timeout` says so. A URL
+that still ends in a timeout, 5xx or connection error counts against its host's circuit breaker
+(`HostBreaker`); once that opens, the host's remaining URLs fail as host_unavailable before any request.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import aiohttp
 from yarl import URL
 
 from pipeline.crawl.address_guard import AddressGuard, BlockedAddressError, GuardedResolver
+from pipeline.crawl.breaker import HostBreaker
 from pipeline.crawl.config import CrawlConfig
 from pipeline.crawl.rate_limit import HostLimiter, backoff_delay, parse_retry_after
 from pipeline.crawl.records import FetchRequest, FetchResult
@@ -68,6 +72,7 @@ class FetchContext:
     limiter: HostLimiter
     rng: random.Random = field(default_factory=random.Random)
     robots: RobotsCache | None = None
+    breaker: HostBreaker = field(default_factory=lambda: HostBreaker(0))
 
 
 @asynccontextmanager
@@ -90,9 +95,8 @@ async def open_fetch_context(config: CrawlConfig) -> AsyncIterator[FetchContext]
         cookie_jar=aiohttp.DummyCookieJar(),
         trust_env=False,  # no proxies from the environment: the guard must see the real destination
     ) as session:
-        context = FetchContext(
-            config, session, guard, HostLimiter(config.per_host_concurrency, config.per_host_rate)
-        )
+        limiter = HostLimiter(config.per_host_concurrency, config.per_host_rate)
+        context = FetchContext(config, session, guard, limiter, breaker=HostBreaker(config.breaker_failures))
         if config.respect_robots:
             context.robots = RobotsCache(config.user_agent, partial(_load_robots, context))
         yield context
@@ -111,6 +115,9 @@ async def fetch_one(request: FetchRequest, context: FetchContext) -> FetchResult
         else:
             attempt = partial(_follow, context, parsed, _read_image, context.config.respect_robots)
         outcome, attempts = await _with_retries(context, attempt)
+        if outcome.final_url and parsed.scheme.lower() in HTTP_SCHEMES:
+            host = URL(outcome.final_url).host_port_subcomponent
+            context.breaker.record(host, outcome.reason, outcome.status, outcome.detail)
     elapsed = time.perf_counter() - started
     if log.isEnabledFor(logging.DEBUG):
         log.debug(
@@ -192,9 +199,11 @@ async def _follow(context: FetchContext, start: URL, hop: Hop, check_robots: boo
 
 
 async def _admit(context: FetchContext, url: URL, check_robots: bool) -> Outcome | None:
-    """None when `url` may be requested, else the refusal (scheme, address guard, robots.txt)."""
+    """None when `url` may be requested, else the refusal (scheme, circuit breaker, address guard, robots)."""
     if url.scheme.lower() not in HTTP_SCHEMES or not url.host:
         return Outcome(Reason.UNSUPPORTED_SCHEME, f"redirected to unsupported URL {url}")
+    if (unavailable := context.breaker.refusal(url.host_port_subcomponent)) is not None:
+        return Outcome(Reason.HOST_UNAVAILABLE, unavailable)
     verdict = await context.guard.check(url.host)
     if not verdict.allowed:
         return Outcome(verdict.reason, verdict.detail)
@@ -226,8 +235,12 @@ async def _request(context: FetchContext, url: URL, hop: Hop) -> Outcome:
         if isinstance(error.os_error, BlockedAddressError):
             return Outcome(Reason.BLOCKED_ADDRESS, error.os_error.verdict.detail)
         return Outcome(Reason.DNS_ERROR, f"cannot resolve {url.host}: {error.os_error}")
-    except TimeoutError as error:  # also aiohttp's connect/read timeouts and asyncio.TimeoutError
+    except aiohttp.ServerTimeoutError as error:  # connect or read (silence) timeout
         return Outcome(Reason.TIMEOUT, f"timed out: {error or type(error).__name__}", retryable=True)
+    except TimeoutError:  # aiohttp's total timer raises a bare one: the attempt ran past total_timeout_s
+        config = context.config
+        detail = f"timed out: whole attempt past total_timeout_s {config.total_timeout_s:g} s (slow response)"
+        return Outcome(Reason.TIMEOUT, detail, retryable=config.retry_total_timeout)
     except aiohttp.ClientPayloadError as error:
         return Outcome(Reason.TRUNCATED, f"body cut short: {error}", retryable=True)
     except (aiohttp.InvalidURL, ValueError) as error:

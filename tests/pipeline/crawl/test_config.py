@@ -14,6 +14,7 @@ def test_defaults_need_no_setup():
     assert (config.max_retries, config.max_redirects, config.max_body_bytes) == (3, 5, 50 * 2**20)
     assert config.allow_hosts == [] and config.respect_robots and config.respect_x_robots_tag
     assert config.user_agent == DEFAULT_USER_AGENT and config.robots_agent == "crispbot"
+    assert (config.breaker_failures, config.retry_total_timeout) == (5, False)
 
 
 def test_frozen_and_extra_fields_forbidden():
@@ -39,6 +40,7 @@ def test_allow_hosts_accepts_names_ips_and_networks():
         ({"user_agent": "  "}, "user_agent"),
         ({"user_agent": "CrispBot\r\nX: y"}, "single line"),
         ({"total_timeout_s": 0}, "total_timeout_s"),
+        ({"breaker_failures": -1}, "breaker_failures"),
     ],
 )
 def test_bad_values_name_the_field(fields, message):

@@ -1,4 +1,5 @@
-"""crawl / crawl_all against the loopback server: real photos, order, limits, retry of failures only."""
+"""crawl / crawl_all against the loopback server: real photos, order, limits, retry of failures only,
+and the per-host circuit breaker."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import time
 
 from pipeline.crawl import FetchRequest, crawl, crawl_all
 from schemas.reasons import Reason, is_retryable
+from tests.support.http_server import LoopbackHTTPServer
 
 
 def test_crawls_200_real_product_photos_all_ok_in_input_order(server, config, photo_names, product_photos):
@@ -119,3 +121,65 @@ def test_per_host_rate_spaces_requests(server, config, photo_names):
     results = crawl_all([FetchRequest(name, server.url(f"/{name}")) for name in photo_names[:6]], paced)
     assert all(result.ok for result in results)
     assert time.perf_counter() - started >= 5 / 20.0 * 0.9  # 6 starts at 20/s span at least 0.25 s
+
+
+def test_breaker_stops_requests_to_a_failing_host_but_not_to_others(
+    server, config, product_photos, photo_names
+):
+    down = server.add_route("/down.jpg", statuses=(503,))
+    one_at_a_time = config.model_copy(
+        update={"global_concurrency": 1, "per_host_concurrency": 1, "max_retries": 1, "breaker_failures": 3}
+    )
+    with LoopbackHTTPServer(product_photos) as healthy:
+        requests = []
+        for n in range(10):
+            requests += [
+                FetchRequest(f"down{n}", f"{down}?n={n}"),
+                FetchRequest(f"up{n}", healthy.url(f"/{photo_names[n]}")),
+            ]
+        results = crawl_all(requests, one_at_a_time)
+    failing, others = results[::2], results[1::2]
+    assert [r.reason for r in failing] == [Reason.HTTP_SERVER_ERROR] * 3 + [Reason.HOST_UNAVAILABLE] * 7
+    assert server.hits("/down.jpg") == 3 * 2  # three URLs with their retry each, then nothing
+    refused = failing[-1]
+    assert (refused.http_status, refused.content, is_retryable(refused.reason)) == (None, None, True)
+    assert "3 consecutive failures" in refused.detail and "HTTP 503" in refused.detail
+    assert all(result.ok for result in others)
+
+
+def test_an_answer_resets_the_breaker_count(server, config, photo_bytes):
+    url = server.add_route(
+        "/flaky.jpg", statuses=(503, 503, 200, 503), body=photo_bytes, content_type="image/jpeg"
+    )
+    serial = config.model_copy(
+        update={"global_concurrency": 1, "per_host_concurrency": 1, "max_retries": 0, "breaker_failures": 3}
+    )
+    results = crawl_all([FetchRequest(str(n), f"{url}?n={n}") for n in range(8)], serial)
+    assert [r.reason for r in results] == [
+        *[Reason.HTTP_SERVER_ERROR] * 2,
+        None,
+        *[Reason.HTTP_SERVER_ERROR] * 3,
+        *[Reason.HOST_UNAVAILABLE] * 2,
+    ]
+    assert server.hits("/flaky.jpg") == 6
+
+
+def test_breaker_bounds_requests_to_a_dead_host_under_concurrency(server, config):
+    down = server.add_route("/down.jpg", statuses=(500,))
+    parallel = config.model_copy(
+        update={"global_concurrency": 8, "per_host_concurrency": 8, "max_retries": 1, "breaker_failures": 3}
+    )
+    results = crawl_all([FetchRequest(str(n), f"{down}?n={n}") for n in range(60)], parallel)
+    reasons = [result.reason for result in results]
+    assert set(reasons) == {Reason.HTTP_SERVER_ERROR, Reason.HOST_UNAVAILABLE}
+    # Only URLs started before the breaker opened (3 + at most 7 others in flight) reach the server,
+    # and a retry due after the opening is refused too.
+    assert reasons.count(Reason.HOST_UNAVAILABLE) >= 50 and server.hits("/down.jpg") <= 2 * 10
+
+
+def test_breaker_off_tries_every_url(server, config):
+    down = server.add_route("/down.jpg", statuses=(503,))
+    off = config.model_copy(update={"global_concurrency": 4, "max_retries": 0, "breaker_failures": 0})
+    results = crawl_all([FetchRequest(str(n), f"{down}?n={n}") for n in range(12)], off)
+    assert {result.reason for result in results} == {Reason.HTTP_SERVER_ERROR}
+    assert server.hits("/down.jpg") == 12

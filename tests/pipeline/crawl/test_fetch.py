@@ -64,21 +64,37 @@ def test_429_with_retry_after_beyond_backoff_max_is_not_hammered(server, config,
     assert "Retry-After 3600" in result.detail and result.elapsed_s < 2
 
 
-def test_drip_past_total_timeout_times_out_and_is_retried(server, config, fetch, photo_bytes):
-    url = server.add_route(
+@pytest.fixture
+def drip_url(server, photo_bytes) -> str:
+    """A JPEG sent a byte per 20 ms: never silent past read_timeout_s, always past a short total_timeout_s."""
+    return server.add_route(
         "/drip.jpg", body=photo_bytes[:400], content_type="image/jpeg", drip_interval_s=0.02, drip_chunk=1
     )
-    quick = config.model_copy(update={"total_timeout_s": 0.4, "read_timeout_s": 0.3, "max_retries": 1})
-    result = fetch(url, quick)
-    assert (result.ok, result.reason) == (False, Reason.TIMEOUT)
-    assert result.attempts == 2 == server.hits("/drip.jpg")
 
 
-def test_silence_past_read_timeout_times_out(server, config, fetch, photo_bytes):
+def test_drip_past_total_timeout_is_tried_once_by_default(server, config, fetch, drip_url):
+    quick = config.model_copy(update={"total_timeout_s": 0.3, "read_timeout_s": 0.25})
+    result = fetch(drip_url, quick)
+    assert (result.ok, result.reason) == (False, Reason.TIMEOUT) and "total_timeout_s 0.3" in result.detail
+    assert result.attempts == 1 == server.hits("/drip.jpg")
+    assert is_retryable(result.reason)  # a later run may still try it
+
+
+def test_drip_past_total_timeout_is_retried_when_configured(server, config, fetch, drip_url):
+    quick = config.model_copy(
+        update={"total_timeout_s": 0.3, "read_timeout_s": 0.25, "retry_total_timeout": True}
+    )
+    result = fetch(drip_url, quick)
+    assert result.reason == Reason.TIMEOUT
+    assert result.attempts == quick.max_retries + 1 == server.hits("/drip.jpg")
+
+
+def test_silence_past_read_timeout_times_out_and_is_retried(server, config, fetch, photo_bytes):
     url = server.add_route("/stall.jpg", body=photo_bytes[:4], content_type="image/jpeg", drip_interval_s=2.0)
-    quick = config.model_copy(update={"read_timeout_s": 0.2, "max_retries": 0})
+    quick = config.model_copy(update={"read_timeout_s": 0.2, "max_retries": 1})
     result = fetch(url, quick)
-    assert result.reason == Reason.TIMEOUT and result.elapsed_s < 1.5
+    assert result.reason == Reason.TIMEOUT and "total_timeout_s" not in result.detail
+    assert result.attempts == 2 == server.hits("/stall.jpg") and result.elapsed_s < 1.5
 
 
 def test_truncated_body_is_retryable(server, config, fetch, photo_bytes):
