@@ -1,7 +1,8 @@
 """Outcomes: decide where every fetched feed row ends - accepted, duplicate of an image, or rejected.
 
 In: the feed rows that were fetched, the `Processed` result of each distinct URL, the hashes of images
-already committed (`load_prior`: every partition dated before this one), the partition and the config.
+already committed (`load_prior`: those of partitions dated before this one near a candidate, from the
+persistent dedup index), the partition and the config.
 Out: index records of the accepted images (split assigned by product), duplicate ledger records and reject
 ledger records, as plain dicts matching the declared schemas. `check_outcomes` proves that every input row
 has exactly one outcome.
@@ -17,19 +18,20 @@ duplicates.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
+
 from pipeline.clean import Candidate, PriorHashes, resolve_duplicates
-from pipeline.commit import committed_partitions, read_manifest_or_none
+from pipeline.ingest import dedup_index
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.feed import FeedRow
 from pipeline.ingest.process import Processed
-from pipeline.ingest.read import DATASET, read_index_hashes
 from pipeline.ingest.split import assign_splits
 from pipeline.storage import Storage
-from schemas.image_index import phash_from_int64, phash_to_int64
+from schemas.image_index import phash_to_int64
 from schemas.reasons import is_retryable
 
 
@@ -51,31 +53,27 @@ def check_outcomes(inputs: Iterable[str], *outcomes: Iterable[str]) -> None:
         )
 
 
-def load_prior(storage: Storage, partition: str, own_index: Any | None) -> tuple[PriorHashes, dict[str, str]]:
-    """Hashes of every committed partition dated before `partition` (plus its own kept images on retry).
+def load_prior(
+    storage: Storage, partition: str, own_index: Any | None, phashes: Sequence[int], radius: int
+) -> tuple[PriorHashes, dict[str, str]]:
+    """Committed images that can decide the fate of candidates with these `phashes`: those of partitions
+    dated before `partition` within `radius` of one of them (from the persistent `dedup_index`, brought up
+    to date first), then, on retry, the partition's own kept images (`own_index`); and each one's partition.
 
     A schema v1 index has no colour signatures: its images come back with colour unknown (None), so
     dedup compares them by pHash alone."""
-    ids: list[str] = []
-    hashes: list[int] = []
-    signatures: list[bytes | None] = []
-    owner: dict[str, str] = {}
-    tables = []
-    for name in committed_partitions(storage, DATASET):
-        if name < partition:
-            manifest = read_manifest_or_none(storage, DATASET, name)
-            if manifest is not None:  # only the hash columns: ledgers and metrics are not needed here
-                tables.append((name, read_index_hashes(storage, manifest)))
+    index = dedup_index.sync(storage, before=partition)
+    prior, owner = dedup_index.prior_near(
+        storage, partition, np.array(phashes, dtype=np.uint64), radius, index
+    )
     if own_index is not None:
-        tables.append((partition, own_index))
-    for name, table in tables:
-        ids += table["image_id"].to_pylist()
-        hashes += [phash_from_int64(value) for value in table["phash"].to_pylist()]
-        has_color = "color_signature" in table.column_names
-        signatures += table["color_signature"].to_pylist() if has_color else [None] * table.num_rows
-        for image_id in table["image_id"].to_pylist():
-            owner.setdefault(image_id, name)
-    return (PriorHashes.from_arrays(ids, hashes, signatures) if ids else PriorHashes.empty()), owner
+        ids = own_index["image_id"].to_pylist()
+        has_color = "color_signature" in own_index.column_names
+        colors = own_index["color_signature"].to_pylist() if has_color else None
+        own = PriorHashes.from_arrays(ids, own_index["phash"].to_numpy(), colors)
+        prior = prior.merged_with(own)
+        owner |= {image_id: partition for image_id in ids if image_id not in owner}
+    return prior, owner
 
 
 def reject_record(

@@ -4,7 +4,8 @@ In: a feed URI, the partition date (YYYY-MM-DD), a `Storage` root and an `Ingest
 `IngestSummary` (accepted, exact / near duplicates, rejected by reason, inputs, seconds, images/s, the
 manifest). Steps: read the feed -> fetch each distinct URL and clean it on the process pool -> dedup within
 the partition and against every committed partition of an EARLIER date (so a backfill or a rerun of an
-old date never demotes images that later days already point to) -> split by product -> write, gate, commit.
+old date never demotes images that later days already point to), through the persistent dedup index ->
+split by product -> write, gate, commit -> add the committed images to the dedup index.
 
 Every input row ends in exactly one of accepted / duplicate / rejected; `check_outcomes` enforces it
 before anything is written, and the GX gate checks it again. With `retry_failed=True` the committed
@@ -25,6 +26,7 @@ from typing import Any
 
 from pipeline.commit import PartitionNotCommittedError
 from pipeline.crawl import FetchRequest
+from pipeline.ingest import dedup_index
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.feed import Feed, FeedRow, read_feed
 from pipeline.ingest.outcomes import OutcomeError, check_outcomes, decide_outcomes, load_prior, reject_record
@@ -135,7 +137,6 @@ def ingest_partition(
         ]
         kept = _kept_outcomes(committed)
         rows, new_rejects = _rows_to_retry(feed, committed), []
-        prior, prior_partition = load_prior(storage, partition, committed.index)
     else:
         inputs = [r.row_key for r in (*feed.rows, *feed.rejects)]
         kept = ([], [], [])
@@ -144,7 +145,6 @@ def ingest_partition(
             reject_record(r.row_key, r.product_id, r.url, "feed", r.reason, r.detail, partition, now)
             for r in feed.rejects
         ]
-        prior, prior_partition = load_prior(storage, partition, None)
 
     with Spool(config.workdir) as spool:
         requests = [FetchRequest(url, url) for url in dict.fromkeys(row.image_url for row in rows)]
@@ -181,6 +181,9 @@ def ingest_partition(
             )
         _log_fetch_trouble(partition, processed)
         by_url = {p.fetch.key: p for p in processed}
+        phashes = [p.image.phash for p in processed if p.image is not None]
+        own_index = committed.index if retry_failed and committed else None
+        prior, prior_partition = load_prior(storage, partition, own_index, phashes, config.clean.phash_radius)
         accepted, duplicates, rejects = decide_outcomes(
             rows, by_url, prior, prior_partition, partition, config, now
         )
@@ -226,6 +229,7 @@ def ingest_partition(
             extra={"run": run_info},
             workdir=config.workdir,
         )
+    dedup_index.record(storage, manifest)
     seconds = time.perf_counter() - started
     kinds = Counter(d["kind"] for d in duplicates)
     summary = IngestSummary(

@@ -115,7 +115,7 @@ def test_earlier_partitions_win_and_later_ones_are_ignored(local_storage, images
 
     commit("2026-06-01", images["a"])
     commit("2026-06-03", images["b"])
-    prior, owner = load_prior(local_storage, "2026-06-02", None)
+    prior, owner = load_prior(local_storage, "2026-06-02", None, [images["a"].phash, images["b"].phash], 4)
     assert len(prior) == 1 and owner == {images["a"].image_id: "2026-06-01"}
 
     rows = [FeedRow("g.csv:1", "P9", "http://h/a"), FeedRow("g.csv:2", "P9", "http://h/b")]
@@ -152,14 +152,14 @@ def test_colour_variant_is_kept_unless_the_prior_colour_is_unknown(local_storage
 
     gray_row = FeedRow("g.csv:1", "MP04", "http://h/gray")
     by_url = {gray_row.image_url: Processed(fetched(gray_row.image_url), gray)}
-    prior, owner = load_prior(local_storage, "2026-06-02", None)
+    prior, owner = load_prior(local_storage, "2026-06-02", None, [gray.phash], 4)
     assert prior.has_color.tolist() == [True]
     accepted, duplicates, _ = decide_outcomes(
         [gray_row], by_url, prior, owner, "2026-06-02", IngestConfig(), NOW
     )
     assert [r["row_key"] for r in accepted] == ["g.csv:1"] and duplicates == []
 
-    prior, owner = load_prior(local_storage, "2026-06-04", None)
+    prior, owner = load_prior(local_storage, "2026-06-04", None, [gray.phash], 4)
     assert prior.has_color.tolist() == [True, False]  # 06-01 written with v2, 06-03 with v1
     accepted, duplicates, _ = decide_outcomes(
         [gray_row], by_url, prior, owner, "2026-06-04", IngestConfig(), NOW

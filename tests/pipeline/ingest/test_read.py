@@ -23,6 +23,7 @@ from pipeline.ingest.read import (
     read_partition_or_none,
 )
 from pipeline.ingest.write import write_partition
+from schemas.image_index import phash_from_int64
 from tests.support.image_partitions import write_image_partition
 
 DAY = "2026-02-02"
@@ -121,7 +122,7 @@ def test_a_corrupted_index_is_named_and_the_untouched_partition_reads_fine(local
         "read_partition": lambda: read_partition(local_storage, DAY),
         "read_partition_or_none": lambda: read_partition_or_none(local_storage, DAY),
         "read_index_hashes": lambda: read_index_hashes(local_storage, manifest),
-        "load_prior": lambda: load_prior(local_storage, "2026-03-01", None),  # dedup against both days
+        "load_prior": lambda: load_prior(local_storage, "2026-03-01", None, [], 4),  # indexes both days
     }
     for name, read in readers.items():
         with pytest.raises(ChecksumMismatch) as raised:
@@ -134,5 +135,6 @@ def test_a_corrupted_index_is_named_and_the_untouched_partition_reads_fine(local
 
     untouched = read_partition(local_storage, earlier)
     assert untouched.index.num_rows == 3 and untouched.manifest.partition == earlier
-    prior, owner = load_prior(local_storage, DAY, None)  # only the earlier day: it reads fine
-    assert set(owner.values()) == {earlier}
+    hashes = read_index_hashes(local_storage, untouched.manifest)["phash"].to_pylist()
+    prior, owner = load_prior(local_storage, DAY, None, [phash_from_int64(h) for h in hashes], 4)
+    assert set(owner.values()) == {earlier}  # only the earlier day: it reads fine

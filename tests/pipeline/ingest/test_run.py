@@ -391,3 +391,39 @@ def test_bad_input_matrix_in_one_feed(server, product_photos, local_storage, tmp
     validate_or_raise(frames, ingest_suites(), part.manifest.counts)
     with pytest.raises(GateError, match=r"inputs == accepted \+ duplicates \+ rejected"):
         validate_or_raise(frames, ingest_suites(), {**part.manifest.counts, "inputs": summary.inputs + 1})
+
+
+def test_cross_day_duplicates_come_from_the_persistent_index(
+    server, product_photos, local_storage, tmp_path, config, monkeypatch
+):
+    """Day 2 repeats a day-1 photo (exact) and a re-encoded smaller copy of another (near): both are found
+    through dedup/images, and day 2's run reads no earlier partition's index (its cost is its own size)."""
+    from pipeline.ingest import dedup_index
+    from pipeline.ingest import read as ingest_read
+
+    rows = catalog_rows(product_photos)[:6]
+    ingest_partition(
+        str(write_feed(tmp_path / "d1.csv", rows[:4], server.base_url)), "2026-04-01", local_storage, config
+    )
+    assert list(dedup_index.read_index(local_storage).partitions) == ["2026-04-01"]
+    smaller = bad_images.resized_copy((product_photos / rows[1]["file"]).read_bytes())
+    server.add_route("/m/b-small.jpg", Route(body=smaller, content_type="image/jpeg"))
+    day2 = [rows[0], {**rows[1], "sku": "B2", "file": "m/b-small.jpg"}, rows[4], rows[5]]
+    reads = []
+    monkeypatch.setattr(
+        dedup_index,
+        "read_index_hashes",
+        lambda s, m: reads.append(m.partition) or ingest_read.read_index_hashes(s, m),
+    )
+    summary = ingest_partition(
+        str(write_feed(tmp_path / "d2.csv", day2, server.base_url)), "2026-04-02", local_storage, config
+    )
+    assert reads == ["2026-04-02"]  # only its own commit is indexed; day 1 comes from the index
+    assert (summary.accepted, summary.duplicates_exact, summary.duplicates_near) == (2, 1, 1)
+    dups = {
+        row["kind"]: row["duplicate_of_partition"]
+        for kind, row in outcome_of(local_storage, "2026-04-02").values()
+        if kind == "duplicate"
+    }
+    assert dups == {"exact": "2026-04-01", "near": "2026-04-01"}
+    assert sorted(dedup_index.read_index(local_storage).partitions) == ["2026-04-01", "2026-04-02"]
