@@ -15,6 +15,7 @@ class Reason(StrEnum):
     FEED_MISSING_FIELD = "feed_missing_field"
     FEED_BAD_URL = "feed_bad_url"
     FEED_BAD_ROW = "feed_bad_row"
+    FEED_ROW_TOO_LONG = "feed_row_too_long"  # a row or one of its fields over the feed's FeedLimits
     # fetching
     UNSUPPORTED_SCHEME = "unsupported_scheme"
     DNS_ERROR = "dns_error"
