@@ -18,7 +18,8 @@ Tasks (wiring only; the work runs in `pipeline.ingest`, on a process pool inside
 
 **Rerun** a date: clear its run; an unchanged feed leaves the same manifest (a no-op). **Retry only
 failed URLs**: trigger with `{"retry_failed": true}` for that logical date (or
-`crisp ingest --retry-failed --date D --feed URI`).
+`crisp ingest --retry-failed --date D --feed URI`). A rerun that would keep under `ingest.min_kept_share`
+of the committed day's images fails and keeps the day; trigger with `{"replace": true}` to replace it.
 
 **Backfill** a date range (after a feed fix or a cleaning-rule change):
 
@@ -80,6 +81,9 @@ def _feed_uri(template: str, partition: str) -> str:
             description="feed URI template, e.g. s3://feeds/{date}.csv; empty = Variable crisp_feed_template",
         ),
         "retry_failed": Param(False, type="boolean", description="re-fetch only the retryable rejects"),
+        "replace": Param(
+            False, type="boolean", description="replace the committed day even if it keeps few of its images"
+        ),
     },
     tags=["crisp", "ingest", "images"],
     doc_md=__doc__,
@@ -98,9 +102,10 @@ def product_images_ingest():
             "crisp_feed_template", default=os.environ.get("CRISP_FEED_TEMPLATE") or DEFAULT_FEED_TEMPLATE
         )
         feed_uri = _feed_uri(template, partition)
-        storage = load_settings().storage()
+        settings = load_settings()
+        storage = settings.storage()
         options = storage.options if feed_uri.startswith(f"{storage.scheme}://") else None
-        feed = read_feed(feed_uri, options)  # raises FeedError naming the feed: the retry waits for it
+        feed = read_feed(feed_uri, options, settings.ingest.feed)  # FeedError names the feed: retry waits
         log.info("feed %s: %d rows to fetch, %d malformed rows", feed_uri, len(feed.rows), len(feed.rejects))
         return feed_uri
 
@@ -121,6 +126,7 @@ def product_images_ingest():
             settings.storage(),
             settings.ingest,
             retry_failed=bool(context["params"].get("retry_failed")),
+            replace=bool(context["params"].get("replace")),
             progress=log_progress(f"ingest {partition}", log, PROGRESS_EVERY_S, unit="url"),
             run_id=f"airflow:{context['dag'].dag_id}:{context['run_id']}",
         )

@@ -8,7 +8,10 @@ one committed file's bytes after checking them against the size and sha256 its m
 Layout: `<dataset>/<partition>/attempts/<attempt_id>/...` holds an attempt's files; `<dataset>/<partition>/
 _manifest.json` is written last, in one atomic object write, and lists only that attempt's files. Readers
 trust only the manifest, so a crash before it leaves the previous state visible and unchanged, and two
-concurrent commits cannot mix: each manifest names the files of exactly one attempt. A rerun whose content
+concurrent commits cannot mix: each manifest names the files of exactly one attempt. The manifest is
+swapped with a compare-and-swap (`Storage.swap_bytes`), so a writer that passes the manifest it started
+from (`based_on`) and finds another one committed meanwhile is told so (`SupersededError`) instead of
+both reporting success. `history/<attempt_id>.json` keeps every committed manifest. A rerun whose content
 digest equals the committed one is a no-op. Attempts no manifest references are garbage-collected once
 older than a grace period (so a concurrent writer's in-flight attempt is not deleted under it).
 """
@@ -56,6 +59,14 @@ def _attempt_time(attempt_id: str) -> datetime | None:
         return datetime.strptime(attempt_id.split("-")[0], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
     except ValueError:
         return None
+
+
+class SupersededError(CrispError):
+    """Another attempt of the partition was committed while this one was being written: this one was
+    discarded and the partition keeps the other (the message names it)."""
+
+
+UNCHECKED = object()  # `commit(based_on=...)` default: publish whatever is committed meanwhile
 
 
 class PartitionWriter:
@@ -114,11 +125,15 @@ class PartitionWriter:
         content_key: Any = None,
         gate: Callable[[Manifest], None] | None = None,
         gc_grace: timedelta = timedelta(hours=1),
+        based_on: Manifest | None | object = UNCHECKED,
     ) -> Manifest:
-        """Verify the attempt's files, run `gate` (raises to block), write the manifest, collect garbage.
+        """Verify the attempt's files, run `gate` (raises to block), swap the manifest, collect garbage.
 
         Returns the committed manifest; when the committed partition already holds the same content,
-        the new attempt is discarded and the existing manifest is returned unchanged.
+        the new attempt is discarded and the existing manifest is returned unchanged. `based_on` is the
+        manifest the caller read when it started (None: none was committed): if another attempt was
+        committed since, or commits between the check and the swap, this one is discarded and
+        `SupersededError` names the winner, so of two concurrent commits exactly one reports success.
         """
         files = sorted(self.files.values(), key=lambda f: f.name)
         for f in files:  # the data must be durable before anything points at it
@@ -143,14 +158,36 @@ class PartitionWriter:
             except BaseException:
                 self.abort()
                 raise
-        current = read_manifest_or_none(self.storage, self.dataset, self.partition)
-        if current is not None and current.content_digest == manifest.content_digest:
-            self.abort()
-            return current
+        rel = f"{self.base}/{MANIFEST_NAME}"
+        while True:  # without `based_on`, a swap lost to another writer is simply tried again over it
+            current_bytes = self.storage.read_bytes_or_none(rel)
+            current = Manifest.from_json(current_bytes) if current_bytes is not None else None
+            if current is not None and current.content_digest == manifest.content_digest:
+                self.abort()
+                return current
+            if based_on is not UNCHECKED and _attempt(current) != _attempt(based_on):
+                self.abort()
+                raise SupersededError(self._superseded_message(current))
+            if self.storage.swap_bytes(rel, manifest.to_json(), current_bytes):
+                break
         self.storage.write_bytes(f"{self.base}/history/{self.attempt_id}.json", manifest.to_json())
-        self.storage.write_bytes(f"{self.base}/{MANIFEST_NAME}", manifest.to_json())
         collect_garbage(self.storage, self.dataset, self.partition, grace=gc_grace)
         return manifest
+
+    def _superseded_message(self, winner: Manifest | None) -> str:
+        who = (
+            f"attempt {winner.attempt_id} (run {winner.run_id}, committed {winner.created_at:%Y-%m-%d %H:%M:%S} UTC)"
+            if winner is not None
+            else "another run, which removed the manifest"
+        )
+        return (
+            f"{self.dataset}/{self.partition}: attempt {self.attempt_id} was not committed: it was superseded "
+            f"by {who}, committed while this run worked; the partition keeps that attempt. Rerun to build on it."
+        )
+
+
+def _attempt(manifest: Manifest | None) -> str | None:
+    return manifest.attempt_id if manifest is not None else None
 
 
 def read_manifest_or_none(storage: Storage, dataset: str, partition: str) -> Manifest | None:
@@ -215,7 +252,8 @@ def committed_partitions(storage: Storage, dataset: str) -> list[str]:
 
 
 def collect_garbage(storage: Storage, dataset: str, partition: str, grace: timedelta) -> list[str]:
-    """Delete attempts the manifest does not reference and that are older than `grace`; return their ids."""
+    """Delete attempts the manifest does not reference and that are older than `grace` (and temp files of
+    interrupted local writes, as old); return the attempt ids."""
     base = partition_dir(dataset, partition)
     current = read_manifest_or_none(storage, dataset, partition)
     keep = current.attempt_id if current else None
@@ -226,4 +264,8 @@ def collect_garbage(storage: Storage, dataset: str, partition: str, grace: timed
         if attempt != keep and started is not None and started <= cutoff:
             storage.delete(f"{base}/attempts/{attempt}", recursive=True)
             removed.append(attempt)
+    # a local write killed between its temp file and the rename leaves `<name>.tmp-<hex>` behind
+    for rel in storage.list(base) + storage.list(f"{base}/history"):
+        if ".tmp-" in rel.rsplit("/", 1)[-1] and storage.modified(rel) <= cutoff:
+            storage.delete(rel)
     return removed

@@ -4,17 +4,20 @@ In: a root URI plus storage options (S3 endpoint and keys). Out: a `Storage` tha
 range-reads, lists and deletes paths relative to that root, with errors that name the URI and the fix.
 Every stage goes through this module, so a folder on a laptop and an S3 bucket behave the same.
 Writes of a single object are atomic on every backend: S3 PUTs are, and local files are written to
-a temporary name and renamed.
+a temporary name and renamed. `swap_bytes` is the compare-and-swap the commit protocol needs: a
+conditional PUT (If-Match / If-None-Match) on S3, the same check under an exclusive lock locally.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import posixpath
 import shutil
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlparse
 
@@ -130,6 +133,10 @@ class Storage:
 
     def read_ranges(self, rel: str, ranges: list[tuple[int, int]]) -> list[bytes]:
         """The bytes of each (offset, size) range of one object: concurrent ranged GETs on S3."""
+        wanted = [(offset, size) for offset, size in ranges if size > 0]
+        if len(wanted) < len(ranges):  # an empty range reads nothing (S3 would answer the whole object)
+            found = iter(self.read_ranges(rel, wanted))
+            return [next(found) if size > 0 else b"" for _, size in ranges]
         if not ranges:
             return []
         starts = [offset for offset, _ in ranges]
@@ -150,6 +157,11 @@ class Storage:
 
     def size(self, rel: str) -> int:
         return int(self._call("stat of", rel, self.fs.size, self._path(rel)))
+
+    def modified(self, rel: str) -> datetime:
+        """When the object was last written (UTC)."""
+        when = self._call("stat of", rel, self.fs.modified, self._path(rel))
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
 
     def list(self, rel: str = "", recursive: bool = False) -> list[str]:
         """Relative paths of files under `rel` (sorted). Missing folder -> empty list."""
@@ -186,6 +198,52 @@ class Storage:
             os.replace(tmp, path)
             return
         self._call("writing", rel, self.fs.pipe_file, path, data)
+
+    def swap_bytes(self, rel: str, data: bytes, expected: bytes | None) -> bool:
+        """Write `data` at `rel` only while the object still holds `expected` (None: does not exist);
+        False, with nothing written, when another writer changed it first."""
+        path = self._path(rel)
+        if self.scheme == "file":
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            folder = os.open(os.path.dirname(path), os.O_RDONLY)
+            try:
+                fcntl.flock(folder, fcntl.LOCK_EX)  # every swapper of this folder waits here
+                if self.read_bytes_or_none(rel) != expected:
+                    return False
+                self.write_bytes(rel, data)
+                return True
+            finally:
+                os.close(folder)  # releases the lock
+        if self.scheme != "s3":
+            if self.read_bytes_or_none(rel) != expected:
+                return False
+            self.write_bytes(rel, data)
+            return True
+        condition = {"IfNoneMatch": "*"}
+        if expected is not None:
+            self.fs.invalidate_cache(path)
+            try:
+                etag = self._call("stat of", rel, self.fs.info, path)["ETag"]
+            except FileNotFoundError:
+                return False
+            # the ETag is of the bytes compared only if it did not change while they were read
+            if self.read_bytes_or_none(rel) != expected or self.fs.info(path, refresh=True)["ETag"] != etag:
+                return False
+            condition = {"IfMatch": etag}
+        try:
+            self.fs.pipe_file(path, data, **condition)
+        except (FileExistsError, OSError) as exc:
+            if "pre-condition" in str(exc) or isinstance(exc, FileExistsError):
+                return False
+            raise StorageError(f"writing {self.uri(rel)} failed: {type(exc).__name__}: {exc}") from exc
+        return True
+
+    def read_bytes_or_none(self, rel: str) -> bytes | None:
+        """The object's bytes, or None when it does not exist."""
+        try:
+            return self.read_bytes(rel)
+        except FileNotFoundError:
+            return None
 
     def upload(self, local_path: str, rel: str, move: bool = False) -> None:
         """Publish a local file at `rel` atomically, streamed (used for large shards).

@@ -1,10 +1,12 @@
 """`crisp ingest`: crawl and clean one catalog feed into the `images/<date>` partition, with a progress bar.
 
-In: --feed URI, --date YYYY-MM-DD, optional --root (else the settings' root), --retry-failed, --allow-host
-(repeatable; added to `ingest.crawl.allow_hosts`), --workers. Out: a committed partition and a summary on
+In: --feed URI, --date YYYY-MM-DD, optional --root (else the settings' root), --retry-failed, --replace,
+--allow-host (repeatable; added to `ingest.crawl.allow_hosts`), --workers. Out: a committed partition and a summary on
 stdout (accepted / duplicates / rejected by reason / throughput; `--json` prints it as JSON). Exit codes:
 0 committed (or already committed with the same content), 2 bad arguments, feed or configuration, 1 the
-run failed (storage errors, a failed quality gate - the message lists the failed expectations).
+run failed (storage errors, a failed quality gate - the message lists the failed expectations -, a run
+that would replace the committed partition with one keeping under `ingest.min_kept_share` of its images,
+or a run superseded by another attempt committed meanwhile; the committed partition is kept either way).
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--retry-failed",
         action="store_true",
         help="re-fetch only the committed partition's rejects whose reason is retryable, and merge them",
+    )
+    p.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the committed partition even when this run keeps under ingest.min_kept_share of it",
     )
     p.add_argument(
         "--allow-host",
@@ -80,7 +87,7 @@ def _ingest(args: argparse.Namespace, settings, config, partition: str) -> int:
 
     from pipeline.commit import PartitionNotCommittedError
     from pipeline.ingest.feed import FeedError
-    from pipeline.ingest.run import ingest_partition
+    from pipeline.ingest.run import PartitionShrinkError, SupersededError, ingest_partition
     from pipeline.storage import StorageError
     from schemas.expectations import GateError
 
@@ -98,11 +105,12 @@ def _ingest(args: argparse.Namespace, settings, config, partition: str) -> int:
             storage,
             config,
             retry_failed=args.retry_failed,
+            replace=args.replace,
             progress=None if args.no_progress else progress,  # without a bar the log has the progress
         )
     except (FeedError, PartitionNotCommittedError) as exc:
         return _fail(str(exc), 2)
-    except (GateError, StorageError) as exc:
+    except (GateError, StorageError, PartitionShrinkError, SupersededError) as exc:
         return _fail(str(exc), 1)
     finally:
         bar.close()

@@ -17,28 +17,54 @@ from pipeline.crawl.config import CrawlConfig
 from pipeline.ingest.split import SplitConfig
 
 
+class FeedLimits(BaseModel):
+    """Caps on one feed, so that a hostile or broken feed costs bounded time and memory.
+
+    - max_decompressed_bytes: the feed's bytes after gzip decompression (a plain feed's own size); past it
+      reading stops with FeedError (default 1 GiB).
+    - max_rows: data rows, accepted and rejected; past it reading stops with FeedError (default 5,000,000).
+    - max_row_chars: characters in one CSV / TSV record (all its lines) or one JSONL line; a longer row is
+      a feed_row_too_long reject, read past in bounded pieces (default 1 MiB).
+    - max_field_chars: characters in one field (a top-level string value in JSONL and Parquet); a row with
+      a longer one is a feed_row_too_long reject (default 64 KiB).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_decompressed_bytes: int = Field(default=2**30, ge=1)
+    max_rows: int = Field(default=5_000_000, ge=1)
+    max_row_chars: int = Field(default=2**20, ge=1)
+    max_field_chars: int = Field(default=64 * 2**10, ge=1)
+
+
 class IngestConfig(BaseModel):
     """How `crisp ingest` / the `product_images_ingest` DAG turn a feed into an `images/<date>` partition.
 
     - crawl: fetching limits, retries, politeness and the address allow-list (`CrawlConfig`).
     - clean: decode limits, dedup radius and quality-flag thresholds (`CleanConfig`).
+    - feed: caps on the feed's decompressed size, rows, row and field length (`FeedLimits`).
     - split: train / val / test fractions by product (`SplitConfig`, default 0.9 / 0.05 / 0.05).
     - shard_target_bytes: a tar shard is closed once it reaches this size (default 256 MiB).
     - workers: processes cleaning images while the crawler fetches (default None = os.cpu_count()).
     - start_method: how worker processes start; "forkserver" (default) forks them from a clean,
       preloaded server, which is safe in threaded hosts such as Airflow workers and test servers.
     - workdir: local folder for the spool and shards in progress (default None = the system temp dir).
+    - min_kept_share: a run that would replace a committed partition keeping fewer than this share of
+      its accepted images is refused (the old partition stays) unless `replace=True` / `--replace`
+      (default 0.5; 0 = never refuse). A feed that came back empty or broken cannot wipe a good day.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     crawl: CrawlConfig = Field(default_factory=CrawlConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
+    feed: FeedLimits = Field(default_factory=FeedLimits)
     split: SplitConfig = Field(default_factory=SplitConfig)
     shard_target_bytes: int = Field(default=256 * 2**20, ge=1)
     workers: int | None = Field(default=None, ge=1)
     start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
     workdir: str | None = None
+    min_kept_share: float = Field(default=0.5, ge=0.0, le=1.0)
 
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1

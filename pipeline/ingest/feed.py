@@ -37,9 +37,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from pipeline.crawl import parse_source_url
+from pipeline.ingest.config import FeedLimits
 from pipeline.storage import Storage, StorageError
 from schemas.errors import InputError
 from schemas.feed import REQUIRED_COLUMNS
@@ -62,26 +61,6 @@ FORMATS = {
 SETTING = "ingest.feed"  # where FeedLimits sits in the Crisp settings: the errors name the knob to turn
 SKIP_CHARS = 2**20  # an over-long line is read past in pieces of this size, never held whole
 PARQUET_BATCH_ROWS = 65_536
-
-
-class FeedLimits(BaseModel):
-    """Caps on one feed, so that a hostile or broken feed costs bounded time and memory.
-
-    - max_decompressed_bytes: the feed's bytes after gzip decompression (a plain feed's own size); past it
-      reading stops with FeedError (default 1 GiB).
-    - max_rows: data rows, accepted and rejected; past it reading stops with FeedError (default 5,000,000).
-    - max_row_chars: characters in one CSV / TSV record (all its lines) or one JSONL line; a longer row is
-      a feed_row_too_long reject, read past in bounded pieces (default 1 MiB).
-    - max_field_chars: characters in one field (a top-level string value in JSONL and Parquet); a row with
-      a longer one is a feed_row_too_long reject (default 64 KiB).
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_decompressed_bytes: int = Field(default=2**30, ge=1)
-    max_rows: int = Field(default=5_000_000, ge=1)
-    max_row_chars: int = Field(default=2**20, ge=1)
-    max_field_chars: int = Field(default=64 * 2**10, ge=1)
 
 
 class FeedError(InputError, ValueError):

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pipeline.commit import PartitionNotCommittedError
+from pipeline.commit import PartitionNotCommittedError, SupersededError
 from pipeline.crawl import FetchRequest
 from pipeline.ingest import dedup_index
 from pipeline.ingest.config import IngestConfig
@@ -34,7 +34,9 @@ from pipeline.ingest.process import Spool, fetch_and_process
 from pipeline.ingest.read import CommittedPartition, read_image, read_partition_or_none
 from pipeline.ingest.write import write_partition
 from pipeline.progress import Progress
+from pipeline.scratch import collect_stale_scratch
 from pipeline.storage import Storage
+from schemas.errors import CrispError
 from schemas.manifest import Manifest
 from schemas.reasons import is_retryable
 
@@ -42,6 +44,8 @@ __all__ = [
     "IngestConfig",
     "IngestSummary",
     "OutcomeError",
+    "PartitionShrinkError",
+    "SupersededError",
     "check_outcomes",
     "ingest_partition",
     "parse_partition",
@@ -112,17 +116,22 @@ def ingest_partition(
     retry_failed: bool = False,
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
+    replace: bool = False,
 ) -> IngestSummary:
     """Ingest `feed_uri` into `images/<date>` under `storage` (see the module docstring).
 
     `progress(done, total)` is called as each distinct URL is fetched and cleaned. The periodic
     "done/total, rate, ETA" line is logged at INFO, or at DEBUG when `progress` is given (the caller
-    shows progress itself: a bar, a task log); the start and summary lines are INFO either way."""
+    shows progress itself: a bar, a task log); the start and summary lines are INFO either way.
+    `replace=True` lets the run replace a committed partition even when it keeps fewer of its accepted
+    images than `config.min_kept_share` (`PartitionShrinkError` otherwise)."""
     partition = parse_partition(date)
     config = config or IngestConfig()
+    collect_stale_scratch(config.workdir)  # shard folders of killed runs on this host
     started = time.perf_counter()
     now = datetime.now(UTC)
-    feed = read_feed(feed_uri, storage.options if feed_uri.startswith(f"{storage.scheme}://") else None)
+    options = storage.options if feed_uri.startswith(f"{storage.scheme}://") else None
+    feed = read_feed(feed_uri, options, config.feed)
     committed = read_partition_or_none(storage, partition)
     if retry_failed:
         if committed is None:
@@ -209,6 +218,8 @@ def ingest_partition(
             assert committed is not None  # only kept images are not in the spool
             return read_image(storage, committed.manifest, record)
 
+        if committed is not None and not replace:
+            _refuse_shrinking(committed, accepted, config.min_kept_share, feed_uri)
         run_info = {
             "feed": feed_uri,
             "retry_failed": retry_failed,
@@ -228,6 +239,7 @@ def ingest_partition(
             run_id=run_id,
             extra={"run": run_info},
             workdir=config.workdir,
+            based_on=committed.manifest if committed is not None else None,
         )
     dedup_index.record(storage, manifest)
     seconds = time.perf_counter() - started
@@ -248,6 +260,25 @@ def ingest_partition(
     )
     _log_summary(summary)
     return summary
+
+
+class PartitionShrinkError(CrispError):
+    """The run would replace a committed partition with one that lost most of its accepted images."""
+
+
+def _refuse_shrinking(
+    committed: CommittedPartition, accepted: list[dict], min_share: float, feed: str
+) -> None:
+    """PartitionShrinkError when fewer than `min_share` of the committed accepted images are kept."""
+    before = set(committed.index["image_id"].to_pylist())
+    kept = len(before & {r["image_id"] for r in accepted})
+    if before and kept < min_share * len(before):
+        raise PartitionShrinkError(
+            f"images/{committed.manifest.partition}: refusing to replace attempt {committed.manifest.attempt_id}: "
+            f"this run from {feed} keeps {kept} of its {len(before)} accepted images ({kept / len(before):.0%}, "
+            f"under ingest.min_kept_share={min_share:g}); the committed partition is unchanged. Check the feed, "
+            "or pass --replace to replace it anyway"
+        )
 
 
 def _log_fetch_trouble(partition: str, processed: list) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from pipeline.commit import PartitionWriter
+from pipeline.commit import UNCHECKED, PartitionWriter
 from pipeline.ingest.read import DATASET, DUPLICATES, INDEX, REJECTS, STATS, read_partition_or_none
 from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
@@ -66,8 +66,12 @@ def write_partition(
     extra: Mapping[str, Any] | None = None,
     suites: Mapping[str, Any] | None = None,
     workdir: str | None = None,
+    based_on: Manifest | None | object = UNCHECKED,
 ) -> Manifest:
-    """Write and commit the partition (see the module docstring); returns the committed manifest."""
+    """Write and commit the partition (see the module docstring); returns the committed manifest.
+
+    `based_on`: the manifest the run started from (`PartitionWriter.commit`: SupersededError if another
+    attempt was committed since)."""
     previous = read_partition_or_none(storage, partition)
     writer = PartitionWriter(storage, DATASET, partition, run_id)
     try:
@@ -103,6 +107,7 @@ def write_partition(
             extra=dict(extra or {}),
             content_key={"schema_versions": versions},
             gate=gate,
+            based_on=based_on,
         )
     except BaseException:
         writer.abort()

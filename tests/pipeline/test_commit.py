@@ -1,3 +1,4 @@
+import os
 import threading
 from datetime import timedelta
 
@@ -7,6 +8,7 @@ from pipeline.commit import (
     ManifestError,
     PartitionNotCommittedError,
     PartitionWriter,
+    SupersededError,
     collect_garbage,
     committed_partitions,
     read_manifest,
@@ -123,3 +125,54 @@ def test_gc_spares_young_attempts(storage):
     removed = collect_garbage(storage, "images", "2026-01-01", grace=timedelta(hours=1))
     assert removed == []
     assert set(storage.list_dirs("images/2026-01-01/attempts")) == {first.attempt_id, inflight.attempt_id}
+
+
+def test_of_two_concurrent_commits_exactly_one_reports_success(storage):
+    """Both writers started from the same (empty) partition: the second to commit is told it lost, its
+    attempt is discarded, and the partition holds the winner."""
+    first = PartitionWriter(storage, "images", "2026-01-01")
+    second = PartitionWriter(storage, "images", "2026-01-01")
+    for writer, payload in ((first, b"one"), (second, b"two")):
+        writer.write("index.parquet", payload)
+    won = first.commit({"accepted": 1}, {"image_index": 1}, based_on=None)
+    with pytest.raises(SupersededError, match=f"superseded by attempt {won.attempt_id}"):
+        second.commit({"accepted": 2}, {"image_index": 1}, based_on=None)
+    assert read_manifest(storage, "images", "2026-01-01") == won
+    assert storage.list_dirs("images/2026-01-01/attempts") == [won.attempt_id]
+    assert storage.list("images/2026-01-01/history") == [f"images/2026-01-01/history/{won.attempt_id}.json"]
+
+
+def test_racing_commits_from_threads_never_both_win(local_storage):
+    for round_number in range(4):
+        partition = f"2026-01-0{round_number + 1}"
+        writers = [PartitionWriter(local_storage, "images", partition) for _ in range(2)]
+        outcomes: list[object] = []
+
+        def commit(writer, payload, outcomes=outcomes):
+            writer.write("index.parquet", payload)
+            try:
+                outcomes.append(writer.commit({"accepted": len(payload)}, {"image_index": 1}, based_on=None))
+            except SupersededError as exc:
+                outcomes.append(exc)
+
+        threads = [threading.Thread(target=commit, args=(w, b"x" * (n + 1))) for n, w in enumerate(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [o for o in outcomes if not isinstance(o, SupersededError)]
+        assert len(winners) == 1 and read_manifest(local_storage, "images", partition) == winners[0]
+
+
+def test_garbage_collection_removes_old_temp_files_of_interrupted_writes(local_storage):
+    m = _commit(local_storage, b"v1")
+    base = local_storage.uri("images/2026-01-01").removeprefix("file://")
+    stale = [f"{base}/history/{m.attempt_id}.json.tmp-dead", f"{base}/_manifest.json.tmp-dead"]
+    for path in stale:
+        with open(path, "wb") as fh:
+            fh.write(b"{")
+    collect_garbage(local_storage, "images", "2026-01-01", grace=timedelta(hours=1))
+    assert all(os.path.exists(p) for p in stale)  # young: may belong to a write in progress
+    collect_garbage(local_storage, "images", "2026-01-01", grace=timedelta(0))
+    assert not any(os.path.exists(p) for p in stale)
+    assert read_manifest(local_storage, "images", "2026-01-01") == m

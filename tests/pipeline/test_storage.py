@@ -112,3 +112,23 @@ def _advertised_variables_work(message: str) -> None:
         for name in names:
             env.setenv(name, f"v-{name}")
         assert Storage("s3://bucket/x").options == options  # the fallback reads the same variables
+
+
+def test_swap_bytes_writes_only_over_the_expected_object(storage):
+    """Compare-and-swap on both backends: If-None-Match / If-Match on S3, a locked check locally."""
+    assert storage.swap_bytes("m.json", b"v1", expected=None)
+    assert not storage.swap_bytes("m.json", b"v2", expected=None)  # it exists now
+    assert not storage.swap_bytes("m.json", b"v2", expected=b"v0")  # not what is there
+    assert storage.read_bytes("m.json") == b"v1"
+    assert storage.swap_bytes("m.json", b"v2", expected=b"v1")
+    assert storage.read_bytes("m.json") == b"v2" and storage.read_bytes_or_none("gone.json") is None
+
+
+def test_ranges_come_back_in_order(storage):
+    storage.write_bytes("r.bin", bytes(range(100)))
+    assert storage.read_ranges("r.bin", [(90, 5), (0, 3), (10, 0)]) == [
+        bytes(range(90, 95)),
+        b"\x00\x01\x02",
+        b"",
+    ]
+    assert storage.read_ranges("r.bin", []) == []

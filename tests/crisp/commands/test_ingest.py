@@ -75,6 +75,15 @@ def test_ingest_then_retry_only_the_failed_urls(tmp_path, capsys, quick_retries)
     assert (summary["accepted"], summary["rejected"], summary["fetched"]) == (3, {"http_client_error": 1}, 1)
     assert read_partition(Storage(f"file://{tmp_path}/root"), DAY).manifest.counts["accepted"] == 3
 
+    # The feed export comes back empty: the rerun is refused (exit 1, one line), --replace goes through.
+    feed.write_text(json.dumps({"sku": "S9", "url": "http://127.0.0.1:9/none.jpg"}) + "\n")
+    assert crisp_ingest(*common, "--no-progress") == 1
+    err = capsys.readouterr().err
+    assert "refusing to replace attempt" in err and "--replace" in err and "Traceback" not in err
+    assert read_partition(Storage(f"file://{tmp_path}/root"), DAY).manifest.counts["accepted"] == 3
+    assert crisp_ingest(*common, "--no-progress", "--replace") == 0
+    assert read_partition(Storage(f"file://{tmp_path}/root"), DAY).manifest.counts["accepted"] == 0
+
 
 @pytest.mark.parametrize(
     ("argv", "message"),

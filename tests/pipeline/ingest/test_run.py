@@ -427,3 +427,60 @@ def test_cross_day_duplicates_come_from_the_persistent_index(
     }
     assert dups == {"exact": "2026-04-01", "near": "2026-04-01"}
     assert sorted(dedup_index.read_index(local_storage).partitions) == ["2026-04-01", "2026-04-02"]
+
+
+def test_a_rerun_that_lost_most_images_is_refused_unless_replace(
+    server, product_photos, local_storage, tmp_path, config
+):
+    rows = catalog_rows(product_photos)[:5]
+    first = ingest_partition(
+        str(write_feed(tmp_path / "full.csv", rows, server.base_url)), DAY, local_storage, config
+    )
+    empty = tmp_path / "empty.csv"
+    empty.write_text("product_id,image_url\n")  # a feed export that came back with its header only
+    with pytest.raises(
+        ingest_run.PartitionShrinkError, match=r"keeps 0 of its 5 accepted images .*--replace"
+    ):
+        ingest_partition(str(empty), DAY, local_storage, config)
+    assert read_partition(local_storage, DAY).manifest == first.manifest  # the good day is kept
+    small = write_feed(tmp_path / "small.csv", rows[:3], server.base_url)  # 3 of 5 kept: over the 0.5 share
+    kept = ingest_partition(str(small), DAY, local_storage, config)
+    replaced = ingest_partition(str(empty), DAY, local_storage, config, replace=True)
+    assert replaced.accepted == 0 and read_partition(local_storage, DAY).manifest == replaced.manifest
+    history = {p.rsplit("/", 1)[1] for p in local_storage.list(f"images/{DAY}/history")}
+    assert {f"{m.attempt_id}.json" for m in (first.manifest, kept.manifest, replaced.manifest)} <= history
+
+
+def test_of_two_ingests_of_one_date_at_once_the_loser_says_so(
+    server, product_photos, local_storage, tmp_path, config
+):
+    """A run holds after fetching until a concurrent run of the same date has committed: its commit is
+    refused with the winner's attempt named, and the partition holds the winner."""
+    import threading
+
+    rows = catalog_rows(product_photos)[:4]
+    winner_committed = threading.Event()
+    outcome: list[object] = []
+
+    def hold_at_the_end(done: int, total: int) -> None:
+        if done == total:
+            assert winner_committed.wait(timeout=120)
+
+    def slow_run():
+        try:
+            feed = str(write_feed(tmp_path / "slow.csv", rows, server.base_url))
+            outcome.append(ingest_partition(feed, DAY, local_storage, config, progress=hold_at_the_end))
+        except ingest_run.SupersededError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=slow_run)
+    thread.start()
+    fast_feed = str(write_feed(tmp_path / "fast.csv", rows[1:], server.base_url))
+    try:
+        fast = ingest_partition(fast_feed, DAY, local_storage, config)
+    finally:
+        winner_committed.set()
+        thread.join(timeout=120)
+    assert len(outcome) == 1 and isinstance(outcome[0], ingest_run.SupersededError), outcome
+    assert f"superseded by attempt {fast.manifest.attempt_id}" in str(outcome[0])
+    assert read_partition(local_storage, DAY).manifest == fast.manifest
