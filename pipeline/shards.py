@@ -18,10 +18,10 @@ import contextlib
 import io
 import os
 import tarfile
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
+from pipeline.scratch import ScratchDir
 from pipeline.storage import Storage
 
 _BLOCK = 512
@@ -49,7 +49,7 @@ class ShardWriter:
             raise ValueError(f"shard target_bytes must be positive, got {self.target_bytes}")
         self._index = 0
         self._tar: tarfile.TarFile | None = None
-        self._tmpdir = tempfile.TemporaryDirectory(prefix="crisp-shard-", dir=self.workdir)
+        self._tmpdir = ScratchDir("crisp-shard-", self.workdir)  # a killed run's is collected later
         self.shard_names: list[str] = []
 
     def _open(self) -> None:

@@ -31,9 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,6 +44,7 @@ from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.scratch import ScratchDir, collect_stale_scratch
 from pipeline.storage import Storage
 from schemas.errors import InputError
 from training.checkpoint import (
@@ -214,7 +213,9 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> TrainResul
     datamodule.check(world_size=hardware.devices * config.trainer.num_nodes)
     output = Storage(config.output, dict(config.output_storage_options))
     meta = crisp_meta(config.model.model_dump(), datamodule.describe(), code_version())
-    scratch = Path(tempfile.mkdtemp(prefix="crisp-train-"))
+    collect_stale_scratch()
+    scratch_dir = ScratchDir("crisp-train-")  # locked while this process lives: see pipeline.scratch
+    scratch = scratch_dir.path
     try:
         ckpt_path = fetch_checkpoint(output, "last", scratch / "resume") if config.resume == "auto" else None
         if ckpt_path is not None:
@@ -239,7 +240,7 @@ def train(config: TrainConfig, callbacks: list[Any] | None = None) -> TrainResul
             config, hardware, datamodule, output, meta, scratch, ckpt_path, [sync, *(callbacks or [])]
         )
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)  # staged checkpoints and logs are on `output` by now
+        scratch_dir.cleanup()  # staged checkpoints and logs are on `output` by now
 
 
 class _MetricsLogSync(pl.Callback):
