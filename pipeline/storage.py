@@ -120,6 +120,10 @@ class Storage:
     def read_bytes(self, rel: str) -> bytes:
         return self._call("reading", rel, self.fs.cat_file, self._path(rel))
 
+    def open_read(self, rel: str):
+        """A binary file object reading the object in blocks (for streaming readers such as feeds)."""
+        return self._call("opening", rel, self.fs.open, self._path(rel), "rb")
+
     def read_range(self, rel: str, offset: int, size: int) -> bytes:
         """Exactly `size` bytes at `offset`: one ranged GET on S3, one seek+read locally."""
         data = self._call(

@@ -161,13 +161,13 @@ def _locate(uri: str, storage_options: dict[str, Any] | None) -> tuple[str, Stor
 
 def _open(uri: str, storage: Storage, name: str):
     try:
-        return storage.fs.open(storage.uri(name), "rb")
+        return storage.open_read(name)
     except FileNotFoundError:
         raise FeedError(
             f"feed {uri} does not exist: check the path / the date it was templated from"
         ) from None
-    except OSError as exc:  # a folder, no permission, the object store refusing
-        raise FeedError(f"feed {uri} cannot be read: {type(exc).__name__}: {exc}") from None
+    except (OSError, StorageError) as exc:  # a folder, no permission, the object store refusing
+        raise FeedError(f"feed {uri} cannot be read: {exc}") from None
 
 
 class _CappedReader(io.RawIOBase):
