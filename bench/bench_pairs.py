@@ -208,7 +208,7 @@ def job_figures(recipe: str, workers: int, runs: list[dict[str, Any]]) -> dict[s
 
 
 def main() -> None:
-    from pipeline.pairs.cluster import dask_client
+    from pipeline.cluster import dask_client
     from pipeline.storage import Storage
 
     config = PairsBenchConfig.from_env()

@@ -12,7 +12,8 @@ duplicate ledgers, and commit after the Great Expectations gate passes.
 `{ds_nodash}` (20260131). Storage root and ingest settings come from the Crisp settings
 (`CRISP_CONFIG` / `CRISP_ROOT` / `CRISP_INGEST__...`) of the worker.
 
-Tasks (wiring only; the work runs in `pipeline.ingest`, on a process pool inside the `ingest` task):
+Tasks (wiring only; the work runs in `pipeline.ingest`, fetching and cleaning on Dask: the scheduler at
+`CRISP_DASK_SCHEDULER` / `DASK_SCHEDULER_ADDRESS`, else a LocalCluster inside the `ingest` task):
 `check_feed` (the feed exists and has product_id / image_url columns) -> `ingest` -> `publish`
 (emits the Asset `crisp://images` with `extra={"partition": ...}`, which triggers pair generation).
 
@@ -51,6 +52,13 @@ def _partition(context) -> str:
     """The run's logical date; manual runs without one use the day they were triggered for."""
     when = context.get("logical_date") or context["dag_run"].run_after
     return when.date().isoformat()
+
+
+def _on_cluster(settings):
+    """The ingest settings, on the settings' Dask scheduler (`CRISP_DASK_SCHEDULER`) unless they name one."""
+    if settings.ingest.scheduler_address or not settings.dask_scheduler:
+        return settings.ingest
+    return settings.ingest.model_copy(update={"scheduler_address": settings.dask_scheduler})
 
 
 def _feed_uri(template: str, partition: str) -> str:
@@ -124,7 +132,7 @@ def product_images_ingest():
             feed_uri,
             partition,
             settings.storage(),
-            settings.ingest,
+            _on_cluster(settings),
             retry_failed=bool(context["params"].get("retry_failed")),
             replace=bool(context["params"].get("replace")),
             progress=log_progress(f"ingest {partition}", log, PROGRESS_EVERY_S, unit="url"),

@@ -1,7 +1,8 @@
 """`crisp ingest`: crawl and clean one catalog feed into the `images/<date>` partition, with a progress bar.
 
 In: --feed URI, --date YYYY-MM-DD, optional --root (else the settings' root), --retry-failed, --replace,
---allow-host (repeatable; added to `ingest.crawl.allow_hosts`), --workers. Out: a committed partition and a summary on
+--allow-host (repeatable; added to `ingest.crawl.allow_hosts`), --workers, --scheduler (a running Dask
+scheduler; else `dask_scheduler` from the settings / DASK_SCHEDULER_ADDRESS, else a LocalCluster). Out: a committed partition and a summary on
 stdout (accepted / duplicates / rejected by reason / throughput; `--json` prints it as JSON). Exit codes:
 0 committed (or already committed with the same content), 2 bad arguments, feed or configuration, 1 the
 run failed (storage errors, a failed quality gate - the message lists the failed expectations -, a run
@@ -45,7 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="host, IP or CIDR allowed past the private-address guard (repeatable), e.g. 127.0.0.1",
     )
     p.add_argument(
-        "--workers", type=int, help="cleaning processes (default: ingest.workers or the CPU count)"
+        "--workers", type=int, help="LocalCluster workers (default: ingest.workers or the CPU count)"
+    )
+    p.add_argument(
+        "--scheduler", metavar="ADDR", help="Dask scheduler to run on, e.g. tcp://host:8786 (default: local)"
     )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument(
@@ -72,6 +76,9 @@ def run(args: argparse.Namespace) -> int:
     overrides["crawl"]["allow_hosts"] = [*overrides["crawl"]["allow_hosts"], *args.allow_host]
     if args.workers is not None:
         overrides["workers"] = args.workers
+    overrides["scheduler_address"] = (
+        args.scheduler or overrides.get("scheduler_address") or settings.dask_scheduler
+    )
     try:
         config = IngestConfig.model_validate(overrides)
     except ValidationError as exc:
@@ -117,7 +124,7 @@ def _ingest(args: argparse.Namespace, settings, config, partition: str) -> int:
     if args.json:
         print(json.dumps(summary.to_dict(), indent=2))
     else:
-        print(format_summary(summary, storage.uri(f"images/{partition}"), config.worker_count()))
+        print(format_summary(summary, storage.uri(f"images/{partition}"), max(summary.workers, 1)))
     return 0
 
 

@@ -90,8 +90,8 @@ def _build(args: argparse.Namespace, storage, config, partitions: list[str]) -> 
 
     from tqdm import tqdm
 
+    from pipeline.cluster import dask_client
     from pipeline.commit import PartitionNotCommittedError, read_manifest
-    from pipeline.pairs.cluster import dask_client
     from pipeline.pairs.job import IMAGES, build_pairs
     from pipeline.storage import StorageError
     from schemas.expectations import GateError

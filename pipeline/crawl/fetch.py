@@ -21,7 +21,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ from pipeline.crawl.breaker import HostBreaker
 from pipeline.crawl.config import CrawlConfig
 from pipeline.crawl.rate_limit import HostLimiter, backoff_delay, parse_retry_after
 from pipeline.crawl.records import FetchRequest, FetchResult
-from pipeline.crawl.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsFile, x_robots_forbids_ai
+from pipeline.crawl.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsFile, RobotsLoader, x_robots_forbids_ai
 from pipeline.crawl.sniff import SNIFF_BYTES, sniff_image_format
 from pipeline.crawl.source_url import HTTP_SCHEMES, parse_source_url
 from pipeline.crawl.storage_source import STORAGE_SCHEMES, read_storage_object
@@ -76,8 +76,14 @@ class FetchContext:
 
 
 @asynccontextmanager
-async def open_fetch_context(config: CrawlConfig) -> AsyncIterator[FetchContext]:
-    """One pooled aiohttp session whose resolver only connects to addresses the guard allowed."""
+async def open_fetch_context(
+    config: CrawlConfig, robots_files: MutableMapping[str, RobotsFile] | None = None
+) -> AsyncIterator[FetchContext]:
+    """One pooled aiohttp session whose resolver only connects to addresses the guard allowed.
+
+    `robots_files` (robots.txt URL -> what fetching it gave) is read before and filled after each
+    robots.txt fetch, so crawls that follow each other in one process (a Dask worker's batches) fetch a
+    host's robots.txt once, not once a batch."""
     guard = AddressGuard(config.allow_hosts)
     connector = aiohttp.TCPConnector(
         limit=config.global_concurrency,
@@ -98,7 +104,10 @@ async def open_fetch_context(config: CrawlConfig) -> AsyncIterator[FetchContext]
         limiter = HostLimiter(config.per_host_concurrency, config.per_host_rate)
         context = FetchContext(config, session, guard, limiter, breaker=HostBreaker(config.breaker_failures))
         if config.respect_robots:
-            context.robots = RobotsCache(config.user_agent, partial(_load_robots, context))
+            load = partial(_load_robots, context)
+            context.robots = RobotsCache(
+                config.user_agent, load if robots_files is None else _memo(load, robots_files)
+            )
         yield context
 
 
@@ -296,6 +305,15 @@ def _sniffed(body: bytes, url: str, status: int | None, content_type: str) -> Ou
         advertised = f" (Content-Type {content_type})" if content_type else ""
         return Outcome(Reason.NOT_AN_IMAGE, f"body starts with {body[:16]!r}{advertised}", status, url)
     return Outcome(None, "ok", status, url, content=body, image_format=image_format)
+
+
+def _memo(load: RobotsLoader, files: MutableMapping[str, RobotsFile]) -> RobotsLoader:
+    async def load_once(robots_txt_url: str) -> RobotsFile:
+        if robots_txt_url not in files:
+            files[robots_txt_url] = await load(robots_txt_url)
+        return files[robots_txt_url]
+
+    return load_once
 
 
 async def _load_robots(context: FetchContext, robots_txt_url: str) -> RobotsFile:

@@ -7,9 +7,6 @@ settings does not import the crawler, Pillow or pyarrow.
 
 from __future__ import annotations
 
-import os
-from typing import Literal
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from pipeline.clean.config import CleanConfig
@@ -45,9 +42,11 @@ class IngestConfig(BaseModel):
     - feed: caps on the feed's decompressed size, rows, row and field length (`FeedLimits`).
     - split: train / val / test fractions by product (`SplitConfig`, default 0.9 / 0.05 / 0.05).
     - shard_target_bytes: a tar shard is closed once it reaches this size (default 256 MiB).
-    - workers: processes cleaning images while the crawler fetches (default None = os.cpu_count()).
-    - start_method: how worker processes start; "forkserver" (default) forks them from a clean,
-      preloaded server, which is safe in threaded hosts such as Airflow workers and test servers.
+    - workers: Dask worker processes of the LocalCluster a run starts when no scheduler is given
+      (default None = one per core).
+    - scheduler_address: a running Dask scheduler (tcp://host:8786) to crawl and clean on; default None =
+      DASK_SCHEDULER_ADDRESS, else a LocalCluster (`crisp ingest --scheduler`, settings `dask_scheduler`).
+    - batch_urls: URLs per Dask task (default 64): the unit a dead worker's replacement redoes.
     - workdir: local folder for the spool and shards in progress (default None = the system temp dir).
     - min_kept_share: a run that would replace a committed partition keeping fewer than this share of
       its accepted images is refused (the old partition stays) unless `replace=True` / `--replace`
@@ -62,9 +61,7 @@ class IngestConfig(BaseModel):
     split: SplitConfig = Field(default_factory=SplitConfig)
     shard_target_bytes: int = Field(default=256 * 2**20, ge=1)
     workers: int | None = Field(default=None, ge=1)
-    start_method: Literal["forkserver", "spawn", "fork"] = "forkserver"
+    scheduler_address: str | None = None
+    batch_urls: int = Field(default=64, ge=1)
     workdir: str | None = None
     min_kept_share: float = Field(default=0.5, ge=0.0, le=1.0)
-
-    def worker_count(self) -> int:
-        return self.workers or os.cpu_count() or 1

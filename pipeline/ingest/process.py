@@ -1,36 +1,31 @@
-"""Process: fetch images and clean them on a process pool while the crawler keeps fetching.
+"""Process: fetch one batch of images and clean them, the per-task work of a distributed ingest.
 
-In: `FetchRequest`s (one per distinct URL), a `CrawlConfig`, a `CleanConfig`, a worker count and a `Spool`.
-Out: one `Processed` per request, in input order: the `FetchResult` (its bytes dropped) and either a
-`ProcessedImage` whose stored bytes wait in the spool, or the `Rejection` from cleaning.
+In: `FetchRequest`s (one per distinct URL), a `CrawlConfig` and a `CleanConfig`. Out: from
+`crawl_and_clean`, one `Processed` per request, in input order: the `FetchResult` (its bytes dropped) and
+either a `ProcessedImage` holding the bytes to store, or the `Rejection` from cleaning. `Spool` is the
+driver's append-only local file where those bytes wait until the writer shards them in image_id order.
 
 `process_image` is the pure per-image step (normalize -> image id, pHash and colour signature ->
 quality metrics and flags). Only `normalize` judges the bytes: every decoder failure comes back from it
 as a `Rejection` (`decode_error`, `not_an_image`, `decompression_bomb`...). An exception raised past it
-(a bug in the metrics, hashing or spooling, a worker killed for memory) is not data: it propagates, with
-the URL in a note, and fails the run, which can simply be rerun once fixed.
-`fetch_and_process` runs `crawl.global_concurrency` fetch tasks on one event loop; each fetches one URL,
-hands the bytes to the pool and only then takes the next URL. So at most that many bodies are in memory
-at once, and when the CPUs fall behind the crawler waits instead of piling up bytes. Accepted stored bytes
-go to an append-only spool file on local disk, not memory, until the writer shards them in image_id order.
+(a bug in the metrics, hashing) is not data: it propagates, with the URL in a note, and fails the run,
+which can simply be rerun once fixed.
 
-`process_image` is a pure function of the bytes, so a body is cleaned once: the event loop takes the
-sha256 of every fetched body, and a body whose bytes were already cleaned (or are being cleaned) reuses
-that result - the same `ProcessedImage` and spool slot, or the same `Rejection` - instead of going to a
-worker again and being spooled again. Catalogs list one photo under many URLs (CDN query strings, sizes
-that redirect to one file): those rows still get a `Processed` each and end as exact duplicates through
-the shared image_id, exactly as if every copy had been cleaned.
+`crawl_and_clean` runs `crawl.global_concurrency` fetch tasks on one event loop; each fetches one URL,
+hands the bytes to the cleaning thread and only then takes the next URL, so at most that many bodies are
+in memory at once. A body is cleaned once per batch: the sha256 of every fetched body is taken, and a
+body whose bytes were already cleaned (or are being cleaned) reuses that result. Catalogs list one photo
+under many URLs (CDN query strings, sizes that redirect to one file): those rows still get a `Processed`
+each and end as exact duplicates through the shared image_id, exactly as if every copy had been cleaned.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import multiprocessing
-import os
 import tempfile
-from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 
 from pipeline.clean import (
@@ -44,6 +39,7 @@ from pipeline.clean import (
     phash,
 )
 from pipeline.crawl import CrawlConfig, FetchRequest, FetchResult, fetch_one, open_fetch_context
+from pipeline.crawl.robots import RobotsFile
 
 
 @dataclass(frozen=True)
@@ -137,61 +133,54 @@ def process_image(data: bytes, config: CleanConfig) -> ProcessedImage | Rejectio
     )
 
 
-def fetch_and_process(
+def crawl_and_clean(
     requests: Sequence[FetchRequest],
     crawl: CrawlConfig,
     clean: CleanConfig,
-    spool: Spool,
-    workers: int | None = None,
-    start_method: str = "forkserver",
-    progress: Callable[[int, int], None] | None = None,
     reuse_identical_bodies: bool = True,
+    run: str | None = None,
 ) -> list[Processed]:
-    """Fetch and clean every request (see the module docstring); results in input order.
+    """Fetch and clean one batch (a Dask task); one `Processed` per request, in input order, each image
+    carrying its stored bytes (`stored_bytes`, the original body when no pixel changed).
 
-    `reuse_identical_bodies=False` cleans and spools every fetched body, even repeated bytes: the same
-    outcomes, only slower (kept to prove exactly that)."""
-    workers = workers or os.cpu_count() or 1
-    if workers < 1:
-        raise ValueError(f"workers={workers}: need at least one worker process")
+    Fetches run on an event loop, cleaning on one thread beside it (Pillow and numpy release the GIL),
+    so sockets keep being served while an image is decoded. A body whose bytes were already cleaned in
+    this batch reuses that result (the same `ProcessedImage` object: it is sent back once);
+    `reuse_identical_bodies=False` cleans every body again (the same outcomes, only slower). Batches of
+    one `run` (an ingest's id) that run in one process share what robots.txt said, so a host's robots.txt
+    is fetched once per worker and run, not once per batch."""
     if not requests:
         return []
-    context = multiprocessing.get_context(start_method)
-    if start_method == "forkserver":
-        # Workers fork from a server that already imported Pillow, numpy and the cleaner: fast starts.
-        context.set_forkserver_preload([__name__])
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        return asyncio.run(_run(requests, crawl, clean, spool, pool, progress, reuse_identical_bodies))
+    robots = _robots_files(run) if run is not None else None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crisp-clean") as cleaner:
+        return asyncio.run(_crawl_and_clean(requests, crawl, clean, cleaner, reuse_identical_bodies, robots))
 
 
-async def _run(
+async def _crawl_and_clean(
     requests: Sequence[FetchRequest],
     crawl: CrawlConfig,
     clean: CleanConfig,
-    spool: Spool,
-    pool: ProcessPoolExecutor,
-    progress: Callable[[int, int], None] | None,
+    cleaner: ThreadPoolExecutor,
     reuse_identical_bodies: bool,
+    robots: dict[str, RobotsFile] | None,
 ) -> list[Processed]:
     loop = asyncio.get_running_loop()
     pending = iter(enumerate(requests))
     results: list[Processed | None] = [None] * len(requests)
-    done = 0
-    # sha256 of a fetched body -> the task cleaning it: later copies await it instead of a worker
+    # sha256 of a fetched body -> the task cleaning it: later copies await it instead of cleaning again
     cleaning: dict[bytes, asyncio.Future[ProcessedImage | Rejection]] = {}
 
     async def clean_once(content: bytes, url: str) -> ProcessedImage | Rejection:
         # Bad bytes come back as a Rejection from `normalize`; anything raised here is a bug in the
-        # cleaner (metrics, hashing) or a dead worker (BrokenProcessPool), and fails the run.
+        # cleaner (metrics, hashing), and fails the task and the run.
         try:
-            outcome = await loop.run_in_executor(pool, process_image, content, clean)
+            outcome = await loop.run_in_executor(cleaner, process_image, content, clean)
         except Exception as exc:
             exc.add_note(f"raised while cleaning the body fetched from {url}")
             raise
-        if isinstance(outcome, Rejection):
+        if isinstance(outcome, Rejection) or outcome.stored_bytes is not None:
             return outcome
-        stored = outcome.stored_bytes if outcome.stored_bytes is not None else content
-        return replace(outcome, stored_bytes=None, spool_at=spool.append(stored))
+        return replace(outcome, stored_bytes=content)
 
     async def clean_bytes(fetched: FetchResult) -> Processed:
         content = fetched.content or b""
@@ -201,7 +190,7 @@ async def _run(
             task = cleaning.get(digest)
             if task is None:
                 task = cleaning[digest] = asyncio.ensure_future(clean_once(content, fetched.url))
-            del content  # a copy's bytes are not needed: the first copy's task holds them while it runs
+            del content  # a copy's bytes are not needed: the first copy's task holds them
             outcome = await task
         else:
             outcome = await clean_once(content, fetched.url)
@@ -210,15 +199,11 @@ async def _run(
         return Processed(fetched, image=outcome)
 
     async def worker(context) -> None:
-        nonlocal done
         for index, request in pending:  # shared iterator: each request is taken once
             fetched = await fetch_one(request, context)
             results[index] = await clean_bytes(fetched) if fetched.ok else Processed(fetched)
-            done += 1
-            if progress is not None:
-                progress(done, len(requests))
 
-    async with open_fetch_context(crawl) as context:
+    async with open_fetch_context(crawl, robots) as context:
         tasks = [
             asyncio.create_task(worker(context)) for _ in range(min(crawl.global_concurrency, len(requests)))
         ]
@@ -232,3 +217,17 @@ async def _run(
     if missing:
         raise RuntimeError(f"{len(missing)} request(s) got no result, e.g. {missing[:3]}: this is a bug")
     return [r for r in results if r is not None]
+
+
+def _robots_files(run: str) -> dict[str, RobotsFile]:
+    """The robots.txt memo of `run` in this process; only the latest few runs' are kept."""
+    memo = _ROBOTS.pop(run, None)
+    memo = {} if memo is None else memo
+    _ROBOTS[run] = memo  # most recent last
+    while len(_ROBOTS) > ROBOTS_RUNS_KEPT:
+        del _ROBOTS[next(iter(_ROBOTS))]
+    return memo
+
+
+ROBOTS_RUNS_KEPT = 4  # a long-lived worker forgets the robots.txt of older runs
+_ROBOTS: dict[str, dict[str, RobotsFile]] = {}

@@ -2,7 +2,7 @@
 
 In: a feed URI, the partition date (YYYY-MM-DD), a `Storage` root and an `IngestConfig`. Out: an
 `IngestSummary` (accepted, exact / near duplicates, rejected by reason, inputs, seconds, images/s, the
-manifest). Steps: read the feed -> fetch each distinct URL and clean it on the process pool -> dedup within
+manifest). Steps: read the feed -> fetch each distinct URL and clean it on Dask (`distribute`) -> dedup within
 the partition and against every committed partition of an EARLIER date (so a backfill or a rerun of an
 old date never demotes images that later days already point to), through the persistent dedup index ->
 split by product -> write, gate, commit -> add the committed images to the dedup index.
@@ -19,7 +19,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -28,9 +29,10 @@ from pipeline.commit import PartitionNotCommittedError, SupersededError
 from pipeline.crawl import FetchRequest
 from pipeline.ingest import dedup_index
 from pipeline.ingest.config import IngestConfig
+from pipeline.ingest.distribute import fetch_and_process, worker_count
 from pipeline.ingest.feed import Feed, FeedRow, read_feed
 from pipeline.ingest.outcomes import OutcomeError, check_outcomes, decide_outcomes, load_prior, reject_record
-from pipeline.ingest.process import Spool, fetch_and_process
+from pipeline.ingest.process import Spool
 from pipeline.ingest.read import CommittedPartition, read_image, read_partition_or_none
 from pipeline.ingest.write import write_partition
 from pipeline.progress import Progress
@@ -69,6 +71,7 @@ class IngestSummary:
     manifest: Manifest
     unchanged: bool  # the partition already held exactly this content (no new attempt)
     retried: bool = False
+    workers: int = 0  # Dask workers the fetching and cleaning ran on
 
     @property
     def duplicates(self) -> int:
@@ -91,6 +94,7 @@ class IngestSummary:
             "images_per_s": round(self.images_per_s, 2),
             "unchanged": self.unchanged,
             "retried": self.retried,
+            "workers": self.workers,
             "attempt_id": self.manifest.attempt_id,
             "content_digest": self.manifest.content_digest,
         }
@@ -117,13 +121,16 @@ def ingest_partition(
     progress: Callable[[int, int], None] | None = None,
     run_id: str | None = None,
     replace: bool = False,
+    client: Any = None,
 ) -> IngestSummary:
     """Ingest `feed_uri` into `images/<date>` under `storage` (see the module docstring).
 
     `progress(done, total)` is called as each distinct URL is fetched and cleaned. The periodic
     "done/total, rate, ETA" line is logged at INFO, or at DEBUG when `progress` is given (the caller
     shows progress itself: a bar, a task log); the start and summary lines are INFO either way.
-    `replace=True` lets the run replace a committed partition even when it keeps fewer of its accepted
+    The URLs are fetched and cleaned on Dask: `client` when given, else the scheduler at
+    `config.scheduler_address` / DASK_SCHEDULER_ADDRESS, else a LocalCluster of `config.workers` started
+    for this run. `replace=True` lets the run replace a committed partition even when it keeps fewer of its accepted
     images than `config.min_kept_share` (`PartitionShrinkError` otherwise)."""
     partition = parse_partition(date)
     config = config or IngestConfig()
@@ -160,14 +167,14 @@ def ingest_partition(
         if retry_failed:
             log.info(
                 "ingest images/%s: retrying %d failed row(s) of %s as %d distinct URL(s), %d outcome(s) "
-                "kept from attempt %s, %d worker(s)",
+                "kept from attempt %s",
                 partition, len(rows), feed_uri, len(requests), sum(map(len, kept)),
-                committed.manifest.attempt_id if committed else None, config.worker_count(),
+                committed.manifest.attempt_id if committed else None,
             )  # fmt: skip
         else:
             log.info(
-                "ingest images/%s: %s: %d row(s) to fetch as %d distinct URL(s), %d malformed, %d worker(s)",
-                partition, feed_uri, len(rows), len(requests), len(new_rejects), config.worker_count(),
+                "ingest images/%s: %s: %d row(s) to fetch as %d distinct URL(s), %d malformed",
+                partition, feed_uri, len(rows), len(requests), len(new_rejects),
             )  # fmt: skip
         reporter = Progress(
             len(requests),
@@ -178,15 +185,10 @@ def ingest_partition(
             level=logging.DEBUG if progress is not None else logging.INFO,
             unit="url",
         )
-        with reporter:
+        with reporter, _cluster(client, config, bool(requests)) as dask:
+            workers = worker_count(dask) if dask is not None else 0
             processed = fetch_and_process(
-                requests,
-                config.crawl,
-                config.clean,
-                spool,
-                config.worker_count(),
-                config.start_method,
-                reporter.update,
+                requests, config.crawl, config.clean, spool, dask, config.batch_urls, reporter.update
             )
         _log_fetch_trouble(partition, processed)
         by_url = {p.fetch.key: p for p in processed}
@@ -257,6 +259,7 @@ def ingest_partition(
         manifest=manifest,
         unchanged=committed is not None and manifest.attempt_id == committed.manifest.attempt_id,
         retried=retry_failed,
+        workers=workers,
     )
     _log_summary(summary)
     return summary
@@ -279,6 +282,18 @@ def _refuse_shrinking(
             f"under ingest.min_kept_share={min_share:g}); the committed partition is unchanged. Check the feed, "
             "or pass --replace to replace it anyway"
         )
+
+
+@contextmanager
+def _cluster(client: Any, config: IngestConfig, needed: bool) -> Iterator[Any]:
+    """The caller's client, else one to `config.scheduler_address` / a LocalCluster; None when not needed."""
+    if client is not None or not needed:
+        yield client
+        return
+    from pipeline.cluster import dask_client
+
+    with dask_client(config.scheduler_address, config.workers) as started:
+        yield started
 
 
 def _log_fetch_trouble(partition: str, processed: list) -> None:

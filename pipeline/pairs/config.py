@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from pipeline.cluster import SCHEDULER_ENV
 from pipeline.degrade import RECIPES, Recipe, get_recipe
 from pipeline.degrade.labels import LabelConfig
 from pipeline.degrade.tiles import TileConfig
 from pipeline.tile_codec import TileCodec, encode_tile
 
-SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"
 OUTPUT_FIELDS = (
     "recipe_overrides",
     "variants",

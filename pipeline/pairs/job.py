@@ -146,7 +146,7 @@ def build_pairs(
     hr_pixels, worker_seconds = 0, 0.0
     if todo:
         if client is None:
-            from pipeline.pairs.cluster import dask_client
+            from pipeline.cluster import dask_client
 
             with dask_client(config.resolved_scheduler(), config.workers) as own_client:
                 produced, hr_pixels, worker_seconds = _run(

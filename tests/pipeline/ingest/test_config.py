@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from pydantic import ValidationError
 
@@ -14,10 +12,12 @@ from pipeline.ingest.config import IngestConfig
 def test_defaults():
     config = IngestConfig()
     assert config.shard_target_bytes == 256 * 2**20 and config.workers is None
-    assert config.worker_count() == (os.cpu_count() or 1)
+    assert config.scheduler_address is None and config.batch_urls == 64 and config.min_kept_share == 0.5
+    assert config.feed.max_decompressed_bytes == 2**30
     assert (config.split.train, config.split.val, config.split.test) == (0.9, 0.05, 0.05)
     assert config.crawl.allow_hosts == [] and config.clean.phash_radius == 4
-    assert IngestConfig(workers=3).worker_count() == 3
+    with pytest.raises(ValidationError, match="batch_urls"):
+        IngestConfig(batch_urls=0)
 
 
 def test_bad_values_name_the_field():

@@ -1,4 +1,4 @@
-"""Process: per-image cleaning, and fetching + cleaning on a process pool with results in input order."""
+"""Process: per-image cleaning, and one batch fetched and cleaned with results in input order."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from pipeline.clean import COLOR_SIGNATURE_BYTES, CleanConfig, QualityMetrics, Rejection
 from pipeline.crawl import CrawlConfig, FetchRequest
-from pipeline.ingest.process import ProcessedImage, Spool, fetch_and_process, process_image
+from pipeline.ingest.process import ProcessedImage, crawl_and_clean, process_image
 from schemas.image_index import QUALITY_METRIC_COLUMNS
 from schemas.reasons import Reason
 from tests.support import bad_images
@@ -49,38 +49,31 @@ def test_changed_pixels_are_stored_losslessly_and_bad_bytes_are_rejections():
         assert isinstance(result, Rejection) and result.reason == reason
 
 
-def test_fetch_and_process_spools_bytes_and_keeps_input_order(product_photos, tmp_path):
+def test_a_batch_keeps_input_order_and_carries_the_bytes_to_store(product_photos):
     png = bad_images.png(4)
-    with LoopbackHTTPServer(product_photos) as server, Spool(str(tmp_path)) as spool:
+    with LoopbackHTTPServer(product_photos) as server:
         server.add_route("/gone.jpg", Route(statuses=(404,)))
         server.add_route("/blocks.png", Route(body=png, content_type="image/png"))
         server.add_route("/broken.jpg", Route(body=bad_images.corrupt_jpeg(5), content_type="image/jpeg"))
-        urls = [
-            server.url(f"/{PHOTO}"),
-            server.url("/gone.jpg"),
-            server.url("/blocks.png"),
-            server.url("/broken.jpg"),
-        ]
+        server.add_route("/cmyk.jpg", Route(body=bad_images.cmyk_jpeg(9), content_type="image/jpeg"))
+        urls = [server.url(p) for p in (f"/{PHOTO}", "/gone.jpg", "/blocks.png", "/broken.jpg", "/cmyk.jpg")]
         urls.append(f"file://{product_photos / PHOTO}")
         requests = [FetchRequest(url, url) for url in urls]
-        seen: list[tuple[int, int]] = []
-        results = fetch_and_process(
-            requests,
-            CrawlConfig(allow_hosts=["127.0.0.1"], max_retries=0),
-            CleanConfig(),
-            spool,
-            workers=1,
-            progress=lambda done, total: seen.append((done, total)),
+        results = crawl_and_clean(
+            requests, CrawlConfig(allow_hosts=["127.0.0.1"], max_retries=0), CleanConfig()
         )
-        assert [r.fetch.key for r in results] == urls
-        photo, gone, blocks, broken, local = results
-        assert gone.fetch.reason == Reason.HTTP_CLIENT_ERROR and gone.image is None
-        assert broken.fetch.ok and broken.rejection.reason == Reason.DECODE_ERROR
-        assert all(r.fetch.content is None for r in results)  # bytes live in the spool, not in results
-        assert spool.read(photo.image.spool_at) == (product_photos / PHOTO).read_bytes()
-        assert spool.read(blocks.image.spool_at) == png
-        assert local.image.image_id == photo.image.image_id
-        assert seen[-1] == (5, 5) and len(seen) == 5
+    assert [r.fetch.key for r in results] == urls
+    photo, gone, blocks, broken, cmyk, local = results
+    assert gone.fetch.reason == Reason.HTTP_CLIENT_ERROR and gone.image is None
+    assert broken.fetch.ok and broken.rejection.reason == Reason.DECODE_ERROR
+    assert all(r.fetch.content is None for r in results)  # the fetched body is dropped...
+    assert photo.image.stored_bytes == (product_photos / PHOTO).read_bytes()  # ...and kept as stored bytes
+    assert blocks.image.stored_bytes == png
+    assert (
+        cmyk.image.reencoded
+        and hashlib.sha256(cmyk.image.stored_bytes).hexdigest() == cmyk.image.bytes_sha256
+    )
+    assert local.image.image_id == photo.image.image_id
 
 
 def _identical_bodies_cases(server, product_photos) -> list[str]:
@@ -99,56 +92,43 @@ def _identical_bodies_cases(server, product_photos) -> list[str]:
     return [server.url(f"/{PHOTO}?copy={n}") for n in range(3)] + [server.url(p) for p in bodies]
 
 
-def test_identical_bodies_are_cleaned_once_with_the_same_outcomes(product_photos, tmp_path):
+def test_identical_bodies_are_cleaned_once_with_the_same_outcomes(product_photos, monkeypatch):
+    import pipeline.ingest.process as process
+
     crawl = CrawlConfig(allow_hosts=["127.0.0.1"], max_retries=0)
-    runs = {}
+    runs, cleaned = {}, []
+    real_process_image = process.process_image
+    monkeypatch.setattr(
+        process, "process_image", lambda data, config: cleaned.append(1) or real_process_image(data, config)
+    )
     with LoopbackHTTPServer(product_photos) as server:
         urls = _identical_bodies_cases(server, product_photos)
         requests = [FetchRequest(url, url) for url in urls]
         for reuse in (True, False):
-            with Spool(str(tmp_path)) as spool:
-                results = fetch_and_process(
-                    requests, crawl, CleanConfig(), spool, workers=2, reuse_identical_bodies=reuse
-                )
-                stored = [spool.read(r.image.spool_at) if r.image else None for r in results]
-                runs[reuse] = (results, stored, spool.size)
-    (reused, reused_bytes, reused_spool), (fresh, fresh_bytes, fresh_spool) = runs[True], runs[False]
+            cleaned.clear()
+            runs[reuse] = (crawl_and_clean(requests, crawl, CleanConfig(), reuse), len(cleaned))
+    (reused, reused_cleanings), (fresh, fresh_cleanings) = runs[True], runs[False]
     assert [r.fetch.key for r in reused] == [r.fetch.key for r in fresh] == urls
-    for a, b in zip(reused, fresh, strict=True):  # every field but the spool slot and the fetch clock
+    for a, b in zip(reused, fresh, strict=True):  # every field but the fetch clock
         assert replace(a.fetch, fetched_at=None, elapsed_s=0) == replace(
             b.fetch, fetched_at=None, elapsed_s=0
         )
-        assert a.rejection == b.rejection
-        assert (a.image is None) == (b.image is None)
-        if a.image is not None:
-            assert replace(a.image, spool_at=None) == replace(b.image, spool_at=None)
-    assert reused_bytes == fresh_bytes
+        assert a.rejection == b.rejection and a.image == b.image
     photo_1, photo_2, photo_3, cmyk_a, cmyk_b, broken_a, broken_b, same_pixels = reused
-    # copies share one cleaning result: one spool slot, one image_id, one rejection
-    assert photo_1.image.spool_at == photo_2.image.spool_at == photo_3.image.spool_at
-    assert cmyk_a.image.spool_at == cmyk_b.image.spool_at and cmyk_a.image.reencoded
+    # copies share one cleaning result: the same object (sent back once), one rejection
+    assert photo_1.image is photo_2.image is photo_3.image
+    assert cmyk_a.image is cmyk_b.image and cmyk_a.image.reencoded
     assert broken_a.rejection == broken_b.rejection and broken_a.rejection.reason == Reason.DECODE_ERROR
     # other bytes, same pixels: cleaned on its own, and the image_id makes it an exact duplicate later
-    assert same_pixels.image.spool_at != photo_1.image.spool_at
-    assert same_pixels.image.image_id == photo_1.image.image_id
-    # each distinct body is spooled once instead of once per URL
-    distinct = {r.image.bytes_sha256: r.image.stored_size for r in reused if r.image is not None}
-    assert reused_spool == sum(distinct.values())
-    assert fresh_spool == sum(r.image.stored_size for r in fresh if r.image is not None) > reused_spool
-
-
-def test_bad_worker_count_is_named():
-    with Spool() as spool, pytest.raises(ValueError, match="at least one worker"):
-        fetch_and_process(
-            [FetchRequest("k", "file:///x.jpg")], CrawlConfig(), CleanConfig(), spool, workers=-1
-        )
+    assert same_pixels.image is not photo_1.image and same_pixels.image.image_id == photo_1.image.image_id
+    assert (reused_cleanings, fresh_cleanings) == (4, 8)  # distinct bodies vs every URL
 
 
 def test_a_bug_past_the_decoder_fails_the_run_instead_of_becoming_decode_errors(
     product_photos, tmp_path, monkeypatch
 ):
-    """Bad bytes are still decode_error rejections; a bug in the metrics raises, in-process and from
-    the pool (forked workers inherit the monkeypatch), with the URL in a note."""
+    """Bad bytes are still decode_error rejections; a bug in the metrics raises, for one image and from a
+    batch, with the URL in a note."""
     import pipeline.ingest.process as process
 
     corrupt = process_image(bad_images.corrupt_jpeg(8), CleanConfig())
@@ -165,8 +145,22 @@ def test_a_bug_past_the_decoder_fails_the_run_instead_of_becoming_decode_errors(
     assert isinstance(still_corrupt, Rejection) and still_corrupt.reason == Reason.DECODE_ERROR
 
     url = f"file://{product_photos / PHOTO}"
-    with Spool(str(tmp_path)) as spool, pytest.raises(ZeroDivisionError, match="regression") as raised:
-        fetch_and_process(
-            [FetchRequest("photo", url)], CrawlConfig(), CleanConfig(), spool, workers=1, start_method="fork"
-        )
+    with pytest.raises(ZeroDivisionError, match="regression") as raised:
+        crawl_and_clean([FetchRequest("photo", url)], CrawlConfig(), CleanConfig())
     assert any(url in note for note in getattr(raised.value, "__notes__", []))
+
+
+def test_batches_in_one_process_read_a_hosts_robots_txt_once(product_photos):
+    crawl = CrawlConfig(allow_hosts=["127.0.0.1"], max_retries=0)
+    with LoopbackHTTPServer(product_photos) as server:
+        server.set_robots("User-agent: *\nDisallow: /*.png$\n")
+        server.add_route("/blocked.png", Route(body=bad_images.png(11), content_type="image/png"))
+        for copy in range(3):  # three batches, as a Dask worker runs them one after another
+            photo, blocked = crawl_and_clean(
+                [FetchRequest(u, u) for u in (server.url(f"/{PHOTO}?b={copy}"), server.url("/blocked.png"))],
+                crawl,
+                CleanConfig(),
+                run="one-run",
+            )
+            assert photo.image is not None and blocked.fetch.reason == Reason.ROBOTS_DISALLOWED
+        assert server.hits("/robots.txt") == 1 and server.hits("/blocked.png") == 0

@@ -14,8 +14,8 @@ from pipeline.commit import PartitionNotCommittedError
 from pipeline.crawl import CrawlConfig
 from pipeline.ingest import run as ingest_run
 from pipeline.ingest.config import IngestConfig
+from pipeline.ingest.distribute import fetch_and_process
 from pipeline.ingest.feed import FeedError
-from pipeline.ingest.process import fetch_and_process
 from pipeline.ingest.read import read_image, read_partition
 from pipeline.ingest.run import ingest_partition, parse_partition
 from pipeline.storage import Storage
@@ -168,10 +168,15 @@ def test_a_partition_run_logs_progress_retries_and_a_summary(
     monkeypatch.setattr(ingest_run, "PROGRESS_EVERY_S", 0.0)  # a line for every URL
     caplog.set_level(logging.DEBUG, logger="pipeline")
     calls = []
+    one_url_batches = config.model_copy(update={"batch_urls": 1})  # progress comes a batch at a time
     summary = ingest_partition(
-        str(feed), DAY, local_storage, config, progress=lambda done, total: calls.append((done, total))
+        str(feed),
+        DAY,
+        local_storage,
+        one_url_batches,
+        progress=lambda done, total: calls.append((done, total)),
     )
-    assert summary.accepted == 3 and calls == [(1, 3), (2, 3), (3, 3)]
+    assert summary.accepted == 3 and calls == [(1, 3), (2, 3), (3, 3)] and summary.workers == 2
     lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "pipeline.ingest.run"]
     messages = [m for _, m in lines]
     assert any(

@@ -43,7 +43,7 @@ def dask_client2():
     """The cluster of the acceptance tests: 2 single-threaded worker processes, as `crisp pairs` starts them."""
     from distributed import Client
 
-    from pipeline.pairs.cluster import start_local_cluster
+    from pipeline.cluster import start_local_cluster
 
     with start_local_cluster(2) as cluster, Client(cluster) as client:
         yield client

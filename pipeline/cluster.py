@@ -1,5 +1,7 @@
 """Connect to a Dask cluster: a running scheduler by address, or a LocalCluster sized to the machine.
 
+Used by every Dask stage (ingest, pairs).
+
 In: an optional scheduler address (else DASK_SCHEDULER_ADDRESS) and an optional worker count. Out: a
 `distributed.Client` inside a context manager that closes what it started (and only that), or from
 `start_local_cluster` a `LocalCluster` for callers that manage their own client.
@@ -28,9 +30,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from pipeline.pairs.config import SCHEDULER_ENV
-
 log = logging.getLogger(__name__)
+
+SCHEDULER_ENV = "DASK_SCHEDULER_ADDRESS"  # Dask's own variable for a running scheduler's address
 
 # Dask config key of the allocator setting its nannies put into every worker's environment (see above).
 TRIM_THRESHOLD_KEY = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"

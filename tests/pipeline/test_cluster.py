@@ -6,8 +6,7 @@ import os
 
 import pytest
 
-from pipeline.pairs.cluster import LOCAL_DASHBOARD, dask_client, local_worker_count
-from pipeline.pairs.config import SCHEDULER_ENV
+from pipeline.cluster import LOCAL_DASHBOARD, SCHEDULER_ENV, dask_client, local_worker_count
 
 
 def test_local_worker_count():
