@@ -1,14 +1,20 @@
-"""Ingest benchmark: Crisp vs img2dataset on the same 1,904 loopback URLs of the real product photos.
+"""Ingest benchmark: Crisp vs img2dataset vs the Pillow decode floor on the real product photos, each once.
 
 In: the 476 photos of ../shared/data/products/magento_luma, served by `tests.support.http_server` in a
-process of its own (so neither contender shares a GIL with it), each under 4 query strings (1,904 URLs,
-as in PLATFORM-NOTES), and `IngestBenchConfig` from the environment (CRISP_BENCH_REPEATS, default 3;
-CRISP_BENCH_QUICK=1 for a quick run: 1 repeat, a quarter of the photos). Out: bench/results/ingest.json
-with the medians of Crisp's `ingest_partition` (fetch + decode + normalize + dedup, where the 4 copies
-are exact duplicates + quality metrics + shards, index, ledgers, GX gate, commit) and of img2dataset
-1.47.0 in its own venv (bench/.venvs/img2dataset, installed once) in its like-for-like variant
-(`--skip_reencode True`, which decodes every image) and its no-decode variant
-(`--disable_all_reencoding True`), all in the same run, plus the ratio Crisp / img2dataset.
+process of its own (so no contender shares a GIL with it), and `IngestBenchConfig` from the environment
+(CRISP_BENCH_REPEATS, default 3; CRISP_BENCH_QUICK=1: 1 repeat over a quarter of the photos;
+CRISP_BENCH_ALLOW_DIRTY=1 to measure an uncommitted tree). Out: bench/results/ingest.json, all measured in
+one run, contenders interleaved, medians of the repeats:
+- the headline, unique URLs (every photo once): Crisp's `ingest_partition` (fetch, full decode, normalize,
+  content id, pHash + colour signature, quality metrics, dedup, shards, index, ledgers, GX gate, commit)
+  on a warm Dask LocalCluster of 1 and of 2 workers; img2dataset 1.47.0 (own venv, bench/.venvs) with
+  `--skip_reencode True` (decodes every image) and `--disable_all_reencoding True` (no decode), as whole
+  calls and in steady state (its stats: first shard start to last shard end); and the Pillow decode
+  floor (`Image.open(...).load()` of the same photos on every core);
+- a second figure: the same photos under `copies` query strings each (byte-identical copies, which Crisp
+  cleans once), on 2 workers.
+Targets (issue #12): Crisp on 2 workers >= 1.5x img2dataset `--skip_reencode` steady state and >= 0.5 of
+the decode floor; 1 -> 2 workers >= 1.8x; each flagged met or missed.
 """
 
 from __future__ import annotations
@@ -42,10 +48,11 @@ class IngestBenchConfig(BaseModel):
     - photos: the folder of photos and their catalog.csv (default `product_photos_dir()`).
     - quick: 1 repeat over the first quarter of the photos (CRISP_BENCH_QUICK=1) for a loaded machine.
     - photo_limit: use only the first N photos (CRISP_BENCH_PHOTOS; default all, or a quarter when quick).
-    - copies: distinct query strings per photo; every copy is the same bytes (default 4).
+    - copies: query strings per photo in the second figure; every copy is the same bytes (default 4).
     - i2d_processes / i2d_threads: img2dataset's processes_count / thread_count (default 2 x 128).
     - i2d_shards_per_process: the URL list is cut into shards so every img2dataset process gets work
-      (its default of 10,000 samples per shard would leave one of 2 processes idle on 1,904 URLs).
+      (its default of 10,000 samples per shard would leave one of 2 processes idle).
+    - workers: the Dask LocalCluster sizes Crisp is measured on (default 1 and 2).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,6 +65,7 @@ class IngestBenchConfig(BaseModel):
     i2d_processes: int = Field(default=2, ge=1)
     i2d_threads: int = Field(default=128, ge=1)
     i2d_shards_per_process: int = Field(default=2, ge=1)
+    workers: tuple[int, ...] = (1, 2)
 
     @classmethod
     def from_env(cls) -> IngestBenchConfig:
@@ -111,8 +119,8 @@ class PhotoServer:
             self._process.terminate()
 
 
-def run_crisp(rows: list[tuple[str, str]], workdir: Path) -> dict[str, Any]:
-    """One `ingest_partition` of a CSV feed of `rows` into a fresh file:// root; its figures."""
+def run_crisp(rows: list[tuple[str, str]], workdir: Path, client: Any) -> dict[str, Any]:
+    """One `ingest_partition` of a CSV feed of `rows` into a fresh file:// root on `client`; its figures."""
     from pipeline.crawl import CrawlConfig
     from pipeline.ingest.run import IngestConfig, ingest_partition
     from pipeline.storage import Storage
@@ -122,8 +130,9 @@ def run_crisp(rows: list[tuple[str, str]], workdir: Path) -> dict[str, Any]:
         with open(feed, "w", newline="") as fh:
             csv.writer(fh).writerows([("product_id", "image_url"), *rows])
         config = IngestConfig(crawl=CrawlConfig(allow_hosts=["127.0.0.1"]), workdir=tmp)
+        root = Storage(Path(tmp, "root").as_uri())
         started = time.perf_counter()
-        summary = ingest_partition(feed.as_uri(), PARTITION, Storage(Path(tmp, "root").as_uri()), config)
+        summary = ingest_partition(feed.as_uri(), PARTITION, root, config, client=client)
         seconds = time.perf_counter() - started
     if summary.accepted + summary.duplicates + summary.rejected_total != summary.inputs:
         raise RuntimeError(f"Crisp's counts do not add up: {summary.to_dict()}")
@@ -134,7 +143,27 @@ def run_crisp(rows: list[tuple[str, str]], workdir: Path) -> dict[str, Any]:
         "duplicates_exact": summary.duplicates_exact,
         "duplicates_near": summary.duplicates_near,
         "rejected": summary.rejected,
+        "workers": summary.workers,
     }
+
+
+def _decode(path: str) -> int:
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.load()
+        return image.width * image.height
+
+
+def decode_floor(paths: list[str], processes: int) -> dict[str, Any]:
+    """Wall seconds to fully decode every photo with Pillow on `processes` warm processes."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes) as pool:
+        pool.map(_decode, paths[: processes * 2])  # warm: imports paid before the clock starts
+        started = time.perf_counter()
+        pixels = sum(pool.map(_decode, paths, chunksize=4))
+        seconds = time.perf_counter() - started
+    return {"seconds": seconds, "pixels": pixels}
 
 
 def ensure_img2dataset() -> tuple[Path | None, str]:
@@ -198,77 +227,113 @@ def rate_figures(name: str, urls: int, runs: list[dict[str, Any]], cores: int) -
     }  # fmt: skip
 
 
+def crisp_runs_on(workers: int, rows_by_name: dict[str, list], workdir: Path) -> dict[str, dict]:
+    """Crisp over each named row list on a fresh, warmed LocalCluster of `workers` (start-up untimed)."""
+    from distributed import Client
+
+    from pipeline.cluster import start_local_cluster
+
+    cluster = start_local_cluster(workers)
+    try:
+        with Client(cluster) as client:
+            warm = next(iter(rows_by_name.values()))[:8]
+            run_crisp(warm, workdir, client)  # first-call imports (GX, pyarrow) on driver and workers
+            return {name: run_crisp(rows, workdir, client) for name, rows in rows_by_name.items()}
+    finally:
+        cluster.close()
+
+
 def main() -> None:
+    from bench.results import code_version
+
     config = IngestBenchConfig.from_env()
+    version = code_version()
+    if version.endswith("-dirty") and os.environ.get("CRISP_BENCH_ALLOW_DIRTY") != "1":
+        raise SystemExit(
+            "bench ingest: the tree is dirty; commit first (or CRISP_BENCH_ALLOW_DIRTY=1 to try)"
+        )
     cores = os.cpu_count() or 1
     load_before = os.getloadavg()
     cli, install_note = ensure_img2dataset()
     files = config.photo_files()
-    crisp_runs: list[dict[str, Any]] = []
-    i2d_runs: dict[str, list[dict[str, Any]]] = {v: [] for v in I2D_VARIANTS}
+    runs: dict[str, list[dict[str, Any]]] = {}
     i2d_error = ""
     with tempfile.TemporaryDirectory(prefix="crisp-bench-") as tmp, PhotoServer(config.photos) as server:
-        rows = url_rows(server.base_url, files, config.copies)
-        # untimed warm-up: first-call imports (GX, pyarrow) and the forkserver are paid once per process
-        warm_up_s = run_crisp(url_rows(server.base_url, files[:8], 1), Path(tmp))["seconds"]
+        unique = url_rows(server.base_url, files, 1)
+        copies = url_rows(server.base_url, files, config.copies)
         for _ in range(config.repeats):  # interleaved, so a change in machine load hits all alike
-            crisp_runs.append(run_crisp(rows, Path(tmp)))
+            runs.setdefault("floor", []).append(decode_floor([str(config.photos / f) for f in files], cores))
+            for workers in config.workers:  # one cluster at a time: no idle workers share the cores
+                rows = {"unique": unique} | ({"copies": copies} if workers == max(config.workers) else {})
+                for name, run in crisp_runs_on(workers, rows, Path(tmp)).items():
+                    runs.setdefault(f"crisp_{name}_{workers}w", []).append(run)
             for variant in I2D_VARIANTS:
                 if cli is None or i2d_error:
                     continue
                 try:
-                    i2d_runs[variant].append(
-                        run_img2dataset(cli, [u for _, u in rows], variant, config, Path(tmp))
+                    runs.setdefault(f"i2d_{variant}", []).append(
+                        run_img2dataset(cli, [u for _, u in unique], variant, config, Path(tmp))
                     )
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
                     i2d_error = str(exc)
-    urls = len(rows)
-    figures = rate_figures("crisp", urls, crisp_runs, cores)
-    outcome = {k: v for k, v in crisp_runs[-1].items() if k != "seconds"}
-    figures["crisp_outcomes"] = figure(outcome["accepted"], "accepted images", **outcome)
-    baseline, ratio = None, None
-    complete = {v: runs for v, runs in i2d_runs.items() if len(runs) == config.repeats and not i2d_error}
-    for variant, runs in complete.items():
-        figures.update(rate_figures(f"img2dataset_{variant}", urls, runs, cores))
-        spans = [{"seconds": r["span_s"]} for r in runs]
-        figures[f"img2dataset_{variant}_images_per_s_without_startup"] = figure(
-            round(urls / _median(spans), 1), "inputs/s", note="first shard start to last shard end (its stats files)"
-        )  # fmt: skip
-    if "skip_reencode" in complete:
-        crisp = figures["crisp_images_per_s"]["value"]
-        like = figures["img2dataset_skip_reencode_images_per_s"]
-        baseline = {"name": f"img2dataset {IMG2DATASET_VERSION} --skip_reencode True (like for like)", **like}
-        ratio = {
-            "crisp_over_img2dataset_like_for_like": round(crisp / like["value"], 3),
-            "crisp_over_img2dataset_like_for_like_without_its_startup": round(
-                crisp / figures["img2dataset_skip_reencode_images_per_s_without_startup"]["value"], 3
-            ),
-        }
-        if "no_reencoding" in complete:
-            ratio["crisp_over_img2dataset_no_reencoding"] = round(
-                crisp / figures["img2dataset_no_reencoding_images_per_s"]["value"], 3
-            )
+    figures, targets = summarize(runs, len(unique), len(copies), cores, config, i2d_error)
     notes = [
-        f"{urls} URLs = {len(files)} photos x {config.copies} query strings (exact duplicates), loopback server "
-        f"in its own process; medians of {config.repeats} run(s){' (quick mode)' if config.quick else ''}, "
-        "contenders interleaved; wall time of the whole call (Crisp: ingest_partition in-process after an "
-        f"untimed {warm_up_s:.1f} s warm-up on 8 URLs, incl. worker pool start, GX gate and commit; "
-        "img2dataset: its CLI process, incl. its start-up).",
-        f"img2dataset: webdataset, --resize_mode no, {config.i2d_processes} processes x {config.i2d_threads} "
-        f"threads, {config.i2d_processes * config.i2d_shards_per_process} input shards. {install_note}.",
+        f"unique: {len(unique)} URLs, each photo once; copies: {len(copies)} URLs = {len(files)} photos x "
+        f"{config.copies} query strings (byte-identical). Loopback server in its own process; medians of "
+        f"{config.repeats} run(s){' (quick mode)' if config.quick else ''}, contenders interleaved.",
+        "Crisp: the whole ingest_partition call on a warm LocalCluster (its start-up and a warm-up run "
+        "untimed), GX gate and commit included. img2dataset: whole CLI call, and steady state from its "
+        f"stats files; webdataset, --resize_mode no, {config.i2d_processes} processes x {config.i2d_threads} "
+        f"threads. {install_note}. Floor: Pillow full decode of the same photos on {cores} warm processes.",
         f"load average before/after: {[round(x, 2) for x in load_before]} / "
-        f"{[round(x, 2) for x in os.getloadavg()]} on {cores} cores (other processes were running).",
+        f"{[round(x, 2) for x in os.getloadavg()]} on {cores} cores.",
     ]
-    if baseline is None:
-        notes.append(f"baseline missing: {i2d_error or install_note}")
-    write_result(
-        "ingest",
-        figures,
-        baseline=baseline,
-        ratio=ratio,
-        targets={"crisp_over_img2dataset_like_for_like": ">= 1.0"},
-        notes=" ".join(notes),
-    )
+    if i2d_error or cli is None:
+        notes.append(f"img2dataset missing: {i2d_error or install_note}")
+    write_result("ingest", figures, targets=targets, notes=" ".join(notes))
+
+
+def summarize(runs, unique: int, copies: int, cores: int, config, i2d_error: str):
+    """Figures and met/missed targets from every run's seconds (medians)."""
+    figures: dict[str, dict[str, Any]] = {}
+    rate: dict[str, float] = {}
+    for name, name_runs in runs.items():
+        if name == "floor":
+            rate[name] = unique / _median(name_runs)
+            figures["decode_floor_images_per_s"] = figure(
+                round(rate[name], 1),
+                "images/s",
+                processes=cores,
+                runs_s=[round(r["seconds"], 2) for r in name_runs],
+            )
+            continue
+        urls = copies if "copies" in name else unique
+        figures.update(rate_figures(name, urls, name_runs, cores))
+        rate[name] = figures[f"{name}_images_per_s"]["value"]
+        if name.startswith("i2d_") and "span_s" in name_runs[0]:
+            steady = urls / _median(name_runs, "span_s")
+            rate[f"{name}_steady"] = steady
+            figures[f"{name}_steady_images_per_s"] = figure(
+                round(steady, 1), "images/s", note="first shard start to last shard end (its stats files)"
+            )
+        if name.startswith("crisp_"):
+            figures[f"{name}_outcomes"] = figure(
+                name_runs[-1]["accepted"], "accepted images", **name_runs[-1]
+            )
+    best, single = f"crisp_unique_{max(config.workers)}w", f"crisp_unique_{min(config.workers)}w"
+
+    def target(measured: float | None, goal: float) -> dict[str, Any]:
+        if measured is None:
+            return {"target": goal, "measured": None, "met": False, "why": i2d_error or "not measured"}
+        return {"target": goal, "measured": round(measured, 3), "met": measured >= goal}
+
+    i2d = rate.get("i2d_skip_reencode_steady")
+    targets = {
+        f"{best}_over_img2dataset_skip_reencode_steady>=1.5": target(rate[best] / i2d if i2d else None, 1.5),
+        f"{best}_over_decode_floor>=0.5": target(rate[best] / rate["floor"], 0.5),
+        "crisp_unique_2_workers_over_1>=1.8": target(rate[best] / rate[single], 1.8),
+    }
+    return figures, targets
 
 
 if __name__ == "__main__":

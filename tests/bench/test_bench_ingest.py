@@ -58,3 +58,36 @@ def test_rate_figures_use_the_median_run():
     assert figures["x_images_per_s"]["value"] == 2.0
     assert figures["x_images_per_s"]["successes"] == [8, 8, 7]
     assert figures["x_images_per_s_per_core"]["value"] == 1.0
+
+
+def test_summary_flags_each_target_met_or_missed_from_the_medians():
+    from bench.bench_ingest import summarize
+
+    crisp = {"accepted": 10, "inputs": 10}
+    runs = {
+        "floor": [{"seconds": 1.0}, {"seconds": 1.2}, {"seconds": 0.8}],  # 10 images: 10/s
+        "crisp_unique_1w": [{"seconds": 4.0, **crisp}],  # 2.5/s
+        "crisp_unique_2w": [{"seconds": 2.0, **crisp}],  # 5/s: 2.0x of 1 worker, 0.5 of the floor
+        "crisp_copies_2w": [{"seconds": 3.0, **crisp}],
+        "i2d_skip_reencode": [{"seconds": 5.0, "span_s": 2.5, "successes": 10}],  # steady 4/s
+    }
+    config = IngestBenchConfig(copies=4)
+    figures, targets = summarize(runs, 10, 40, 2, config, "")
+    assert figures["decode_floor_images_per_s"]["value"] == 10.0
+    assert figures["crisp_copies_2w_images_per_s"]["value"] == round(40 / 3.0, 1)
+    assert figures["i2d_skip_reencode_steady_images_per_s"]["value"] == 4.0
+    by_name = {name.split(">=")[0]: t for name, t in targets.items()}
+    assert by_name["crisp_unique_2w_over_img2dataset_skip_reencode_steady"] == {
+        "target": 1.5,
+        "measured": 1.25,
+        "met": False,
+    }
+    assert (
+        by_name["crisp_unique_2w_over_decode_floor"]["met"]
+        and by_name["crisp_unique_2_workers_over_1"]["met"]
+    )
+    _, without_i2d = summarize(
+        {k: v for k, v in runs.items() if not k.startswith("i2d")}, 10, 40, 2, config, "no venv"
+    )
+    assert without_i2d["crisp_unique_2w_over_img2dataset_skip_reencode_steady>=1.5"]["met"] is False
+    assert without_i2d["crisp_unique_2w_over_img2dataset_skip_reencode_steady>=1.5"]["why"] == "no venv"
