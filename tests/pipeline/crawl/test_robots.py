@@ -9,7 +9,6 @@ import pytest
 from pipeline.crawl.robots import (
     RobotsCache,
     RobotsFile,
-    normalise_path,
     parse_robots,
     product_token,
     robots_url,
@@ -123,8 +122,11 @@ def test_percent_encoding_is_normalised(pattern, path, expected):
     assert allowed(f"User-agent: *\nDisallow: {pattern}\n", path) is expected
 
 
-def test_normalise_path():
-    assert normalise_path("/\u00e9t\u00e9?q=%7euser&x=%2f") == "/%C3%A9t%C3%A9?q=~user&x=%2F"
+def test_percent_encoding_of_path_and_query():
+    # non-ASCII is %-encoded, %7e is "~", %2f stays an escaped "/" (hex case aside)
+    text = "User-agent: *\nDisallow: /%C3%A9t%C3%A9?q=~user&x=%2F\n"
+    assert not allowed(text, "/\u00e9t\u00e9?q=%7euser&x=%2f")
+    assert allowed(text, "/\u00e9t\u00e9?q=~user&x=/")
 
 
 GROUPS = """\ufeff# comments and unknown lines are ignored
