@@ -14,7 +14,18 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("ingest", "pairs", "train", "validate", "registry", "reference", "upscale", "demo", "config")
+COMMANDS = (
+    "ingest",
+    "pairs",
+    "train",
+    "validate",
+    "registry",
+    "reference",
+    "upscale",
+    "demo",
+    "config",
+    "data_docs",
+)
 PACKAGES = ("crisp", "pipeline", "training", "schemas")  # the loggers -v turns to DEBUG
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 

@@ -14,11 +14,19 @@ from (`based_on`) and finds another one committed meanwhile is told so (`Superse
 both reporting success. `history/<attempt_id>.json` keeps every committed manifest. A rerun whose content
 digest equals the committed one is a no-op. Attempts no manifest references are garbage-collected once
 older than a grace period (so a concurrent writer's in-flight attempt is not deleted under it).
+
+Quality evidence: a gate that returns a `schemas.validation.Validation` has it written into the attempt
+as `validation.json` before the manifest, so the manifest lists and checksums it; it is left out of the
+content digest (it holds timestamps). A gate that raises `GateError` blocks the commit: the attempt is
+moved whole to `<dataset>/<partition>/quarantine/<attempt_id>/` with its `validation.json`, the error
+names that folder, and the committed manifest is untouched. Garbage collection never touches
+`quarantine/`: blocked attempts are kept until someone deletes them (there is no automatic cleanup).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -26,7 +34,11 @@ from typing import Any
 
 from pipeline.storage import Storage
 from schemas.errors import CrispError
+from schemas.expectations import GateError
 from schemas.manifest import MANIFEST_NAME, Manifest, ManifestFile, content_digest
+from schemas.validation import QUARANTINE_DIR, VALIDATION_NAME, Validation
+
+log = logging.getLogger(__name__)
 
 
 class PartitionNotCommittedError(FileNotFoundError):
@@ -117,17 +129,45 @@ class PartitionWriter:
     def abort(self) -> None:
         self.storage.delete(f"{self.base}/attempts/{self.attempt_id}", recursive=True)
 
+    def quarantine_path(self) -> str:
+        """Storage path where this attempt is kept when its gate fails."""
+        return f"{self.base}/{QUARANTINE_DIR}/{self.attempt_id}"
+
+    def quarantine(self, error: GateError) -> str | None:
+        """Move the blocked attempt, with its evidence as validation.json, to `quarantine_path()`; the
+        error then names it. Returns the path, or None when storage failed (the attempt is deleted then)."""
+        evidence = self._stamp(error.validation or Validation.of_failures(error.failures))
+        error.validation = evidence
+        try:
+            self.storage.write_bytes(self.attempt_path(VALIDATION_NAME), evidence.to_json())
+            self.storage.move(f"{self.base}/attempts/{self.attempt_id}", self.quarantine_path())
+        except Exception as exc:  # the gate's verdict is the error to report; keep it
+            log.warning("could not quarantine %s: %s", self.attempt_path(""), exc)
+            self.abort()
+            return None
+        command = (
+            f"crisp data-docs --dataset {self.dataset} --date {self.partition} --attempt {self.attempt_id}"
+        )
+        error.quarantined(self.storage.uri(self.quarantine_path()), f" (report: {command})")
+        return self.quarantine_path()
+
+    def _stamp(self, evidence: Validation) -> Validation:
+        return evidence.model_copy(
+            update={"dataset": self.dataset, "partition": self.partition, "attempt_id": self.attempt_id}
+        )
+
     def commit(
         self,
         counts: dict[str, int],
         schema_versions: dict[str, int],
         extra: dict[str, Any] | None = None,
         content_key: Any = None,
-        gate: Callable[[Manifest], None] | None = None,
+        gate: Callable[[Manifest], Validation | None] | None = None,
         gc_grace: timedelta = timedelta(hours=1),
         based_on: Manifest | None | object = UNCHECKED,
     ) -> Manifest:
-        """Verify the attempt's files, run `gate` (raises to block), swap the manifest, collect garbage.
+        """Verify the attempt's files, run `gate` (raises to block; may return its evidence, stored as
+        validation.json), swap the manifest, collect garbage. A `GateError` quarantines the attempt.
 
         Returns the committed manifest; when the committed partition already holds the same content,
         the new attempt is discarded and the existing manifest is returned unchanged. `based_on` is the
@@ -149,15 +189,22 @@ class PartitionWriter:
             files=files,
             counts=counts,
             schema_versions=schema_versions,
-            content_digest=content_digest(files, counts, content_key),
+            content_digest=content_digest(_content(files), counts, content_key),
             extra=extra or {},
         )
         if gate is not None:
             try:
-                gate(manifest)
+                evidence = gate(manifest)
+            except GateError as exc:
+                self.quarantine(exc)
+                raise
             except BaseException:
                 self.abort()
                 raise
+            if evidence is not None:  # listed and checksummed, outside the digest: `content` is unchanged
+                self.write(VALIDATION_NAME, self._stamp(evidence).to_json())
+                files = sorted(self.files.values(), key=lambda f: f.name)
+                manifest = manifest.model_copy(update={"files": files})
         rel = f"{self.base}/{MANIFEST_NAME}"
         while True:  # without `based_on`, a swap lost to another writer is simply tried again over it
             current_bytes = self.storage.read_bytes_or_none(rel)
@@ -184,6 +231,11 @@ class PartitionWriter:
             f"{self.dataset}/{self.partition}: attempt {self.attempt_id} was not committed: it was superseded "
             f"by {who}, committed while this run worked; the partition keeps that attempt. Rerun to build on it."
         )
+
+
+def _content(files: list[ManifestFile]) -> list[ManifestFile]:
+    """The files the content digest covers: all but the gate's evidence (it has timestamps)."""
+    return [f for f in files if f.name != VALIDATION_NAME]
 
 
 def _attempt(manifest: Manifest | None) -> str | None:
@@ -253,7 +305,7 @@ def committed_partitions(storage: Storage, dataset: str) -> list[str]:
 
 def collect_garbage(storage: Storage, dataset: str, partition: str, grace: timedelta) -> list[str]:
     """Delete attempts the manifest does not reference and that are older than `grace` (and temp files of
-    interrupted local writes, as old); return the attempt ids."""
+    interrupted local writes, as old); return the attempt ids. Quarantined attempts are kept."""
     base = partition_dir(dataset, partition)
     current = read_manifest_or_none(storage, dataset, partition)
     keep = current.attempt_id if current else None

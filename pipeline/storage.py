@@ -274,6 +274,24 @@ class Storage:
         if move:
             os.remove(local_path)
 
+    def move(self, rel: str, to: str) -> None:
+        """Move the folder (or file) at `rel` to `to`, which must not exist: one rename locally; on S3 each
+        object is copied, then the source deleted (a reader may see `to` partly copied meanwhile)."""
+        if self.scheme == "file":
+            target = self._path(to)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            self._call("moving", rel, os.rename, self._path(rel), target)
+            self.fs.invalidate_cache()
+            return
+        source = rel.strip("/")
+        found = self.list(source, recursive=True)
+        if not found:
+            raise FileNotFoundError(f"nothing to move at {self.uri(rel)}")
+        for name in found:
+            copy = to.strip("/") + name[len(source) :]
+            self._call("copying", name, self.fs.copy, self._path(name), self._path(copy))
+        self.delete(source, recursive=True)
+
     def delete(self, rel: str, recursive: bool = False) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.fs.rm(self._path(rel), recursive=recursive)

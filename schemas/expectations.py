@@ -2,8 +2,10 @@
 
 In: declared schemas (plus which columns are unique, which take a fixed set of values, which have bounds),
 pandas DataFrames by table name, and the run's counts. Out: `gx.ExpectationSuite`s (`suite_from_schema`,
-`ingest_suites`), and `validate_or_raise`, which returns quietly or raises `GateError` listing every
-failed expectation (table, expectation, column, what was seen).
+`ingest_suites`), and `validate_or_raise`, which returns the evidence (`schemas.validation.Validation`:
+every suite and expectation with what GX observed) or raises `GateError` listing every failed expectation
+(table, expectation, column, what was seen) with the same evidence as its `validation`. `record_gate`
+gives any gate built on `suite_failures` (the pairs gate) that evidence too.
 
 Besides each table's own suite, the outcome rule is checked in GX too: every input row ends in exactly one
 place, so `inputs == accepted + duplicates + rejected`, each outcome table holds as many rows as its count,
@@ -17,8 +19,10 @@ process and reused.
 
 from __future__ import annotations
 
+import contextvars
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -29,23 +33,39 @@ from schemas.image_index import FORMAT_VALUES, IMAGE_INDEX_SCHEMA, SOURCE_FORMAT
 from schemas.reasons import Reason
 from schemas.rejects import REJECT_SCHEMA
 from schemas.validate import schema_name
+from schemas.validation import SuiteResult, Validation, accounting_of
 
 REJECT_STAGES = ("feed", "fetch", "clean")
 DUPLICATE_KINDS = ("exact", "near")
 # Which count each outcome table must match; "inputs" is the sum the three must reach.
 OUTCOME_COUNTS = {"index": "accepted", "duplicates": "duplicates", "rejects": "rejected"}
+OUTCOME_RULE = (
+    "inputs == accepted + duplicates + rejected; each outcome table holds its count; a row_key once"
+)
 _DATA_SOURCE = "crisp"
+# the suites' results of the gate running in this context (`record_gate`), None outside one
+_RECORDED: contextvars.ContextVar[list[SuiteResult] | None] = contextvars.ContextVar(
+    "crisp_gate", default=None
+)
 
 
 class GateError(CrispError, RuntimeError):
-    """A quality gate failed; the message lists each failed expectation."""
+    """A quality gate failed; the message lists each failed expectation (and, once the commit moved the
+    attempt aside, where it was quarantined). `validation` is the evidence when `record_gate` ran the gate."""
 
-    def __init__(self, failures: Sequence[str]):
+    def __init__(self, failures: Sequence[str], validation: Validation | None = None):
         self.failures = list(failures)
+        self.validation = validation
+        self.quarantine: str | None = None
         super().__init__(
             f"quality gate failed ({len(self.failures)} expectation(s)), nothing was committed:\n  "
             + "\n  ".join(self.failures)
         )
+
+    def quarantined(self, where: str, hint: str = "") -> None:
+        """Name the quarantine folder holding the blocked attempt and its validation.json."""
+        self.quarantine = where
+        self.args = (f"{self.args[0]}\n  the attempt and its validation results are kept in {where}{hint}",)
 
 
 def suite_from_schema(
@@ -109,13 +129,54 @@ def ingest_suites() -> dict[str, Any]:
 
 def validate_or_raise(
     df_by_name: Mapping[str, Any], suites: Mapping[str, Any], counts: Mapping[str, int]
-) -> None:
-    """Validate each DataFrame with its suite, then the outcome rule; `GateError` lists every failure."""
-    import pandas as pd
-
+) -> Validation:
+    """Validate each DataFrame with its suite, then the outcome rule; returns the evidence, or raises
+    `GateError` listing every failure (its `validation` the same evidence)."""
     missing = sorted(set(suites) - set(df_by_name))
     if missing:
         raise ValueError(f"no DataFrame given for suite(s) {', '.join(missing)}")
+    return record_gate(lambda: _validate(df_by_name, suites, counts), counts, ("accounting", "outcomes"))
+
+
+def record_gate(
+    check: Callable[[], Any], counts: Mapping[str, int] | None = None, accounting: Sequence[str] = ()
+) -> Validation:
+    """Run `check` (a gate calling `suite_failures`, raising `GateError`) and record every suite it
+    validates: returns the evidence, or re-raises the `GateError` with the evidence as its `validation`.
+    `accounting` names the tables whose suites check the outcome rule."""
+    outer, recorded = _RECORDED.get(), []
+    token = _RECORDED.set(recorded)
+    started = datetime.now(UTC)
+
+    def evidence(failures: Sequence[str]) -> Validation:
+        import great_expectations as gx
+
+        return Validation(
+            success=not failures,
+            gx_version=gx.__version__,
+            started_at=started,
+            finished_at=datetime.now(UTC),
+            suites=recorded,
+            failures=list(failures),
+            counts={k: int(v) for k, v in (counts or {}).items()},
+            accounting=accounting_of(recorded, OUTCOME_RULE, accounting) if accounting else None,
+        )
+
+    try:
+        check()
+    except GateError as exc:
+        exc.validation = evidence(exc.failures)
+        raise
+    finally:
+        _RECORDED.reset(token)
+        if outer is not None:  # a gate inside a gate: the outer one sees these suites too
+            outer.extend(recorded)
+    return evidence(())
+
+
+def _validate(df_by_name: Mapping[str, Any], suites: Mapping[str, Any], counts: Mapping[str, int]) -> None:
+    import pandas as pd
+
     failures: list[str] = []
     for name in sorted(suites):
         failures += suite_failures(name, df_by_name[name], suites[name])
@@ -196,8 +257,12 @@ def _batch_definition(table: str):
 
 
 def suite_failures(table: str, frame: Any, suite: Any) -> list[str]:
+    """Validate `frame` with `suite`: one line per failed expectation (recorded under `record_gate`)."""
     batch = _batch_definition(table).get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite)
+    recorded = _RECORDED.get()
+    if recorded is not None:
+        recorded.append(SuiteResult.from_gx(table, suite.name, result.to_json_dict()))
     return [_describe(table, r) for r in result.results if not r.success]
 
 

@@ -6,8 +6,10 @@ size), a function returning each image's stored bytes, reject and duplicate reco
 
 Files of the attempt: `shards/NNNNNN.tar` (members "<image_id>.<jpg|png>" with the stored bytes and
 "<image_id>.json" with the image's metadata), `index.parquet`, `rejects.parquet`, `duplicates.parquet`
-and `stats.json`. A Great Expectations gate built from the declared schemas must pass before the
-manifest is written; a failure removes the attempt and raises `GateError` saying why.
+and `stats.json`, plus the gate's evidence `validation.json` (`schemas.validation`). A Great Expectations
+gate built from the declared schemas must pass before the manifest is written; a failure moves the
+attempt to `images/<partition>/quarantine/<attempt_id>/` with its evidence and raises `GateError` saying
+why and where.
 
 Output is deterministic, so that rerunning a date with the same outcomes is a no-op (the commit protocol
 keeps the existing manifest when the content digest is unchanged): images are sharded in image_id order,
@@ -36,6 +38,7 @@ from schemas.image_index import IMAGE_INDEX_SCHEMA, member_extension
 from schemas.manifest import Manifest
 from schemas.rejects import REJECT_SCHEMA
 from schemas.validate import records_to_table, schema_version
+from schemas.validation import Validation
 
 TIME_COLUMNS = ("fetched_at", "ingested_at", "recorded_at")
 LOCATION_COLUMNS = ("shard", "offset", "size")
@@ -92,11 +95,11 @@ def write_partition(
             STATS, json.dumps(partition_stats(partition, tables, counts), indent=1, sort_keys=True).encode()
         )
 
-        def gate(_manifest: Manifest) -> None:
+        def gate(_manifest: Manifest) -> Validation:
             from schemas.expectations import ingest_suites, validate_or_raise
 
             frames = {name: table.to_pandas() for name, table in tables.items()}
-            validate_or_raise(frames, suites if suites is not None else ingest_suites(), counts)
+            return validate_or_raise(frames, suites if suites is not None else ingest_suites(), counts)
 
         versions = {
             schema.metadata[b"crisp.schema"].decode(): schema_version(schema) for _, _, schema in _TABLES

@@ -36,6 +36,7 @@ from pipeline.pairs.config import PairsConfig
 from pipeline.pairs.make import InputShard, OutputFile, ShardOutput, make_pairs_for_shard
 from pipeline.progress import Progress
 from pipeline.storage import Storage
+from schemas.expectations import record_gate
 from schemas.manifest import Manifest
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.validate import records_to_table, schema_version
@@ -336,7 +337,7 @@ def _commit(writer, plan: _Plan, outputs: list[ShardOutput], config, recipe) -> 
         extra={"content_key": plan.content_key, "source": {"dataset": IMAGES, "partition": plan.partition,
                "attempt_id": plan.source.attempt_id, "content_digest": plan.source.content_digest}},
         content_key=plan.content_key,
-        gate=lambda _manifest: check_pairs(index, skip_table, expect),
+        gate=lambda _manifest: record_gate(lambda: check_pairs(index, skip_table, expect), counts),
     )  # fmt: skip
     return PartitionResult(
         partition=plan.partition,

@@ -12,8 +12,14 @@ from pipeline.commit import (
     collect_garbage,
     committed_partitions,
     read_manifest,
+    read_verified,
     verify,
 )
+from schemas.expectations import GateError, record_gate, suite_failures, suite_from_schema
+from schemas.reasons import Reason
+from schemas.rejects import REJECT_SCHEMA
+from schemas.validate import records_to_table
+from schemas.validation import Validation
 
 
 def _commit(storage, payload: bytes, partition="2026-01-01", **kw):
@@ -176,3 +182,84 @@ def test_garbage_collection_removes_old_temp_files_of_interrupted_writes(local_s
     collect_garbage(local_storage, "images", "2026-01-01", grace=timedelta(0))
     assert not any(os.path.exists(p) for p in stale)
     assert read_manifest(local_storage, "images", "2026-01-01") == m
+
+
+# -- quality evidence and quarantine ---------------------------------------------------------------
+
+
+def ledger_gate(reasons: list[str]):
+    """A gate as the pairs job builds one: a real GX suite on a tiny reject ledger, under record_gate."""
+    from datetime import UTC, datetime
+
+    rows = [
+        {"row_key": f"f:{n}", "stage": "fetch", "reason": reason, "retryable": False, "partition": "d",
+         "recorded_at": datetime(2026, 1, 1, tzinfo=UTC)}
+        for n, reason in enumerate(reasons)
+    ]  # fmt: skip
+    frame = records_to_table(rows, REJECT_SCHEMA).to_pandas()
+    reasons_known = {"reason": [r.value for r in Reason]}
+    suite = suite_from_schema(REJECT_SCHEMA, "reject_ledger", value_sets=reasons_known)
+
+    def check():
+        failures = suite_failures("rejects", frame, suite)
+        if failures:
+            raise GateError(failures)
+
+    return lambda _manifest: record_gate(check, {"rejected": len(rows)})
+
+
+def test_gate_evidence_is_listed_checksummed_and_outside_the_digest(storage):
+    m = _commit(storage, b"v1", gate=ledger_gate(["timeout"]))
+    assert sorted(f.name for f in m.files) == ["index.parquet", "shards/000000.tar", "validation.json"]
+    assert read_manifest(storage, "images", "2026-01-01") == m
+    verify(storage, m, checksums=True)
+    evidence = Validation.from_json(read_verified(storage, m, "validation.json"))
+    assert (evidence.dataset, evidence.partition) == ("images", "2026-01-01")
+    assert evidence.attempt_id == m.attempt_id
+    assert evidence.success and evidence.failures == [] and evidence.counts == {"rejected": 1}
+    assert [s.table for s in evidence.suites] == ["rejects"] and evidence.evaluated > 5
+    assert evidence.gx_version and evidence.started_at <= evidence.finished_at
+    # the same data without evidence has the same digest: the evidence is not content
+    assert _commit(storage, b"v1", partition="2026-01-02").content_digest == m.content_digest
+    again = _commit(storage, b"v1", gate=ledger_gate(["timeout"]))  # new timestamps, same content
+    assert again == m and storage.list_dirs("images/2026-01-01/attempts") == [m.attempt_id]
+
+
+def test_failed_gate_quarantines_the_attempt_with_its_results(storage):
+    first = _commit(storage, b"v1")
+    with pytest.raises(GateError) as failure:
+        _commit(storage, b"v2", gate=ledger_gate(["timeout", "made_up"]))
+    assert read_manifest(storage, "images", "2026-01-01") == first  # nothing committed
+    assert storage.list_dirs("images/2026-01-01/attempts") == [first.attempt_id]
+    (blocked,) = storage.list_dirs("images/2026-01-01/quarantine")
+    where = f"images/2026-01-01/quarantine/{blocked}"
+    assert storage.list(where, recursive=True) == [
+        f"{where}/{name}" for name in ("index.parquet", "shards/000000.tar", "validation.json")
+    ]
+    assert storage.read_bytes(f"{where}/index.parquet") == b"v2"
+    message = str(failure.value)
+    assert "nothing was committed" in message and storage.uri(where) in message
+    assert f"crisp data-docs --dataset images --date 2026-01-01 --attempt {blocked}" in message
+    evidence = Validation.from_json(storage.read_bytes(f"{where}/validation.json"))
+    assert not evidence.success and evidence.attempt_id == blocked
+    assert evidence.failures == failure.value.failures and evidence.failed == 1
+    (bad,) = [e for _, e in evidence.expectations() if not e.success]
+    assert bad.type == "expect_column_values_to_be_in_set" and bad.column == "reason"
+    assert bad.unexpected_count == 1 and bad.partial_unexpected_list == ["made_up"]
+
+
+def test_garbage_collection_keeps_quarantined_attempts(local_storage):
+    def gate(_manifest):
+        raise GateError(["rejects: expect_something failed: observed 3"])  # a gate without record_gate
+
+    with pytest.raises(GateError, match="quarantine"):
+        _commit(local_storage, b"bad", gate=gate)
+    (blocked,) = local_storage.list_dirs("images/2026-01-01/quarantine")
+    later = _commit(local_storage, b"v2", gc_grace=timedelta(0))  # collects every unreferenced attempt
+    assert collect_garbage(local_storage, "images", "2026-01-01", grace=timedelta(0)) == []
+    assert local_storage.list_dirs("images/2026-01-01/attempts") == [later.attempt_id]
+    assert local_storage.list_dirs("images/2026-01-01/quarantine") == [blocked]
+    evidence = Validation.from_json(
+        local_storage.read_bytes(f"images/2026-01-01/quarantine/{blocked}/validation.json")
+    )
+    assert evidence.failures == ["rejects: expect_something failed: observed 3"] and evidence.suites == []

@@ -7,9 +7,10 @@ from datetime import UTC, datetime
 import pytest
 
 from schemas.duplicates import DUPLICATE_SCHEMA
-from schemas.expectations import GateError, ingest_suites, suite_from_schema, validate_or_raise
+from schemas.expectations import GateError, ingest_suites, record_gate, suite_from_schema, validate_or_raise
 from schemas.rejects import REJECT_SCHEMA
 from schemas.validate import records_to_table
+from schemas.validation import Validation
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -55,9 +56,29 @@ def test_suites_come_from_the_schemas(suites):
         suite_from_schema(REJECT_SCHEMA, "x", unique=("nope",))
 
 
-def test_conforming_tables_pass(suites):
+def test_conforming_tables_pass_and_the_evidence_lists_every_expectation(suites):
     counts = {"inputs": 2, "accepted": 0, "duplicates": 0, "rejected": 2}
-    validate_or_raise(frames([reject("f:1"), reject("f:2", "timeout")]), suites, counts)
+    evidence = validate_or_raise(frames([reject("f:1"), reject("f:2", "timeout")]), suites, counts)
+    assert evidence.success and evidence.failures == [] and evidence.counts == counts
+    assert [(s.table, s.suite) for s in evidence.suites] == [
+        ("duplicates", "duplicate_ledger"),
+        ("index", "image_index"),
+        ("rejects", "reject_ledger"),
+        ("accounting", "accounting"),
+        ("outcomes", "outcomes"),
+    ]
+    for suite in evidence.suites[:3]:  # one result per expectation of the suite
+        types = sorted(e.expectation_type for e in suites[suite.table].expectations)
+        assert sorted(e.type for e in suite.expectations) == types
+        assert all(e.success for e in suite.expectations)
+    assert evidence.accounting.success and evidence.accounting.tables == ["accounting", "outcomes"]
+    assert "inputs == accepted + duplicates + rejected" in evidence.accounting.rule
+    (row_count,) = [e for _, e in evidence.expectations() if e.type == "expect_table_row_count_to_equal"]
+    assert row_count.observed_value == 2 and row_count.kwargs == {"value": 2}
+    import great_expectations as gx
+
+    assert evidence.gx_version == gx.__version__ and evidence.started_at <= evidence.finished_at
+    assert Validation.from_json(evidence.to_json()) == evidence  # the stored JSON reads back whole
 
 
 def test_every_failure_is_listed(suites):
@@ -78,6 +99,34 @@ def test_every_failure_is_listed(suites):
     assert "outcomes: expect_table_row_count_to_equal(value=3) failed: observed 2" in text
     assert "outcomes: expect_column_values_to_be_unique(column='row_key')" in text
     assert len(failure.value.failures) == 7
+    evidence = failure.value.validation  # the same failures, as evidence
+    assert not evidence.success and evidence.failures == failure.value.failures and evidence.failed == 7
+    assert not evidence.accounting.success
+    (stage,) = [e for _, e in evidence.expectations() if not e.success and e.column == "stage"]
+    assert stage.unexpected_count == 1 and stage.partial_unexpected_list == ["upload"]
+    (columns,) = [e for _, e in evidence.expectations() if e.type == "expect_table_columns_to_match_set"
+                  and not e.success]  # fmt: skip
+    assert "unexpected" in columns.observed_value
+
+
+def test_record_gate_gives_a_gate_built_on_suite_failures_its_evidence(suites):
+    from schemas.expectations import suite_failures
+
+    table = frames([reject("f:1", reason="made_up")])["rejects"]
+
+    def check():
+        failures = suite_failures("rejects", table, suites["rejects"])
+        if failures:
+            raise GateError([f"pairs/x/d {f}" for f in failures])
+
+    with pytest.raises(GateError) as failure:
+        record_gate(check)
+    evidence = failure.value.validation
+    assert [s.table for s in evidence.suites] == ["rejects"] and evidence.accounting is None
+    assert evidence.failures == failure.value.failures and evidence.failed == 1
+    clean = frames([reject("f:1")])["rejects"]
+    good = record_gate(lambda: suite_failures("rejects", clean, suites["rejects"]))
+    assert good.success and good.failed == 0 and len(good.suites) == 1
 
 
 def test_missing_frame_is_a_usage_error(suites):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pipeline.clean import COLOR_SIGNATURE_BYTES, CleanConfig
-from pipeline.commit import read_manifest, read_manifest_or_none
+from pipeline.commit import read_manifest, read_manifest_or_none, read_verified, verify
 from pipeline.crawl import FetchResult
 from pipeline.ingest.feed import FeedRow
 from pipeline.ingest.outcomes import index_record, reject_record
@@ -17,6 +17,7 @@ from pipeline.ingest.read import read_partition
 from pipeline.ingest.write import row_order, write_partition
 from pipeline.shards import iter_tar
 from schemas.expectations import GateError
+from schemas.validation import Validation
 from tests.support import bad_images
 
 DAY = "2026-02-01"
@@ -88,8 +89,14 @@ def test_commits_every_file_with_sorted_deterministic_content(local_storage, out
         "rejects.parquet",
         "shards/000000.tar",
         "stats.json",
+        "validation.json",
     ]
     assert manifest.counts == counts and manifest.schema_versions["image_index"] == 2
+    verify(local_storage, manifest, checksums=True)  # the evidence is checksummed like every file
+    evidence = Validation.from_json(read_verified(local_storage, manifest, "validation.json"))
+    assert evidence.success and evidence.attempt_id == manifest.attempt_id and evidence.counts == counts
+    tables = ["duplicates", "index", "rejects", "accounting", "outcomes"]
+    assert [s.table for s in evidence.suites] == tables and evidence.accounting.success
 
     part = read_partition(local_storage, DAY)
     ids = part.index["image_id"].to_pylist()
@@ -123,6 +130,7 @@ def test_same_outcomes_later_is_a_no_op_keeping_the_committed_times(local_storag
     moved = [{**r, "recorded_at": later} for r in rejects]
     second = write(local_storage, again, moved, duplicates, counts, shard_target_bytes=1 << 30)
     assert second == first == read_manifest(local_storage, "images", DAY)
+    read_verified(local_storage, first, "validation.json")  # the first run's evidence, intact
     assert set(read_partition(local_storage, DAY).index["ingested_at"].to_pylist()) == {T0}
 
     changed = [{**rejects[0], "reason": "timeout", "retryable": True, "recorded_at": later}]
@@ -140,21 +148,30 @@ def test_small_target_rolls_shards(storage, outcomes):
     ]
 
 
-def test_failing_gate_blocks_the_commit_and_says_why(local_storage, outcomes):
+def test_failing_gate_blocks_the_commit_quarantines_and_says_why(storage, outcomes):
     images, rejects, duplicates, counts = outcomes
-    committed = write(local_storage, images, rejects, duplicates, counts)
+    committed = write(storage, images, rejects, duplicates, counts)
     twice = [*images, images[0]]  # the same image_id twice in the index
     bad_counts = {**counts, "accepted": 4, "inputs": 7}
     with pytest.raises(GateError) as failure:
-        write(local_storage, twice, rejects, duplicates, bad_counts)
+        write(storage, twice, rejects, duplicates, bad_counts)
     message = str(failure.value)
     assert "nothing was committed" in message
     assert "index: expect_column_values_to_be_unique(column='image_id')" in message
     assert "inputs == accepted + duplicates + rejected" in message
     assert "outcomes: expect_column_values_to_be_unique(column='row_key')" in message
-    assert read_manifest(local_storage, "images", DAY) == committed  # the old partition stays visible
-    attempts = local_storage.list_dirs(f"images/{DAY}/attempts")
-    assert attempts == [committed.attempt_id]  # the blocked attempt was removed
+    assert read_manifest(storage, "images", DAY) == committed  # the old partition stays visible
+    attempts = storage.list_dirs(f"images/{DAY}/attempts")
+    assert attempts == [committed.attempt_id]  # the blocked attempt left attempts/ ...
+    (blocked,) = storage.list_dirs(f"images/{DAY}/quarantine")  # ... for quarantine/, whole
+    where = f"images/{DAY}/quarantine/{blocked}"
+    assert storage.uri(where) in message
+    kept = {name.removeprefix(f"{where}/") for name in storage.list(where, recursive=True)}
+    assert kept == {"duplicates.parquet", "index.parquet", "rejects.parquet", "shards/000000.tar",
+                    "stats.json", "validation.json"}  # fmt: skip
+    evidence = Validation.from_json(storage.read_bytes(f"{where}/validation.json"))
+    assert evidence.failures == failure.value.failures and not evidence.accounting.success
+    assert evidence.counts == bad_counts and evidence.attempt_id == blocked
 
 
 def test_gate_failure_on_a_new_partition_leaves_nothing_visible(local_storage, outcomes):
