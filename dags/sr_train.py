@@ -155,7 +155,6 @@ def sr_train():
     @task(execution_timeout=timedelta(hours=24))
     def train(summary: dict) -> dict:
         import json
-        import subprocess
         import sys
         import tempfile
 
@@ -163,6 +162,7 @@ def sr_train():
         from airflow.sdk import get_current_context
 
         from pipeline.storage import Storage
+        from training.launch import run_training
 
         context = get_current_context()
         config = train_config(context["params"], context["run_id"])
@@ -174,15 +174,8 @@ def sr_train():
             path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
             path.chmod(0o600)
             command = [sys.executable, "-m", "training.train", "--config", str(path)]
-            proc = subprocess.Popen(
-                command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-            )
-            tail: list[str] = []
-            for line in proc.stdout:  # stream into the task log
-                log.info("%s", line.rstrip())
-                tail = (tail + [line])[-40:]
-            if proc.wait() != 0:
-                raise RuntimeError(f"training exited with {proc.returncode}:\n{''.join(tail)}")
+            # its own process group: a killed or timed-out task takes every DDP rank down with it
+            run_training(command, env, REPO, on_line=lambda line: log.info("%s", line))
         result = json.loads(
             Storage(config.output, dict(config.output_storage_options)).read_bytes("result.json")
         )
