@@ -56,7 +56,7 @@ NOT_SETTINGS = frozenset(
         "CRISP_TEST_TRAIN_THREADS",  # tests/support/checkpoints.py
     }
 )
-NOT_SETTINGS_PREFIXES = ("CRISP_BENCH_",)  # bench/*.py configs
+NOT_SETTINGS_PREFIXES = ("CRISP_BENCH_", "CRISP_STACK_")  # bench/*.py configs; infra/stack.env wiring
 
 
 class ConfigError(InputError, ValueError):
