@@ -264,7 +264,11 @@ def write_report(
         if model is None and photos:
             from training.safe_load import safe_load
 
-            model, _ = safe_load(verdict.checkpoint)
+            # the checkpoint sits under the run's output: on S3 it needs the same options (endpoint, keys)
+            remote_checkpoint = str(verdict.checkpoint).startswith("s3://")
+            model, _ = safe_load(
+                verdict.checkpoint, storage_options=storage_options if remote_checkpoint else None
+            )
         data = {
             "title": config.title,
             "passed": verdict.passed,

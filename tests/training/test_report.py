@@ -139,6 +139,19 @@ def test_report_to_object_storage_and_without_optional_parts(verdict, tmp_path):
     assert "No metrics.csv was given" in Path(html_path).read_text()
 
 
+def test_a_checkpoint_on_s3_is_loaded_with_the_reports_storage_options(verdict, s3_storage, product_photos):
+    """The release flow on an S3 root: the report loads the model from the checkpoint on the bucket with
+    the root's endpoint and keys (without them boto would go to AWS)."""
+    s3_storage.write_bytes("runs/r1/checkpoints/best.ckpt", Path(verdict.checkpoint).read_bytes())
+    on_s3 = verdict.model_copy(update={"checkpoint": s3_storage.uri("runs/r1/checkpoints/best.ckpt")})
+    photo = sorted(product_photos.glob("*.jpg"))[0]
+    html_uri, _ = write_report(
+        s3_storage.uri("runs/r1/report"), on_s3, photos=[photo], storage_options=s3_storage.options
+    )
+    assert html_uri == s3_storage.uri("runs/r1/report/report.html")
+    assert json.loads(s3_storage.read_bytes("runs/r1/report/report.json"))["crops"] != []
+
+
 def test_rejected_verdict_has_no_report(tmp_path, shared_data):
     broken = tmp_path / "broken.ckpt"
     broken.write_bytes(b"junk")
