@@ -11,7 +11,7 @@ FIND_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null)
 UV_FIND_LINKS_ARGS := $(foreach d,$(FIND_LINKS),--find-links $(d))
 PYTEST_ARGS ?=
 
-.PHONY: install demo test bench lint format lock clean
+.PHONY: install demo test bench lint format lock clean stack stack-down stack-status
 
 install: $(STAMP)
 
@@ -34,6 +34,17 @@ test: $(STAMP)
 	@bash scripts/ensure_chromium.sh || echo "warning: chromium unavailable; the report-render test will fail"
 	@bash scripts/ensure_docker_compose.sh || echo "warning: docker-compose unavailable; tests/infra/test_compose.py will skip"
 	$(PY) -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+
+# A production-shaped stack on this machine, no containers (scripts/stack.py, wiring in infra/stack.env):
+# PostgreSQL, moto S3, Dask scheduler + 2 workers, MLflow server, Airflow 3 on LocalExecutor.
+stack: $(STAMP)
+	$(PY) scripts/stack.py up
+
+stack-down:
+	$(PY) scripts/stack.py down
+
+stack-status:
+	$(PY) scripts/stack.py status
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)

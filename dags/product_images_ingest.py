@@ -25,11 +25,14 @@ of the committed day's images fails and keeps the day; trigger with `{"replace":
 **Backfill** a date range (after a feed fix or a cleaning-rule change):
 
     airflow backfill create --dag-id product_images_ingest --from-date 2026-01-01 --to-date 2026-01-31 \
-        --max-active-runs 1
+        --max-active-runs 1 --reprocess-behavior failed
 
-(the scheduler and api-server must be running, e.g. `airflow standalone`; add `--reprocess-behavior
-completed` to rerun dates already done). Dates must run one at a time, oldest first (`max_active_runs=1`
-here too; never `--run-backwards`): a day is deduplicated against the committed days before it. Without
+(the scheduler and api-server must be running: `make stack`; Airflow asks for a reprocess behavior
+because of `depends_on_past`: `failed` reruns failed dates, `completed` every date). Dates run one at a time, oldest first (`max_active_runs=1` here too; never
+`--run-backwards`): a day is deduplicated against the committed days before it, so `ingest` has
+`depends_on_past` - a failed day holds the later ones until it is fixed and cleared, and the daily run
+waits for a backfill of the days before it. `ingest` and the pairs builds share the `crisp_heavy` pool
+(one slot per host's worth of CPU), so they never overlap on one host. Without
 a scheduler, the same backfill is `crisp ingest --date D --feed URI` for each date in order.
 """
 
@@ -42,6 +45,7 @@ from datetime import UTC, datetime, timedelta
 from airflow.sdk import Asset, Param, dag, task
 
 IMAGES_ASSET = Asset("crisp://images")
+HEAVY_POOL = "crisp_heavy"  # created by `make stack` (scripts/stack.py); also used by sr_pairs
 DEFAULT_FEED_TEMPLATE = "file:///feeds/{date}.csv"
 PROGRESS_EVERY_S = 60.0  # cadence of the "ingest <date>: done/total, rate, ETA" task log line
 
@@ -117,7 +121,10 @@ def product_images_ingest():
         log.info("feed %s: %d rows to fetch, %d malformed rows", feed_uri, len(feed.rows), len(feed.rejects))
         return feed_uri
 
-    @task
+    # depends_on_past: a day runs only once the day before it committed (a failed day stops the later
+    # days of a backfill, and the daily run waits for a backfill of the days before it); the pool keeps
+    # one CPU-heavy Crisp task (ingest or a pairs build) per slot.
+    @task(depends_on_past=True, pool=HEAVY_POOL)
     def ingest(feed_uri: str) -> dict:
         from airflow.sdk import get_current_context
 

@@ -33,10 +33,25 @@ from airflow.sdk import Asset, Param, dag, task
 
 IMAGES_ASSET = Asset("crisp://images")
 PAIRS_ASSET = Asset("crisp://pairs")
+HEAVY_POOL = "crisp_heavy"  # shared with product_images_ingest: one CPU-heavy Crisp task per slot
 DEFAULT_RECIPES = ["bicubic_x4", "realworld_x4"]
 PROGRESS_EVERY_S = 60.0  # cadence of the "pairs <recipe>: done/total, rate, ETA" task log line
 
 log = logging.getLogger(__name__)  # Airflow writes it to the task log
+
+
+def _pending(storage, recipes: list[str]) -> list[str]:
+    """Committed image partitions that lack the pairs of some recipe. Asset events that arrive while a
+    run is active can be folded into it without being among its triggering events (seen on Airflow
+    3.3 under a backfill), so every run also takes up what earlier runs left behind."""
+    from pipeline.commit import committed_partitions
+    from pipeline.pairs.job import IMAGES
+
+    return [
+        partition
+        for partition in committed_partitions(storage, IMAGES)
+        if any(not storage.exists(f"pairs/{recipe}/{partition}/_manifest.json") for recipe in recipes)
+    ]
 
 
 def _event_partitions(context) -> list[str]:
@@ -89,20 +104,22 @@ def sr_pairs():
 
         context = get_current_context()
         params = context["params"]
-        partitions = sorted(set(params.get("partitions") or [])) or _event_partitions(context)
+        storage = load_settings().storage()
+        partitions = sorted(set(params.get("partitions") or [])) or sorted(
+            set(_event_partitions(context)) | set(_pending(storage, params["recipes"]))
+        )
         if not partitions:
             raise ValueError(
                 "no partitions: set the `partitions` Param or trigger from a crisp://images event"
             )
         # fail here, before any work, on a bad recipe / parameter or a partition that is not committed
         PairsConfig(recipes=params["recipes"], variants=params["variants"], hr_tile=params["hr_tile"])
-        storage = load_settings().storage()
         for partition in partitions:
             read_manifest(storage, IMAGES, partition)
         return [{"recipe": recipe, "partitions": partitions} for recipe in params["recipes"]]
 
     # one recipe at a time: each build may start a LocalCluster that already uses every core
-    @task(outlets=[PAIRS_ASSET], max_active_tis_per_dagrun=1)
+    @task(outlets=[PAIRS_ASSET], max_active_tis_per_dagrun=1, pool=HEAVY_POOL)
     def build(job: dict) -> dict:
         from airflow.sdk import get_current_context
 
