@@ -232,7 +232,14 @@ def _download(client: Any, name: str, number: int, tmp: str, path: str = "") -> 
 
     source = client.get_model_version_download_uri(name, str(number))
     uri = f"{source.rstrip('/')}/{path}" if path else source
-    return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+    # the client's server, not mlflow's global URI: `mlflow-artifacts:` paths of a tracking server would
+    # otherwise be looked up in a local ./mlruns
+    where = client.tracking_uri
+    return Path(
+        mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=tmp, tracking_uri=where, registry_uri=where
+        )
+    )
 
 
 def recorded_verdict(name: str, version: int, config: RegistryConfig | None = None) -> Verdict:

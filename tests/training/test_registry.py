@@ -335,3 +335,41 @@ def test_cli_list_register_promote_rollback_and_upscale(
         _cli(upscale_cmd, "upscale", str(image), "--model", "models:/nope@champion", "--out", str(out)) == 2
     )
     assert "no registered model 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_register_and_promote_through_a_tracking_server(checkpoints, gates, config, tmp_path):
+    """A real `mlflow server` with proxied artifacts (as on make stack): the verdict promotion re-reads
+    is fetched from that server, not from mlflow's global URI (a local ./mlruns)."""
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from pathlib import Path
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mlflow_cli = str(Path(sys.executable).parent / "mlflow")
+    server = subprocess.Popen(
+        [mlflow_cli, "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{tmp_path / 'server.db'}",
+         "--artifacts-destination", (tmp_path / "artifacts").as_uri()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        served = config.model_copy(update={"tracking_uri": f"http://127.0.0.1:{port}"})
+        verdict = _validate(checkpoints["trained"], gates, served, "sr-served")
+        version = register(str(checkpoints["trained"]), verdict, "sr-served", config=served)
+        assert promote("sr-served", version, served) is None and _champion("sr-served", served) == version
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
