@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 
 import pytest
 
@@ -31,7 +32,10 @@ def quick_retries(monkeypatch):
         monkeypatch.setenv(f"CRISP_INGEST__CRAWL__{name}", value)
 
 
-def test_ingest_then_retry_only_the_failed_urls(tmp_path, capsys, quick_retries):
+def test_ingest_then_retry_only_the_failed_urls(tmp_path, capsys, quick_retries, caplog):
+    # the levels `crisp` itself sets (crisp/cli.py): other libraries' INFO lines stay out of its stderr
+    # (Dask logs a closed comm at shutdown at INFO, with its traceback)
+    caplog.set_level(logging.WARNING, logger="distributed")
     with LoopbackHTTPServer() as server:
         server.add_route("/a.png", Route(body=bad_images.png(41), content_type="image/png"))
         server.add_route("/b.jpg", Route(body=bad_images.jpeg(42), content_type="image/jpeg"))
