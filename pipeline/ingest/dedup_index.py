@@ -16,8 +16,8 @@ A lookup reads 12 bytes per indexed image per band (3 bands, one at a time) plus
 Compaction is size-tiered: a segment's level is floor(log4(rows)); four segments of a level merge into
 one, dropping the records of superseded attempts, so an image is rewritten about log4(images) times.
 Replaced segments are deleted after a grace period, like attempts, because a concurrent reader may still
-hold the old index manifest. That manifest is read-modify-written without a lock: two runs updating it at
-once can drop one run's segment, which the next `sync` restores (the partition manifests are the truth).
+hold the old index manifest. That manifest is swapped by compare-and-swap, so two runs updating it at once
+both land; a run killed between its commit and `record` is caught up by the next `sync`.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from schemas.manifest import Manifest
 DATASET = "dedup/images"
 LEVEL_BASE = 4  # four segments of one size level merge into one
 GRACE = timedelta(hours=1)
+SWAP_TRIES = 5  # manifest updates lost to concurrent runs before giving up
 _CHUNK = 1 << 18  # rows per step when streaming records or computing band keys
 _QUERY_CHUNK = 8192
 _MERGE_GAP = 16  # matched records this close are read in one range
@@ -132,7 +133,26 @@ def add(
     now: datetime,
 ) -> DedupIndexManifest:
     """Index `additions` (partition, attempt_id, its index hash columns) as one segment, compact, and write
-    the manifest; `index` is the manifest read before (the bench builds a synthetic history with this)."""
+    the manifest; `index` is the manifest read before (the bench builds a synthetic history with this).
+
+    The manifest is swapped only over the one it was built from (`Storage.swap_bytes`): a writer that
+    loses the race to another run re-reads it and adds its images again, so no run's partitions are
+    dropped (its first segment is left unnamed and collected after the grace period)."""
+    path = f"{DATASET}/{INDEX_NAME}"
+    for _ in range(SWAP_TRIES):
+        current = storage.read_bytes_or_none(path)
+        if current is not None and DedupIndexManifest.from_json(current) != index:
+            index = DedupIndexManifest.from_json(current)  # written since `index` was read
+        updated, expired = _with(storage, index, additions, now)
+        if storage.swap_bytes(path, updated.to_json(), current):
+            _delete_segments(storage, updated, expired, now)
+            return updated
+        log.info("dedup index: another run updated the index meanwhile; adding again on top of it")
+    raise RuntimeError(f"dedup index: {storage.uri(path)} changed under {SWAP_TRIES} tries in a row; rerun")
+
+
+def _with(storage, index, additions, now: datetime) -> tuple[DedupIndexManifest, list[str]]:
+    """`index` with one new segment of `additions`, compacted, and the retired segments now expired."""
     partitions = dict(index.partitions) | {name: attempt for name, attempt, _ in additions}
     chunks, spans, start = [], [], 0
     for name, attempt, hashes in sorted(additions, key=lambda a: a[0]):
@@ -146,10 +166,9 @@ def add(
         segments.append(_write_segment(storage, _chunks_file(chunks), spans, now))
     index = _compact(storage, index.model_copy(update={"partitions": partitions, "segments": segments}), now)
     expired = [r.segment_id for r in index.retired if r.retired_at <= now - GRACE]
-    index = index.model_copy(update={"retired": [r for r in index.retired if r.segment_id not in expired]})
-    storage.write_bytes(f"{DATASET}/{INDEX_NAME}", index.to_json())
-    _delete_segments(storage, index, expired, now)
-    return index
+    return index.model_copy(
+        update={"retired": [r for r in index.retired if r.segment_id not in expired]}
+    ), expired
 
 
 def _records(hashes: pa.Table, span: int) -> np.ndarray:

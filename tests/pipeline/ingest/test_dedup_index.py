@@ -138,3 +138,17 @@ def test_an_index_built_with_other_bands_is_refused_with_the_fix(local_storage):
     local_storage.write_bytes(path, local_storage.read_bytes(path).replace(b"22", b"23", 1))
     with pytest.raises(ValueError, match="rebuilds it from the committed partitions"):
         dedup_index.read_index(local_storage)
+
+
+def test_two_runs_adding_at_once_both_land(storage):
+    """Both read the same manifest; the second to write finds it changed, re-reads it and adds again."""
+    stale = dedup_index.read_index(storage)
+    first = rng.integers(0, 2**64 - 1, 20, dtype=np.uint64)
+    second = rng.integers(0, 2**64 - 1, 20, dtype=np.uint64)
+    dedup_index.add(storage, stale, [("2026-05-01", "a", hashes_table(first, "one"))], NOW)
+    index = dedup_index.add(storage, stale, [("2026-05-02", "b", hashes_table(second, "two"))], NOW)
+    assert sorted(index.partitions) == ["2026-05-01", "2026-05-02"]
+    assert dedup_index.read_index(storage) == index
+    queries = np.concatenate([first, second])
+    history = {"2026-05-01": first, "2026-05-02": second}
+    assert near(storage, "2026-06-01", queries, 0) == brute_force(history, "2026-06-01", queries, 0)
