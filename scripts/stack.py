@@ -11,7 +11,8 @@ Airflow home; default `.stack/` in the repo). Out: running services, one status 
   dags/, the execution API URL and one JWT secret shared by every component.
 `up` also writes `<state>/crisp.env`, the settings that point Crisp (the CLI, the DAG tasks) at the
 stack: `set -a; . .stack/crisp.env` and `crisp ingest ...` runs against it. Each service runs in its own
-process group with its log in `<state>/logs/`; `down` stops them all and the database cluster.
+process group with its log in `<state>/logs/`; `down` stops them all and the database cluster, and
+`down --purge` also deletes the state and the database.
 """
 
 from __future__ import annotations
@@ -312,12 +313,17 @@ def _create_bucket(env: dict[str, str], bucket: str) -> None:
         fs.mkdir(bucket)
 
 
-def down() -> int:
+def down(purge: bool = False) -> int:
     w, state = wiring(), state_dir()
     for name, _, _ in reversed(services(w, state)):
         stop(name, state)
     stop_postgres(state)
-    print(f"stack: stopped (state kept in {state}; delete it to start from scratch)")
+    if purge:  # the database cluster lives outside the state folder when we run as root
+        shutil.rmtree(pg_data_dir(state), ignore_errors=True)
+        shutil.rmtree(state, ignore_errors=True)
+        print(f"stack: stopped, {state} and its database deleted")
+    else:
+        print(f"stack: stopped (state kept in {state}; `stack.py down --purge` deletes it)")
     return 0
 
 
@@ -345,8 +351,11 @@ def status() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="stack", description=__doc__.split("\n")[0])
     parser.add_argument("action", choices=["up", "down", "status"])
-    action = parser.parse_args(argv).action
-    return {"up": up, "down": down, "status": status}[action]()
+    parser.add_argument("--purge", action="store_true", help="with down: delete the state and the database")
+    args = parser.parse_args(argv)
+    if args.action == "down":
+        return down(purge=args.purge)
+    return {"up": up, "status": status}[args.action]()
 
 
 if __name__ == "__main__":

@@ -65,7 +65,7 @@ def free_port() -> int:
 
 @pytest.fixture
 def stack(tmp_path):
-    """A whole stack on free ports with its state in tmp_path; stopped (and its state removed) after."""
+    """A whole stack on free ports with its state in tmp_path; stopped, state and database deleted after."""
     names = ["PG", "S3", "AIRFLOW", "MLFLOW", "DASK", "DASK_DASHBOARD"]
     env = {f"CRISP_STACK_{name}_PORT": str(free_port()) for name in names}
     env |= {
@@ -104,7 +104,7 @@ def stack(tmp_path):
     try:
         yield {"run": run, "script": script, "environ": environ, "settings": settings, "env": env, "up": up}
     finally:
-        subprocess.run([*script, "down"], env=environ, capture_output=True, timeout=300)
+        subprocess.run([*script, "down", "--purge"], env=environ, capture_output=True, timeout=300)
 
 
 def api(stack, path: str, body: dict | None = None, method: str | None = None) -> dict:
