@@ -241,7 +241,7 @@ def ingest_partition(
             run_id=run_id,
             extra={"run": run_info},
             workdir=config.workdir,
-            based_on=committed.manifest if committed is not None else None,
+            based_on=committed,
         )
     dedup_index.record(storage, manifest)
     seconds = time.perf_counter() - started

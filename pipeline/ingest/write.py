@@ -30,7 +30,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.commit import UNCHECKED, PartitionWriter
-from pipeline.ingest.read import DATASET, DUPLICATES, INDEX, REJECTS, STATS, read_partition_or_none
+from pipeline.ingest.read import (
+    DATASET,
+    DUPLICATES,
+    INDEX,
+    REJECTS,
+    STATS,
+    CommittedPartition,
+    read_partition_or_none,
+)
 from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
 from schemas.duplicates import DUPLICATE_SCHEMA
@@ -69,13 +77,13 @@ def write_partition(
     extra: Mapping[str, Any] | None = None,
     suites: Mapping[str, Any] | None = None,
     workdir: str | None = None,
-    based_on: Manifest | None | object = UNCHECKED,
+    based_on: CommittedPartition | None | object = UNCHECKED,
 ) -> Manifest:
     """Write and commit the partition (see the module docstring); returns the committed manifest.
 
-    `based_on`: the manifest the run started from (`PartitionWriter.commit`: SupersededError if another
-    attempt was committed since)."""
-    previous = read_partition_or_none(storage, partition)
+    `based_on`: the committed partition the run started from (None: none was), which is then not read
+    again; `PartitionWriter.commit` raises SupersededError if another attempt was committed since."""
+    previous = read_partition_or_none(storage, partition) if based_on is UNCHECKED else based_on
     writer = PartitionWriter(storage, DATASET, partition, run_id)
     try:
         index_rows = _shard_images(writer, images, image_bytes, shard_target_bytes, workdir)
@@ -110,7 +118,7 @@ def write_partition(
             extra=dict(extra or {}),
             content_key={"schema_versions": versions},
             gate=gate,
-            based_on=based_on,
+            based_on=UNCHECKED if based_on is UNCHECKED else previous.manifest if previous else None,
         )
     except BaseException:
         writer.abort()
