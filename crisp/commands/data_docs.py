@@ -50,7 +50,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from crisp.settings import load_settings
+    from crisp.commands import settings_with_root
     from pipeline.commit import ChecksumMismatch, PartitionNotCommittedError
     from pipeline.ingest.run import parse_partition
 
@@ -58,9 +58,7 @@ def run(args: argparse.Namespace) -> int:
         partition = parse_partition(args.date)
     except ValueError as exc:
         return _fail(f"--date: {exc}", 2)
-    settings = load_settings(args.config)
-    if args.root:
-        settings = settings.model_copy(update={"root": args.root})
+    settings = settings_with_root(args)
     try:
         storage = settings.storage()
         evidence, state = load_evidence(storage, args.dataset, partition, args.attempt)

@@ -61,7 +61,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from crisp.settings import load_settings
+    from crisp.commands import settings_with_root
     from pipeline.ingest.config import IngestConfig
     from pipeline.ingest.run import parse_partition
 
@@ -69,9 +69,7 @@ def run(args: argparse.Namespace) -> int:
         partition = parse_partition(args.date)
     except ValueError as exc:
         return _fail(f"--date: {exc}", 2)
-    settings = load_settings(args.config)
-    if args.root:
-        settings = settings.model_copy(update={"root": args.root})
+    settings = settings_with_root(args)
     overrides = settings.ingest.model_dump()
     overrides["crawl"]["allow_hosts"] = [*overrides["crawl"]["allow_hosts"], *args.allow_host]
     if args.workers is not None:

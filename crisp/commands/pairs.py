@@ -59,16 +59,14 @@ def date_range(first: str, last: str | None) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from crisp.settings import load_settings
+    from crisp.commands import settings_with_root
     from pipeline.pairs.config import PairsConfig
 
     try:
         partitions = date_range(args.date_from, args.date_to)
     except ValueError as exc:
         return _fail(str(exc), 2)
-    settings = load_settings(args.config)
-    if args.root:
-        settings = settings.model_copy(update={"root": args.root})
+    settings = settings_with_root(args)
     base = settings.pairs
     overrides = {"recipes": args.recipe}
     for field, value in (("workers", args.workers), ("variants", args.variants), ("hr_tile", args.tile),
