@@ -69,6 +69,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         path = unquote(urlsplit(self.path).path)
         number = owner._record(self.path, path)
+        self._answering = True
         try:
             route = owner._routes.get(path)
             if route is not None:
@@ -80,7 +81,14 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._send(200, body, mimetypes.guess_type(path)[0] or "application/octet-stream")
         finally:
-            owner._finished()
+            self._stop_counting()
+
+    def _stop_counting(self) -> None:
+        """Leave the in-flight count, once per request, *before* the last byte goes out: a client that
+        has the whole answer may send its next request at once, and must not be counted twice."""
+        if self._answering:
+            self._answering = False
+            self.server.owner._finished()
 
     def _send(
         self,
@@ -89,12 +97,15 @@ class _Handler(BaseHTTPRequestHandler):
         content_type: str,
         headers: Mapping[str, str] | None = None,
         declared_length: int | None = None,
+        final: bool = True,
     ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body) if declared_length is None else declared_length))
         for name, value in (headers or {}).items():
             self.send_header(name, value)
+        if final:
+            self._stop_counting()
         self.end_headers()
         self.wfile.write(body)
 
@@ -119,12 +130,14 @@ class _Handler(BaseHTTPRequestHandler):
         if route.drip_interval_s <= 0:
             self._send(status, route.body, route.content_type, headers)
             return
-        self._send(status, b"", route.content_type, headers, len(route.body))
+        self._send(status, b"", route.content_type, headers, len(route.body), final=False)
         self.close_connection = True
         stopping = self.server.owner._stopping
         for start in range(0, len(route.body), route.drip_chunk):
             if stopping.wait(route.drip_interval_s):
                 return
+            if start + route.drip_chunk >= len(route.body):
+                self._stop_counting()
             self.wfile.write(route.body[start : start + route.drip_chunk])
             self.wfile.flush()
 
