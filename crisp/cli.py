@@ -22,6 +22,7 @@ COMMANDS = (
     "registry",
     "reference",
     "upscale",
+    "quality",
     "demo",
     "config",
     "data_docs",
