@@ -26,11 +26,20 @@ from pipeline.distort.families import (
     grid_params,
     validate_params,
 )
-from pipeline.distort.target import GAMMA, fr_measures, score_from_fr, target_score, target_scores
+from pipeline.distort.target import (
+    GAMMA,
+    FidelityReference,
+    fr_measures,
+    score_from_fr,
+    target_score,
+    target_scores,
+    targets_from_fr,
+)
 
 __all__ = [
     "CANVAS_LONG_SIDE",
     "FAMILIES",
+    "FidelityReference",
     "GAMMA",
     "GRID_NAME",
     "LEVELS",
@@ -44,5 +53,6 @@ __all__ = [
     "score_from_fr",
     "target_score",
     "target_scores",
+    "targets_from_fr",
     "validate_params",
 ]

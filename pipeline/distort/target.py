@@ -65,7 +65,7 @@ def _lab(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb.astype(np.float32) / np.float32(255.0), cv2.COLOR_RGB2Lab)
 
 
-class _Reference:
+class FidelityReference:
     """The reference's luma and CIELAB planes, converted once for all members scored against it."""
 
     def __init__(self, reference: np.ndarray) -> None:
@@ -86,7 +86,7 @@ class _Reference:
 
 def fr_measures(reference: np.ndarray, distorted: np.ndarray) -> dict[str, float]:
     """{"ssim_y": s, "colour_fidelity": c, "fr": s * c} of one distorted canvas (all in [0, 1])."""
-    return _Reference(reference).measures(distorted)
+    return FidelityReference(reference).measures(distorted)
 
 
 def score_from_fr(fr: float) -> float:
@@ -105,9 +105,15 @@ def target_scores(reference: np.ndarray, distorted_by_level: Sequence[np.ndarray
     """Targets of ONE family's levels 1..LEVELS (in that order), as a running minimum over the levels."""
     if len(distorted_by_level) != LEVELS:
         raise ValueError(f"expected the {LEVELS} levels of one family, got {len(distorted_by_level)} images")
-    ref = _Reference(reference)
+    ref = FidelityReference(reference)
+    return targets_from_fr([ref.measures(distorted)["fr"] for distorted in distorted_by_level])
+
+
+def targets_from_fr(fr_by_level: Sequence[float]) -> list[float]:
+    """The targets of one family's levels 1..LEVELS from their fr values: `score_from_fr`, then the running
+    minimum over the levels (for callers that measured the members already)."""
     scores: list[float] = []
-    for distorted in distorted_by_level:
-        score = score_from_fr(ref.measures(distorted)["fr"])
+    for fr in fr_by_level:
+        score = score_from_fr(fr)
         scores.append(min(score, scores[-1]) if scores else score)
     return scores

@@ -9,7 +9,10 @@ column set, non-null required columns), plus what a schema cannot say: unique pa
 one recipe / scale / partition per partition, tile sizes within the tile bounds and HR = LR x scale,
 non-empty members after the first tar header, labels in range (PSNR in [0, 100] dB, capped for identical tiles;
 SSIM in [-1, 1]; score in [0, 5]; known classes), severity components in range, as many index rows as
-the workers returned, and skip reasons that are `Reason` codes. GX is imported only when a gate runs.
+the workers returned, and skip reasons that are `Reason` codes. The quality grid (`check_quality_samples`)
+has its own suite: the sample schema, known families and levels, targets in [0, 5], one complete grid per
+reference with a pristine member at 5 and targets that never rise with the level. GX is imported only
+when a gate runs.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pipeline.sr_metrics import PSNR_CAP_DB
 from schemas.expectations import GateError, suite_failures, suite_from_schema
 from schemas.image_index import SPLIT_VALUES
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
+from schemas.quality_samples import PRISTINE, QUALITY_SAMPLE_SCHEMA
 from schemas.reasons import Reason
 
 _TAR_HEADER = 512  # a member's data starts after at least one tar header
@@ -106,3 +110,61 @@ def check_pairs(index: pa.Table, skips: pa.Table, expect: PairExpectations) -> N
     failures += suite_failures("pair_skips", skips.to_pandas(), pair_skip_suite())
     if failures:
         raise GateError([f"pairs/{expect.recipe}/{expect.partition} {f}" for f in failures])
+
+
+def quality_sample_suite(partition: str, config, rows: int):
+    """Expectations on `index.parquet` of `pairs/quality_grid/<partition>`."""
+    import great_expectations.expectations as gxe
+
+    from pipeline.distort import LEVELS
+
+    grid = config.quality_grid
+    suite = suite_from_schema(
+        QUALITY_SAMPLE_SCHEMA,
+        "quality_samples",
+        unique=("sample_id",),
+        value_sets={
+            "recipe": ["quality_grid"],
+            "partition": [partition],
+            "source_partition": [partition],
+            "split": list(SPLIT_VALUES),
+            "family": [PRISTINE, *grid.family_names()],
+            "canvas_long_side": [grid.canvas_long_side],
+        },
+        bounds={
+            "level": (0, LEVELS),
+            "target": (0, 5),
+            "ssim_y": (-1, 1),
+            "colour_fidelity": (0, 1),
+            "fr": (-1, 1),
+            "width": (1, grid.canvas_long_side),
+            "height": (1, grid.canvas_long_side),
+            "offset": (_TAR_HEADER, None),
+            "size": (1, None),
+        },
+    )
+    suite.add_expectation(gxe.ExpectTableRowCountToEqual(value=rows))
+    return suite
+
+
+def check_quality_samples(index: pa.Table, skips: pa.Table, partition: str, config, rows: int) -> None:
+    """Run the quality-sample suites, plus one grid per reference (pristine at 5, every family at every
+    level, a target that never rises with the level): GateError lists every failure."""
+    from pipeline.distort import LEVELS
+
+    frame = index.to_pandas()
+    failures = suite_failures("quality_samples", frame, quality_sample_suite(partition, config, rows))
+    failures += suite_failures("pair_skips", skips.to_pandas(), pair_skip_suite())
+    expected = 1 + LEVELS * len(config.quality_grid.family_names())
+    sizes = frame.groupby("group_id").size()
+    for group in sizes[sizes != expected].index[:5]:
+        failures.append(f"quality_samples: group {group} has {sizes[group]} samples, expected {expected}")
+    pristine = frame[frame["level"] == 0]
+    if len(pristine) != len(sizes) or not (pristine["target"] == 5.0).all():
+        failures.append("quality_samples: every group needs exactly one pristine sample with target 5")
+    graded = frame[frame["level"] > 0].sort_values(["group_id", "family", "level"])
+    rises = graded.groupby(["group_id", "family"])["target"].diff() > 0
+    if rises.any():
+        failures.append(f"quality_samples: {int(rises.sum())} target(s) rise with the level")
+    if failures:
+        raise GateError([f"pairs/quality_grid/{partition} {f}" for f in failures])

@@ -3,7 +3,9 @@
 In: keyword values (CLI flags, settings YAML, DAG Params) or nothing (documented defaults). Out: a frozen
 `PairsConfig`, validated as a whole before any work starts: an unknown recipe, a recipe override outside
 its ranges, a tile that is not a multiple of a recipe's scale or an overlap that leaves no stride raise
-ValueError naming the field and the fix. `recipe(name)` returns the configured `Recipe`.
+ValueError naming the field and the fix. `recipe(name)` returns the configured `Recipe`. Besides the SR
+recipes, `recipes` may name the `quality_grid` sample family (distortion grids for the quality model),
+configured by `quality_grid` (`QualityGridConfig`).
 
 Only the fields in `OUTPUT_FIELDS` change the bytes written; `output_key()` is the part of a pairs
 partition's content key that comes from the config (workers, scheduler and retries do not change output).
@@ -37,6 +39,39 @@ OUTPUT_FIELDS = (
     "labels",
 )
 MIN_TILE_FLOOR = 32  # SSIM-Y needs 11x11 px left after shaving `scale` px per border
+QUALITY_GRID = "quality_grid"  # the sample family of the learned quality model (pipeline/pairs/grid.py)
+
+
+class QualityGridConfig(BaseModel):
+    """The quality grid: every distortion family at every level, plus the pristine canvas, per image.
+
+    All fields change the output bytes; they are the grid's part of its partitions' content key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    canvas_long_side: int = Field(
+        default=384, ge=64, le=2048
+    )  # what the model sees (pipeline.distort.canvas)
+    min_long_side: int = Field(
+        default=192, ge=32
+    )  # smaller sources are skipped (too_small), not upscaled 2x+
+    families: tuple[str, ...] | None = None  # a subset of pipeline.distort.FAMILIES; None = all of them
+
+    @model_validator(mode="after")
+    def _known_families(self) -> QualityGridConfig:
+        from pipeline.distort import FAMILIES
+
+        unknown = [f for f in self.families or () if f not in FAMILIES]
+        if unknown or (self.families is not None and not self.families):
+            raise ValueError(
+                f"quality_grid.families {list(self.families or ())} must be a non-empty subset of {list(FAMILIES)}"
+            )
+        return self
+
+    def family_names(self) -> tuple[str, ...]:
+        from pipeline.distort import FAMILIES
+
+        return tuple(f for f in FAMILIES if self.families is None or f in self.families)
 
 
 class PairsConfig(BaseModel):
@@ -64,6 +99,7 @@ class PairsConfig(BaseModel):
     scheduler_address: str | None = None  # a running Dask scheduler; None = DASK_SCHEDULER_ADDRESS or local
     retries: int = 2  # Dask task retries on an exception (worker loss is retried by the scheduler)
     labels: LabelConfig = Field(default_factory=LabelConfig)  # quality score weights (see degrade.labels)
+    quality_grid: QualityGridConfig = Field(default_factory=QualityGridConfig)  # the quality_grid family
 
     @field_validator("recipes", mode="before")
     @classmethod
@@ -72,11 +108,14 @@ class PairsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> PairsConfig:
+        known = sorted([*RECIPES, QUALITY_GRID])
         if not self.recipes:
-            raise ValueError("recipes is empty: name at least one of " + ", ".join(sorted(RECIPES)))
-        unknown = [r for r in (*self.recipes, *self.recipe_overrides) if r not in RECIPES]
+            raise ValueError("recipes is empty: name at least one of " + ", ".join(known))
+        unknown = [r for r in self.recipes if r not in known] + [
+            r for r in self.recipe_overrides if r not in RECIPES
+        ]
         if unknown:
-            raise ValueError(f"unknown recipe(s) {unknown}; known recipes: {', '.join(sorted(RECIPES))}")
+            raise ValueError(f"unknown recipe(s) {unknown}; known recipes: {', '.join(known)}")
         if len(set(self.recipes)) != len(self.recipes):
             raise ValueError(f"recipes lists a recipe twice: {list(self.recipes)}")
         _at_least(self.variants, 1, "variants", "generate at least one variant per image")
@@ -97,7 +136,7 @@ class PairsConfig(BaseModel):
         if self.workers is not None:
             _at_least(self.workers, 1, "workers", "leave it unset for one worker per core")
         _at_least(self.retries, 0, "retries", "use 0 to disable retries")
-        for name in self.recipes:
+        for name in (r for r in self.recipes if r != QUALITY_GRID):
             scale = self.recipe(name).scale  # builds the recipe: a bad override raises here
             if self.hr_tile % scale:
                 raise ValueError(
@@ -116,7 +155,7 @@ class PairsConfig(BaseModel):
         return encode_tile(pixels, self.hr_codec, level)
 
     def recipe(self, name: str) -> Recipe:
-        """The configured recipe `name` (ValueError for an unknown name or an override out of range)."""
+        """The configured SR recipe `name` (ValueError for an unknown name or an override out of range)."""
         return get_recipe(name, self.recipe_overrides.get(name))
 
     def resolved_scheduler(self) -> str | None:

@@ -1,5 +1,9 @@
 """Build the pairs partitions of one recipe from committed image partitions, on a Dask cluster.
 
+The stage serves every sample family (pipeline/pairs/families.py): the SR recipes' LR/HR pairs and the
+quality model's distortion grid (`quality_grid`) share this planning, mapping and commit; a family brings
+its per-shard function, schemas, count name and gate.
+
 In: a `Storage`, a recipe name, image partition names (dates), a `PairsConfig`, optionally a connected
 `distributed.Client` (else one from `cluster.dask_client`) and a progress callback `(done, total)`.
 Out: a `PairsSummary` (per partition: pairs, skips by reason, shards, bytes, the committed manifest;
@@ -31,14 +35,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from pipeline.commit import PartitionWriter, read_manifest, read_manifest_or_none, read_verified
-from pipeline.pairs.checks import PairExpectations, check_pairs
 from pipeline.pairs.config import PairsConfig
-from pipeline.pairs.make import InputShard, OutputFile, ShardOutput, make_pairs_for_shard
+from pipeline.pairs.families import SampleFamily, family
+from pipeline.pairs.make import InputShard, OutputFile, ShardOutput
 from pipeline.progress import Progress
 from pipeline.storage import Storage
 from schemas.expectations import record_gate
 from schemas.manifest import Manifest
-from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.validate import records_to_table, schema_version
 
 log = logging.getLogger(__name__)
@@ -104,6 +107,7 @@ class _Plan:
     source: Manifest
     content_key: dict[str, Any]
     shards: list[tuple[InputShard, list[dict[str, Any]]]]
+    family: SampleFamily
 
 
 def pairs_dataset(recipe: str) -> str:
@@ -191,18 +195,26 @@ def read_input_shards(
     return source, shards
 
 
+def _schema_versions(kind: SampleFamily) -> dict[str, int]:
+    return {
+        _schema_key(kind.index_schema): schema_version(kind.index_schema),
+        "pair_skips": schema_version(kind.skip_schema),
+    }
+
+
+def _schema_key(schema: pa.Schema) -> str:
+    return (schema.metadata or {}).get(b"crisp.schema", b"pair_index").decode()
+
+
 def _plan(storage: Storage, recipe: str, partition: str, config: PairsConfig) -> _Plan:
     source, shards = read_input_shards(storage, partition)
+    kind = family(recipe)
     key = {
-        "recipe": config.recipe(recipe).describe(),
-        "config": config.output_key(),
+        **kind.config_key(config),
         "source_digest": source.content_digest,
-        "schemas": {
-            "pair_index": schema_version(PAIR_INDEX_SCHEMA),
-            "pair_skips": schema_version(PAIR_SKIP_SCHEMA),
-        },
+        "schemas": _schema_versions(kind),
     }
-    return _Plan(partition, source, key, shards)
+    return _Plan(partition, source, key, shards, kind)
 
 
 def _reused(plan: _Plan, manifest: Manifest) -> PartitionResult:
@@ -212,7 +224,7 @@ def _reused(plan: _Plan, manifest: Manifest) -> PartitionResult:
         dataset=manifest.dataset,
         manifest=manifest,
         reused=True,
-        pairs=manifest.counts.get("pairs", 0),
+        pairs=manifest.counts.get(plan.family.count, 0),
         images=manifest.counts.get("images", 0),
         skipped=skipped,
         shard_bytes=sum(f.size for f in manifest.files_under("shards/")),
@@ -230,8 +242,8 @@ def _run(storage, recipe, plans, config, client, progress) -> tuple[list[Partiti
         for shard, rows in plan.shards:
             stem = shard.name.replace("/", "-").removesuffix(".tar")
             future = client.submit(
-                make_pairs_for_shard, storage.root, storage.options, shard, rows, recipe, config, out_dir,
-                key=f"make_pairs_for_shard-{recipe}-{plan.partition}-{stem}-{writer.attempt_id}",
+                plan.family.make, storage.root, storage.options, shard, rows, recipe, config, out_dir,
+                key=f"{plan.family.make.__name__}-{recipe}-{plan.partition}-{stem}-{writer.attempt_id}",
                 retries=config.retries, pure=False, priority=_hr_pixels(rows),
             )  # fmt: skip
             futures.append(future)
@@ -306,18 +318,11 @@ def _parquet(table: pa.Table) -> bytes:
 
 def _commit(writer, plan: _Plan, outputs: list[ShardOutput], config, recipe) -> PartitionResult:
     outputs = sorted(outputs, key=lambda o: o.source.name)  # completion order must not leak into bytes
+    kind = plan.family
     records = [r for o in outputs for r in o.records]
     skips = [s for o in outputs for s in o.skips]
-    index = records_to_table(records, PAIR_INDEX_SCHEMA)
-    skip_table = records_to_table(skips, PAIR_SKIP_SCHEMA)
-    expect = PairExpectations(
-        recipe=recipe,
-        scale=config.recipe(recipe).scale,
-        partition=plan.partition,
-        min_tile=config.min_tile,
-        hr_tile=config.hr_tile,
-        rows=len(records),
-    )
+    index = records_to_table(records, kind.index_schema)
+    skip_table = records_to_table(skips, kind.skip_schema)
     for output in outputs:
         for file in output.files:
             _adopt(writer, file)
@@ -325,7 +330,7 @@ def _commit(writer, plan: _Plan, outputs: list[ShardOutput], config, recipe) -> 
     writer.write("skips.parquet", _parquet(skip_table))
     skipped = dict(sorted(Counter(s["reason"] for s in skips).items()))
     counts = {
-        "pairs": len(records),
+        kind.count: len(records),
         "images": sum(o.images for o in outputs),
         "shards": sum(len(o.files) for o in outputs),
         "skipped": len(skips),
@@ -333,11 +338,13 @@ def _commit(writer, plan: _Plan, outputs: list[ShardOutput], config, recipe) -> 
     }
     manifest = writer.commit(
         counts=counts,
-        schema_versions={"pair_index": schema_version(PAIR_INDEX_SCHEMA), "pair_skips": schema_version(PAIR_SKIP_SCHEMA)},
+        schema_versions=_schema_versions(kind),
         extra={"content_key": plan.content_key, "source": {"dataset": IMAGES, "partition": plan.partition,
                "attempt_id": plan.source.attempt_id, "content_digest": plan.source.content_digest}},
         content_key=plan.content_key,
-        gate=lambda _manifest: record_gate(lambda: check_pairs(index, skip_table, expect), counts),
+        gate=lambda _manifest: record_gate(
+            lambda: kind.check(index, skip_table, plan.partition, config, len(records)), counts
+        ),
     )  # fmt: skip
     return PartitionResult(
         partition=plan.partition,

@@ -119,54 +119,88 @@ def make_pairs_for_shard(
     started = time.perf_counter()
     storage = Storage(storage_root, dict(storage_options))
     recipe = config.recipe(recipe_name)
-    data = check_bytes(  # one GET for the whole shard beats one per image on S3, and it can be checked
-        storage.read_bytes(shard.path),
-        f"{IMAGES}/{shard.partition}",
-        shard.name,
-        storage.uri(shard.path),
-        shard.size,
-        shard.sha256,
+    records: list[dict[str, Any]] = []
+    skips: list[dict[str, Any]] = []
+    hr_pixels = 0
+    with ShardOutputs(storage, shard, output_dir, config.shard_target_bytes) as out:
+        for row, member in out.members(index_rows):
+            image_records, image_skips, pixels = _pairs_of_image(
+                member, row, recipe, config, shard, out.writer
+            )
+            records.extend(image_records)
+            skips.extend(image_skips)
+            hr_pixels += pixels
+    out.name_shards(records)
+    return ShardOutput(
+        source=shard,
+        records=records,
+        skips=skips,
+        files=out.files,
+        images=len(index_rows),
+        hr_pixels=hr_pixels,
+        seconds=time.perf_counter() - started,
     )
-    files: list[OutputFile] = []
 
-    def upload(local_path: str, part_name: str) -> None:
-        name = output_shard_name(shard.name, _part_index(part_name))
+
+class ShardOutputs:
+    """The I/O every per-shard sample maker shares: the input shard read in one GET and checked against
+    its manifest entry, its members in image_id order, and output tars named after the input shard
+    (`output_shard_name`) uploaded into the attempt folder as they fill. Use as a context manager; after
+    it, `files` lists the uploads and `name_shards(records)` turns the records' part names into them."""
+
+    def __init__(self, storage: Storage, shard: InputShard, output_dir: str, target_bytes: int) -> None:
+        self.storage, self.shard, self.output_dir = storage, shard, output_dir
+        self.files: list[OutputFile] = []
+        self.writer = ShardWriter(sink=self._upload, target_bytes=target_bytes, prefix="part")
+
+    def __enter__(self) -> ShardOutputs:
+        shard = self.shard
+        self.data = (
+            check_bytes(  # one GET for the whole shard beats one per image on S3, and it can be checked
+                self.storage.read_bytes(shard.path),
+                f"{IMAGES}/{shard.partition}",
+                shard.name,
+                self.storage.uri(shard.path),
+                shard.size,
+                shard.sha256,
+            )
+        )
+        self.writer.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.writer.__exit__(*exc_info)
+
+    def members(self, index_rows: Sequence[Mapping[str, Any]]):
+        """(index row, stored image bytes) for every row, sorted by image_id."""
+        for row in sorted(index_rows, key=lambda r: r["image_id"]):
+            if row["shard"] != self.shard.name:
+                raise ValueError(
+                    f"index row {row['image_id']} belongs to {row['shard']}, not {self.shard.name}"
+                )
+            offset, size = int(row["offset"]), int(row["size"])
+            if offset < 0 or offset + size > len(self.data):
+                raise ManifestError(
+                    f"image {row['image_id']} lies outside {self.shard.path} ({offset}+{size})"
+                )
+            yield row, self.data[offset : offset + size]
+
+    def name_shards(self, records: list[dict[str, Any]]) -> None:
+        # ShardWriter names parts part/000000.tar; the index gets the output name
+        for record in records:
+            record["shard"] = output_shard_name(self.shard.name, _part_index(record["shard"]))
+
+    def _upload(self, local_path: str, part_name: str) -> None:
+        name = output_shard_name(self.shard.name, _part_index(part_name))
         digest, size = hashlib.sha256(), 0
         with open(local_path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
                 digest.update(block)
                 size += len(block)
-        storage.upload(local_path, f"{output_dir}/{name}", move=True)  # atomic: a retry overwrites it whole
-        files.append(OutputFile(name, size, digest.hexdigest()))
-
-    records: list[dict[str, Any]] = []
-    skips: list[dict[str, Any]] = []
-    hr_pixels = 0
-    writer = ShardWriter(sink=upload, target_bytes=config.shard_target_bytes, prefix="part")
-    with writer:
-        for row in sorted(index_rows, key=lambda r: r["image_id"]):
-            if row["shard"] != shard.name:
-                raise ValueError(f"index row {row['image_id']} belongs to {row['shard']}, not {shard.name}")
-            offset, size = int(row["offset"]), int(row["size"])
-            if offset < 0 or offset + size > len(data):
-                raise ManifestError(f"image {row['image_id']} lies outside {shard.path} ({offset}+{size})")
-            image_records, image_skips, pixels = _pairs_of_image(
-                data[offset : offset + size], row, recipe, config, shard, writer
-            )
-            records.extend(image_records)
-            skips.extend(image_skips)
-            hr_pixels += pixels
-    for record in records:  # ShardWriter names parts part/000000.tar; the index gets the output name
-        record["shard"] = output_shard_name(shard.name, _part_index(record["shard"]))
-    return ShardOutput(
-        source=shard,
-        records=records,
-        skips=skips,
-        files=files,
-        images=len(index_rows),
-        hr_pixels=hr_pixels,
-        seconds=time.perf_counter() - started,
-    )
+        self.storage.upload(
+            local_path, f"{self.output_dir}/{name}", move=True
+        )  # atomic: a retry overwrites it whole
+        self.files.append(OutputFile(name, size, digest.hexdigest()))
 
 
 def _part_index(part_name: str) -> int:

@@ -1,0 +1,87 @@
+"""Sample families: what the samples stage (pipeline/pairs/job.py) needs to know about one kind of sample.
+
+In: a recipe name (`bicubic_x4`, `realworld_x4`, ... or `quality_grid`). Out: its `SampleFamily`: the
+per-shard function the Dask tasks map, the index and skip schemas, the manifest count key, the part of the
+content key that comes from the config, and the Great Expectations gate. Every family shares the job's
+planning, Dask mapping, retries, progress, commit protocol and dataset layout (`pairs/<recipe>/<date>/`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.pairs.config import QUALITY_GRID, PairsConfig
+from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
+from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
+
+
+@dataclass(frozen=True)
+class SampleFamily:
+    name: str
+    make: Callable[..., Any]  # (root, options, InputShard, rows, name, PairsConfig, out_dir) -> ShardOutput
+    index_schema: pa.Schema
+    skip_schema: pa.Schema
+    count: str  # the manifest count of index rows ("pairs", "samples")
+    config_key: Callable[[PairsConfig], dict[str, Any]]  # the config's part of the content key
+    check: Callable[
+        [pa.Table, pa.Table, str, PairsConfig, int], None
+    ]  # (index, skips, partition, config, rows)
+
+
+def family(name: str) -> SampleFamily:
+    """The family of recipe `name` (PairsConfig has already rejected unknown names)."""
+    return _quality_grid() if name == QUALITY_GRID else _sr_pairs(name)
+
+
+def _sr_pairs(recipe: str) -> SampleFamily:
+    from pipeline.pairs.checks import PairExpectations, check_pairs
+    from pipeline.pairs.make import make_pairs_for_shard
+
+    def check(index: pa.Table, skips: pa.Table, partition: str, config: PairsConfig, rows: int) -> None:
+        expect = PairExpectations(
+            recipe=recipe,
+            scale=config.recipe(recipe).scale,
+            partition=partition,
+            min_tile=config.min_tile,
+            hr_tile=config.hr_tile,
+            rows=rows,
+        )
+        check_pairs(index, skips, expect)
+
+    return SampleFamily(
+        name=recipe,
+        make=make_pairs_for_shard,
+        index_schema=PAIR_INDEX_SCHEMA,
+        skip_schema=PAIR_SKIP_SCHEMA,
+        count="pairs",
+        config_key=lambda config: {"recipe": config.recipe(recipe).describe(), "config": config.output_key()},
+        check=check,
+    )
+
+
+def _quality_grid() -> SampleFamily:
+    from pipeline.pairs.checks import check_quality_samples
+    from pipeline.pairs.grid import make_quality_grid_for_shard
+
+    def config_key(config: PairsConfig) -> dict[str, Any]:
+        from pipeline.pairs.grid import GRID_VERSION
+
+        grid = config.quality_grid.model_dump(mode="json")
+        return {
+            "recipe": {"name": QUALITY_GRID, "version": GRID_VERSION, "config": grid},
+            "config": config.model_dump(mode="json", include={"shard_target_bytes", "png_compress_level"}),
+        }
+
+    return SampleFamily(
+        name=QUALITY_GRID,
+        make=make_quality_grid_for_shard,
+        index_schema=QUALITY_SAMPLE_SCHEMA,
+        skip_schema=PAIR_SKIP_SCHEMA,
+        count="samples",
+        config_key=config_key,
+        check=check_quality_samples,
+    )
