@@ -2,7 +2,7 @@
 
 In: a `Storage` for the run's output root, the lineage of the run (`crisp_meta`). Out: Lightning
 callbacks that keep `checkpoints/last.ckpt` (every N steps and at the end of training) and
-`checkpoints/best.ckpt` (highest `val/psnr_y`) on that storage, each with a JSON sidecar
+`checkpoints/best.ckpt` (highest value of the task's monitor: `val/psnr_y` for SR) on that storage, each with a JSON sidecar
 (`last.json`, `best.json`: URI, step, epoch, score); `load_checkpoint(uri)` returns a checkpoint dict
 loaded with `torch.load(weights_only=True)`; `fetch_checkpoint` downloads one for resuming.
 
@@ -61,12 +61,13 @@ def code_version() -> str:
             return "unknown"
 
 
-def crisp_meta(model: dict[str, Any], data: dict[str, Any], code: str) -> dict[str, Any]:
-    """The lineage dict every checkpoint carries; `data` is `SRDataModule.describe()`."""
+def crisp_meta(model: dict[str, Any], data: dict[str, Any], code: str, task: str = "sr") -> dict[str, Any]:
+    """The lineage dict every checkpoint carries; `data` is the task's data module `describe()`."""
     return {
+        "task": task,
         "model": {
             "arch": model["arch"],
-            "scale": int(model["scale"]),
+            "scale": int(model["scale"]) if model.get("scale") is not None else None,  # None: not an upscaler
             "arch_kwargs": dict(model["arch_options"]),
         },
         "data_manifest_hash": data["data_manifest_hash"],
@@ -196,14 +197,15 @@ class StorageCheckpoint(ModelCheckpoint):
 
 
 def checkpoint_callbacks(
-    storage: Storage, every_n_steps: int, staging_root: str | Path | None = None
+    storage: Storage, every_n_steps: int, staging_root: str | Path | None = None, monitor: str = MONITOR
 ) -> tuple[StorageCheckpoint, StorageCheckpoint]:
-    """(last, best): `last` every `every_n_steps` and at the end, `best` after each validation."""
+    """(last, best): `last` every `every_n_steps` and at the end, `best` (highest `monitor`) after each
+    validation."""
     staging = {name: str(Path(staging_root) / name) if staging_root else None for name in ("last", "best")}
     last = StorageCheckpoint(
         storage, "last", staging["last"], monitor=None, save_top_k=1, every_n_train_steps=every_n_steps
     )
-    best = StorageCheckpoint(storage, "best", staging["best"], monitor=MONITOR, mode="max", save_top_k=1)
+    best = StorageCheckpoint(storage, "best", staging["best"], monitor=monitor, mode="max", save_top_k=1)
     return last, best
 
 

@@ -37,6 +37,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from pipeline.quality.model_file import DEFAULT_LOCAL_DIR, registry_tracking_uri
 from pipeline.storage import normalize_root, read_uri
 from schemas.errors import CrispError, InputError
 from training.package import package_model
@@ -64,18 +65,17 @@ class RegistryConfig(BaseModel):
 
     root: str = "file://./data"  # the storage root (Settings.root)
     tracking_uri: str | None = None  # a server (http://...) or sqlite URI; None = embedded SQLite
-    local_dir: Path = Path(".crisp/mlflow")  # SQLite home when the root is not a local folder
+    local_dir: Path = DEFAULT_LOCAL_DIR  # SQLite home when the root is not a local folder
     experiment: str = "crisp-sr"
     policy: GatePolicy = Field(default_factory=GatePolicy)  # promotion re-applies it (settings gates.sr)
 
     def resolved_tracking_uri(self) -> str:
-        if self.tracking_uri:
-            return self.tracking_uri
-        root = normalize_root(self.root)
-        local = root.startswith("file://")
-        folder = Path(root[len("file://") :]) / "mlflow" if local else self.local_dir.absolute()
-        folder.mkdir(parents=True, exist_ok=True)
-        return f"sqlite:///{folder / 'mlflow.db'}"
+        """The store (pipeline.quality.model_file.registry_tracking_uri: the rule the data side reads with),
+        its SQLite folder created: this side writes."""
+        uri = registry_tracking_uri(self.root, self.tracking_uri, self.local_dir)
+        if uri.startswith("sqlite:///") and not self.tracking_uri:
+            Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        return uri
 
     def artifact_location(self) -> str | None:
         if self.tracking_uri and not self.tracking_uri.startswith("sqlite"):

@@ -32,7 +32,7 @@ from torch import nn
 
 from pipeline.storage import read_uri
 from schemas.errors import CrispError
-from training.archs import build_arch
+from training.tasks import get_task
 from training.verdict import CheckpointMeta
 
 _PREFIXES = ("", "model.", "net.", "module.")
@@ -173,16 +173,17 @@ def _parse_meta(checkpoint: Any, uri: str) -> CheckpointMeta:
         )
     raw = checkpoint.get("crisp_meta")
     model = raw.get("model") if isinstance(raw, Mapping) else None
-    if not isinstance(model, Mapping) or "arch" not in model or "scale" not in model:
+    task = raw.get("task", "sr") if isinstance(raw, Mapping) else "sr"
+    if not isinstance(model, Mapping) or "arch" not in model or (task == "sr" and "scale" not in model):
         raise CheckpointRejected(
             LoadReason.MISSING_META,
-            f"{uri} has no crisp_meta.model with arch and scale; it was not written by crisp",
+            f"{uri} has no crisp_meta.model with arch (and scale, for SR); it was not written by crisp",
         )
     lineage = {k: raw[k] for k in CheckpointMeta.model_fields if k in raw and k != "model"}
     try:
         meta = CheckpointMeta(
             arch=model["arch"],
-            scale=model["scale"],
+            scale=model.get("scale"),
             arch_kwargs=dict(model.get("arch_kwargs") or {}),
             **lineage,
         )
@@ -256,7 +257,7 @@ def safe_load(
             LoadReason.SCALE_MISMATCH, f"{uri} is a x{meta.scale} model but x{expected_scale} was requested"
         )
     try:
-        module = build_arch(meta.arch, meta.scale, **meta.arch_kwargs)
+        module = get_task(meta.task).build_arch(meta.arch, meta.scale, meta.arch_kwargs)
     except (ValueError, TypeError) as exc:
         raise CheckpointRejected(LoadReason.UNKNOWN_ARCH, f"{uri}: {exc}") from None
     _check_finite(checkpoint, uri)

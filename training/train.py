@@ -1,6 +1,7 @@
-"""Train a super-resolution model from committed pair partitions: one config in, checkpoints out.
+"""Train a model of any task from committed sample partitions: one config in, checkpoints out.
 
-In: a `TrainConfig` (the task, training/tasks, whose Lightning and data modules are built; model and optim from training/lit_module.py, data from training/data/module.py,
+In: a `TrainConfig` (the task, training/tasks: its `model` and `data` sections are the task's config types,
+its Lightning and data modules are built, its monitor picks best.ckpt; optim from training/lit_module.py,
 trainer settings, an output root URI), or a YAML file plus `key.sub=value` overrides
 (`python -m training.train --config training/configs/espcn_x4.yaml --set trainer.max_steps=100`); there,
 as under `crisp train`, the Crisp settings (CRISP_CONFIG / CRISP_ROOT / CRISP_S3__*) supply `data.root`,
@@ -42,7 +43,7 @@ import torch
 import yaml
 from lightning.pytorch.loggers import CSVLogger, MLFlowLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
 from pipeline.scratch import ScratchDir, collect_stale_scratch
 from pipeline.storage import Storage
@@ -88,10 +89,12 @@ class TrainerConfig(BaseModel):
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: Literal["sr"] = "sr"  # the model kind (training/tasks): its Lightning and data modules
-    model: ModelConfig = Field(default_factory=ModelConfig)
+    task: Literal["sr", "quality"] = (
+        "sr"  # the model kind (training/tasks): its configs, Lightning and data modules
+    )
+    model: SerializeAsAny[BaseModel] = Field(default_factory=ModelConfig)  # the task's model_config type
     optim: OptimConfig = Field(default_factory=OptimConfig)
-    data: DataConfig = Field(default_factory=DataConfig)
+    data: SerializeAsAny[BaseModel] = Field(default_factory=DataConfig)  # the task's data_config type
     trainer: TrainerConfig = Field(default_factory=TrainerConfig)
     output: str = "file://./runs/sr_train"  # run root: checkpoints/, logs/, result.json
     output_storage_options: dict[str, Any] = Field(default_factory=dict)
@@ -99,6 +102,23 @@ class TrainConfig(BaseModel):
     resume: Literal["auto", "never"] = "auto"
     mlflow_tracking_uri: str | None = None  # set to log to MLflow as well as CSV
     mlflow_experiment: str = "crisp-sr"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_sections(cls, values: Any) -> Any:
+        """`model` and `data` validated as the task's own config types (SR's by default)."""
+        if not isinstance(values, dict):
+            return values
+        task = get_task(values.get("task", "sr"))
+        sections = {}
+        for key, section_type in (("model", task.model_config), ("data", task.data_config)):
+            value = values.get(key, {})
+            if not isinstance(value, section_type):
+                value = section_type.model_validate(
+                    value.model_dump() if isinstance(value, BaseModel) else value
+                )
+            sections[key] = value
+        return {**values, **sections}
 
     @model_validator(mode="after")
     def _schedule_fits(self) -> TrainConfig:
@@ -209,10 +229,10 @@ def load_train_config(
 def train(config: TrainConfig, callbacks: list[Any] | None = None) -> TrainResult:
     """Check everything, then fit; returns where the checkpoints went and the final metrics."""
     hardware = resolve_hardware(config.trainer)
-    datamodule = get_task(config.task).data_module(config.data, scale=config.model.scale)
+    datamodule = get_task(config.task).make_data(config.data, config.model)
     datamodule.check(world_size=hardware.devices * config.trainer.num_nodes)
     output = Storage(config.output, dict(config.output_storage_options))
-    meta = crisp_meta(config.model.model_dump(), datamodule.describe(), code_version())
+    meta = crisp_meta(config.model.model_dump(), datamodule.describe(), code_version(), config.task)
     collect_stale_scratch()
     scratch_dir = ScratchDir("crisp-train-")  # locked while this process lives: see pipeline.scratch
     scratch = scratch_dir.path
@@ -301,7 +321,7 @@ def _fit(
 ) -> TrainResult:
     tc = config.trainer
     every = tc.checkpoint_every_n_steps or tc.val_check_interval
-    last, best = checkpoint_callbacks(output, every, scratch / "staging")
+    last, best = checkpoint_callbacks(output, every, scratch / "staging", get_task(config.task).monitor)
     loggers: list[Any] = [CSVLogger(str(scratch), name="logs", version="")]
     if config.mlflow_tracking_uri:
         loggers.append(

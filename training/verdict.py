@@ -35,8 +35,9 @@ class CheckpointMeta(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    task: str = "sr"  # the model kind (training/tasks) whose arch zoo builds `arch`
     arch: str
-    scale: int
+    scale: int | None = None  # None for models that do not upscale (quality)
     arch_kwargs: dict[str, Any] = {}
     data_manifest_hash: Any = None  # str, or one hash per partition; recorded as-is for lineage
     recipe: str | None = None

@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 INPUT_NAME, OUTPUT_NAME = "image", "score"
 CANVAS_KEY, DEFAULT_CANVAS_LONG_SIDE = "canvas_long_side", 384
 ONNX_IN_MODEL_DIR = Path("artifacts") / "model.onnx"
-DEFAULT_LOCAL_DIR = Path(".crisp/mlflow")  # as training/registry.py RegistryConfig.local_dir
+DEFAULT_LOCAL_DIR = Path(".crisp/mlflow")  # SQLite home when the root is not a local folder
 
 
 class QualityModelError(InputError, ValueError):
@@ -53,8 +53,8 @@ def registry_tracking_uri(
     root: str, tracking_uri: str | None = None, local_dir: Path = DEFAULT_LOCAL_DIR
 ) -> str:
     """The MLflow store of the settings: `tracking_uri` when set, else SQLite `<root>/mlflow/mlflow.db` for
-    a `file://` root, `<local_dir>/mlflow.db` otherwise. The same rule as training/registry.py's
-    RegistryConfig.resolved_tracking_uri, minus its mkdir: reading must not create a registry."""
+    a `file://` root, `<local_dir>/mlflow.db` otherwise. The one rule: training/registry.py's
+    RegistryConfig.resolved_tracking_uri calls it and adds the mkdir (reading must not create a registry)."""
     if tracking_uri:
         return tracking_uri
     root = normalize_root(root)

@@ -1,9 +1,10 @@
 """Model kinds ("tasks"): what each one declares; the trainer, loader, gates, registry, release flow and
 serving are shared.
 
-In: a task name (`sr`; `quality`, `matte`, `restore` next). Out: the `Task` record, whose fields are the
-pieces a model kind supplies: its sample schema (the index the shared loader reads), its arch zoo, its
-Lightning module (loss and metrics) and data module, its gate policy class (thresholds in the settings
+In: a task name (`sr`, `quality`; `matte`, `restore` next). Out: the `Task` record, whose fields are the
+pieces a model kind supplies: its sample schema (the index the shared loader reads), its arch zoo, the
+types of its `model` and `data` config sections (TrainConfig validates them by task), its Lightning module
+(loss and metrics) and data module, the metric best.ckpt maximizes, its gate policy class (thresholds in the settings
 under `gates.<name>`) and validator (measurements -> `Verdict`), its MLflow serving code and signature,
 and its serving transform. `get_task(name)` imports the task module lazily, so naming a task costs
 nothing until it is used; an unknown name raises ValueError listing the known ones.
@@ -21,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-KNOWN = ("sr",)
+KNOWN = ("sr", "quality")
 
 
 @dataclass(frozen=True)
@@ -29,8 +30,12 @@ class Task:
     name: str  # also the settings key gates.<name> and the registry name prefix crisp-<name>
     sample_schema: Any  # pyarrow.Schema of the sample index (schemas/)
     archs: Mapping[str, type]  # name -> single-device nn.Module class
-    lit_module: type  # LightningModule: loss, metrics, EMA (built from ModelConfig + OptimConfig)
-    data_module: type  # LightningDataModule over committed sample partitions
+    build_arch: Callable[[str, int | None, Mapping[str, Any]], Any]  # (arch, scale, options) -> nn.Module
+    model_config: type  # pydantic: the `model` section of a TrainConfig (arch, options, task's loss knobs)
+    data_config: type  # pydantic: the `data` section (which sample partitions, batching, loader)
+    lit_module: type  # LightningModule(model_config, OptimConfig): loss, metrics, EMA
+    make_data: Callable[[Any, Any], Any]  # (data config, model config) -> LightningDataModule
+    monitor: str  # the validation metric best.ckpt maximizes
     policy: type  # GatePolicy subclass: the thresholds and required sets
     validate: Callable[..., Any]  # (checkpoint, GateConfig, Champion, storage=...) -> Validation
     model_code: Path  # the MLflow pyfunc ("models from code") served for this kind

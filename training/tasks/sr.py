@@ -9,14 +9,17 @@ and `validate` (bicubic margin, champion, latency, export parity on odd sizes), 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from schemas.pairs import PAIR_INDEX_SCHEMA
-from training.archs import ARCHS
-from training.data.module import SRDataModule
-from training.lit_module import SRModule
+from training.archs import ARCHS, build_arch
+from training.checkpoint import MONITOR
+from training.data.module import DataConfig, SRDataModule
+from training.lit_module import ModelConfig, SRModule
 from training.policy import GatePolicy
 from training.tasks import Task
 from training.upscale import upscale_image
@@ -35,6 +38,16 @@ def signature():
     return ModelSignature(inputs=image, outputs=image, params=params)
 
 
+def build_sr_arch(arch: str, scale: int | None, options: Mapping[str, Any]):
+    if scale is None:
+        raise ValueError(f"an SR arch needs a scale; {arch!r} was given none")
+    return build_arch(arch, scale, **options)
+
+
+def make_data(data: DataConfig, model: ModelConfig) -> SRDataModule:
+    return SRDataModule(data, scale=model.scale)
+
+
 def input_example() -> np.ndarray:
     return np.full((37, 53, 3), 128, dtype=np.uint8)
 
@@ -43,8 +56,12 @@ TASK = Task(
     name="sr",
     sample_schema=PAIR_INDEX_SCHEMA,
     archs=ARCHS,
+    build_arch=build_sr_arch,
+    model_config=ModelConfig,
+    data_config=DataConfig,
     lit_module=SRModule,
-    data_module=SRDataModule,
+    make_data=make_data,
+    monitor=MONITOR,
     policy=GatePolicy,
     validate=validate,
     model_code=MODEL_CODE,
