@@ -41,6 +41,7 @@ from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
 from schemas.errors import InputError
 from training.policy import GatePolicy
+from training.quality_gates import QualityGatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class GateSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     sr: GatePolicy = Field(default_factory=GatePolicy)  # super-resolution (training/policy.py)
+    quality: QualityGatePolicy = Field(default_factory=QualityGatePolicy)  # training/quality_gates.py
 
 
 class Settings(BaseSettings):

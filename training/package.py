@@ -34,11 +34,13 @@ def write_artifacts(
     module: nn.Module,
     meta: CheckpointMeta,
     verdict: Verdict,
+    export_artifacts: Any = None,
     options: Mapping[str, Any] | None = None,
-    exported: ExportResult | None = None,
+    exported: Any = None,
 ) -> dict[str, Path]:
-    """The checkpoint bytes (and safetensors sidecar), TorchScript export (`exported`, the one the verdict
-    checked; exported here only when not given), verdict and meta as files."""
+    """The checkpoint bytes (and safetensors sidecar), the verdict, and what the task's `export_artifacts`
+    writes (default: SR's `torchscript_artifacts`) as files."""
+    export_artifacts = export_artifacts or torchscript_artifacts
     folder.mkdir(parents=True, exist_ok=True)
     suffix = ".safetensors" if uri.endswith(".safetensors") else ".ckpt"
     artifacts = {"checkpoint": folder / f"checkpoint{suffix}", "verdict": folder / "verdict.json"}
@@ -47,6 +49,16 @@ def write_artifacts(
         artifacts["sidecar"] = folder / "checkpoint.json"
         artifacts["sidecar"].write_bytes(read_uri(uri[: -len(suffix)] + ".json", options))
     artifacts["verdict"].write_text(verdict.model_dump_json(indent=1))
+    artifacts.update(export_artifacts(folder, module, meta, verdict, exported))
+    return artifacts
+
+
+def torchscript_artifacts(
+    folder: Path, module: nn.Module, meta: CheckpointMeta, verdict: Verdict, exported: ExportResult | None
+) -> dict[str, Path]:
+    """SR: the TorchScript export (`exported`, the one the verdict checked; exported here only when not
+    given) and meta.json with the export's input shape and whether the trace is shape-generic."""
+    artifacts = {}
     if exported is None:
         exported = export_torchscript(
             module, golden_input(verdict.config.golden_size), verdict.config.export_atol
@@ -57,6 +69,27 @@ def write_artifacts(
     export_meta = {"shape_generic": exported.shape_generic, "input_shape": list(exported.input_shape)}
     artifacts["meta"] = folder / "meta.json"
     artifacts["meta"].write_text(json.dumps({**meta.model_dump(mode="json"), **export_meta}, indent=1))
+    return artifacts
+
+
+def onnx_artifacts(
+    folder: Path, module: nn.Module, meta: CheckpointMeta, verdict: Verdict, exported: Any
+) -> dict[str, Path]:
+    """Scoring models (quality): `model.onnx` (the export the verdict checked, training/export_onnx.py;
+    exported here only when not given) and meta.json. The data side runs the ONNX file."""
+    from training.export_onnx import export_onnx
+
+    if exported is None:
+        from pipeline.distort import CANVAS_LONG_SIDE
+
+        exported = export_onnx(module, CANVAS_LONG_SIDE, verdict.config.export_atol)
+    if exported.data is None:
+        raise ValueError(f"the model cannot be exported to ONNX: {exported.error}")
+    artifacts = {"onnx": folder / "model.onnx", "meta": folder / "meta.json"}
+    artifacts["onnx"].write_bytes(exported.data)
+    artifacts["meta"].write_text(
+        json.dumps({**meta.model_dump(mode="json"), "export": exported.record()}, indent=1)
+    )
     return artifacts
 
 
@@ -74,13 +107,14 @@ def package_model(
     """Write the artifacts under `folder/artifacts` and the MLflow model under `folder/model` (returned):
     the serving code, signature and input example are the task's (training/tasks)."""
     import mlflow
-    import torch
 
     from training.tasks import get_task
 
     spec = get_task(task)
-    artifacts = write_artifacts(folder / "artifacts", uri, data, module, meta, verdict, options, exported)
-    requirements = [f"torch=={torch.__version__.split('+')[0]}", f"mlflow=={mlflow.__version__}", "numpy"]
+    artifacts = write_artifacts(
+        folder / "artifacts", uri, data, module, meta, verdict, spec.export_artifacts, options, exported
+    )
+    requirements = [*spec.serving_requirements(), f"mlflow=={mlflow.__version__}", "numpy"]
     mlflow.pyfunc.save_model(
         path=str(folder / "model"),
         python_model=str(spec.model_code),

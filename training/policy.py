@@ -15,7 +15,7 @@ a hand-written JSON's) does not pass here.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -38,10 +38,63 @@ class GatePolicyError(InputError, ValueError):
     """A gate override is looser than the configured policy, or not a threshold at all."""
 
 
-class GatePolicy(BaseModel):
-    """The thresholds every candidate must meet; owned by the deployment's settings, not by a trigger."""
+class ThresholdPolicy(BaseModel):
+    """The tightening rules every model kind's gate policy shares: `DIRECTIONS` names each threshold a
+    trigger may set (+1: larger is stricter, -1: smaller is), `SETTINGS` the settings section it lives in."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    DIRECTIONS: ClassVar[dict[str, int]] = {}
+    SETTINGS: ClassVar[str] = "gates"
+
+    def thresholds(self) -> tuple[str, ...]:
+        return tuple(self.DIRECTIONS)
+
+    def failures(self, verdict: Verdict) -> list[str]:
+        """Why a recorded verdict does not pass under this policy (empty: it passes)."""
+        raise NotImplementedError
+
+    def tightened(self, overrides: Mapping[str, Any] | None) -> ThresholdPolicy:
+        """This policy with a trigger's thresholds; GatePolicyError for a looser one or another key."""
+        overrides = dict(overrides or {})
+        allowed = self.thresholds()
+        unknown = sorted(set(overrides) - set(allowed))
+        if unknown:
+            raise GatePolicyError(
+                f"gates {unknown} cannot be set by a trigger; it may tighten only {list(allowed)} "
+                f"(the sets and the rest are settings: {self.SETTINGS}.*)"
+            )
+        try:
+            candidate = type(self).model_validate({**self.model_dump(), **overrides})
+        except ValidationError as exc:
+            raise GatePolicyError(
+                f"invalid gates: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']})"
+            ) from None
+        looser = self.looser(candidate)
+        if looser:
+            raise GatePolicyError(
+                "a trigger may only tighten the gates: "
+                + "; ".join(looser)
+                + f" ({self.SETTINGS}.* in the settings)"
+            )
+        return candidate
+
+    def looser(self, other: Any) -> list[str]:
+        """Each threshold of `other` (a policy or the config a verdict was measured with) that is looser
+        than this policy's, as 'name=value < policy value'."""
+        problems = []
+        for name, direction in self.DIRECTIONS.items():
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if (theirs - mine) * direction < 0:
+                problems.append(f"{name}={theirs} is looser than the policy's {mine}")
+        return problems
+
+
+class GatePolicy(ThresholdPolicy):
+    """The thresholds every candidate must meet; owned by the deployment's settings, not by a trigger."""
+
+    DIRECTIONS: ClassVar[dict[str, int]] = _DIRECTION
+    SETTINGS: ClassVar[str] = "gates.sr"
 
     margin_db: float = 0.3  # PSNR-Y over bicubic required on every set
     champion_tolerance_db: float = Field(default=0.05, ge=0)  # per-set slack below the champion
@@ -53,6 +106,9 @@ class GatePolicy(BaseModel):
     benchmarks: dict[str, BenchmarkRef] = Field(default_factory=_default_benchmarks)
     pair_split: str | None = "test"  # also required: the split of the checkpoint's recipe; None = not scored
 
+    def thresholds(self) -> tuple[str, ...]:
+        return THRESHOLDS
+
     def gate_config(self, **measurement: Any) -> GateConfig:
         """The GateConfig of one validation: these thresholds and sets, plus how to measure."""
         fields = {name: getattr(self, name) for name in THRESHOLDS}
@@ -63,35 +119,8 @@ class GatePolicy(BaseModel):
             measurement.setdefault("pair_split", self.pair_split)
         return GateConfig.model_validate({**fields, **measurement})
 
-    def tightened(self, overrides: Mapping[str, Any] | None) -> GatePolicy:
-        """This policy with a trigger's thresholds; GatePolicyError for a looser one or another key."""
-        overrides = dict(overrides or {})
-        unknown = sorted(set(overrides) - set(THRESHOLDS))
-        if unknown:
-            raise GatePolicyError(
-                f"gates {unknown} cannot be set by a trigger; it may tighten only {list(THRESHOLDS)} "
-                "(the sets and the rest are settings: gates.sr.*)"
-            )
-        try:
-            candidate = GatePolicy.model_validate({**self.model_dump(), **overrides})
-        except ValidationError as exc:
-            raise GatePolicyError(
-                f"invalid gates: {exc.errors()[0]['msg']} ({exc.errors()[0]['loc']})"
-            ) from None
-        looser = self.looser(candidate)
-        if looser:
-            raise GatePolicyError(
-                "a trigger may only tighten the gates: " + "; ".join(looser) + " (gates.sr.* in the settings)"
-            )
-        return candidate
-
     def looser(self, other: GatePolicy | GateConfig) -> list[str]:
-        """Each threshold of `other` that is looser than this policy's, as 'name=value < policy value'."""
-        problems = []
-        for name, direction in _DIRECTION.items():
-            mine, theirs = getattr(self, name), getattr(other, name)
-            if (theirs - mine) * direction < 0:
-                problems.append(f"{name}={theirs} is looser than the policy's {mine}")
+        problems = super().looser(other)
         (low, high), (other_low, other_high) = self.golden_output_range, other.golden_output_range
         if other_low < low or other_high > high:
             problems.append(

@@ -34,14 +34,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny
 from torch import nn
 
 from pipeline.quality.model_file import DEFAULT_LOCAL_DIR, registry_tracking_uri
 from pipeline.storage import normalize_root, read_uri
 from schemas.errors import CrispError, InputError
 from training.package import package_model
-from training.policy import GatePolicy
+from training.policy import GatePolicy, ThresholdPolicy
 from training.safe_load import safe_load
 from training.validate import Champion
 from training.verdict import ChampionRef, CheckpointMeta, Verdict
@@ -67,7 +67,8 @@ class RegistryConfig(BaseModel):
     tracking_uri: str | None = None  # a server (http://...) or sqlite URI; None = embedded SQLite
     local_dir: Path = DEFAULT_LOCAL_DIR  # SQLite home when the root is not a local folder
     experiment: str = "crisp-sr"
-    policy: GatePolicy = Field(default_factory=GatePolicy)  # promotion re-applies it (settings gates.sr)
+    # promotion re-applies it: settings gates.<task> (GatePolicy for SR, QualityGatePolicy for quality)
+    policy: SerializeAsAny[ThresholdPolicy] = Field(default_factory=GatePolicy)
 
     def resolved_tracking_uri(self) -> str:
         """The store (pipeline.quality.model_file.registry_tracking_uri: the rule the data side reads with),

@@ -77,6 +77,24 @@ class GateConfig(BaseModel):
     device: str = "cpu"  # "auto" uses CUDA when present
 
 
+class QualityGateConfig(BaseModel):
+    """One quality-model validation's inputs: the thresholds (training/quality_gates.py) and what to score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_srcc: float = 0.8  # Spearman of predicted vs target scores on the frozen validation grid
+    min_family_srcc: float = 0.5  # ... and within every distortion family
+    min_pair_accuracy: float = 0.8  # in-reference pairs with different targets ordered correctly
+    champion_tolerance: float = Field(default=0.01, ge=0)  # SRCC slack below the champion
+    latency_budget_ms: float = Field(default=50.0, gt=0)  # exported model, one thread, a 512-px photo
+    export_atol: float = Field(default=1e-4, gt=0)  # ONNX Runtime vs eager, in score units
+    reject_threshold: float = Field(default=2.5, ge=0, le=5)  # the shipped ingest.min_quality default
+    grid_partitions: list[str] = []  # pairs/quality_grid partitions holding the frozen validation grid
+    grid_split: str = "val"
+    max_groups: int | None = Field(default=None, ge=1)  # references scored (None: all of the split)
+    latency_repeats: int = Field(default=5, ge=1)
+
+
 class SetScore(BaseModel):
     name: str
     images: int
@@ -116,7 +134,8 @@ class Verdict(BaseModel):
     champion: ChampionRef | None = None
     gates: list[GateResult] = []
     reasons: list[str] = []
-    config: GateConfig
+    metrics: dict[str, float] = {}  # task measurements without a benchmark set (quality: srcc, plcc, ...)
+    config: GateConfig | QualityGateConfig  # by shape: both forbid extra keys
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def score(self, name: str) -> SetScore:
@@ -129,5 +148,6 @@ class Verdict(BaseModel):
         """A short line for a registry tag (tag values have size limits; the full verdict is an artifact)."""
         head = "passed" if self.passed else "failed"
         sets = ", ".join(f"{s.name} {s.psnr_y:.2f} dB (bicubic {s.bicubic_psnr_y:.2f})" for s in self.scores)
+        sets = sets or ", ".join(f"{k} {v:.3f}" for k, v in self.metrics.items() if "/" not in k)
         failed = ", ".join(g.gate for g in self.gates if not g.passed)
         return f"{head}: {sets}" + (f"; failed {failed}" if failed else "")

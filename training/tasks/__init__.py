@@ -42,6 +42,8 @@ class Task:
     signature: Callable[[], Any]  # -> mlflow ModelSignature (with params)
     input_example: Callable[[], Any]  # -> an input the signature accepts
     serve: Callable[..., Any]  # the serving transform crisp's CLI runs (e.g. tiled upscale)
+    export_artifacts: Callable[..., dict[str, Path]]  # training/package.py: what a version's artifacts hold
+    serving_requirements: Callable[[], list[str]]  # pinned packages the pyfunc needs besides mlflow, numpy
 
     def registry_name(self, meta: Any) -> str:
         """The default registered-model name for a checkpoint's meta, e.g. crisp-sr-x4."""

@@ -20,6 +20,7 @@ from training.archs import ARCHS, build_arch
 from training.checkpoint import MONITOR
 from training.data.module import DataConfig, SRDataModule
 from training.lit_module import ModelConfig, SRModule
+from training.package import torchscript_artifacts
 from training.policy import GatePolicy
 from training.tasks import Task
 from training.upscale import upscale_image
@@ -48,6 +49,12 @@ def make_data(data: DataConfig, model: ModelConfig) -> SRDataModule:
     return SRDataModule(data, scale=model.scale)
 
 
+def serving_requirements() -> list[str]:
+    import torch
+
+    return [f"torch=={torch.__version__.split('+')[0]}"]
+
+
 def input_example() -> np.ndarray:
     return np.full((37, 53, 3), 128, dtype=np.uint8)
 
@@ -68,4 +75,6 @@ TASK = Task(
     signature=signature,
     input_example=input_example,
     serve=upscale_image,
+    export_artifacts=torchscript_artifacts,
+    serving_requirements=serving_requirements,
 )

@@ -25,31 +25,9 @@ from training.data.module import SRDataModule
 from training.data.quality import CROP_LATTICE, QualityDataConfig, QualityDataModule
 from training.lit_quality import QualityModelConfig
 
-PARTITION = "2026-11-20"
-FAMILIES = ["gaussian_blur", "jpeg"]
+from tests.support.quality_grid import FAMILIES, PARTITION, TRAIN_GROUPS, VAL_GROUPS
+
 MEMBERS = 1 + 5 * len(FAMILIES)  # pristine + 5 levels per family
-TRAIN_GROUPS, VAL_GROUPS = 12, 2  # the split (by image hash) of the first 14 product photos
-
-
-@pytest.fixture(scope="module")
-def grid_root(shared_data: Path, tmp_path_factory) -> Storage:
-    """pairs/quality_grid/2026-11-20 of 14 product photos: 96-px canvases, 2 families, 64 KiB shards."""
-    from distributed import Client
-
-    from pipeline.cluster import start_local_cluster
-
-    storage = Storage(f"file://{tmp_path_factory.mktemp('quality-grid')}/root")
-    photos = sorted((shared_data / "products" / "magento_luma").glob("*.jpg"))[:14]
-    write_image_partition(storage, PARTITION, photos, max_side=128, shard_target_bytes=200_000)
-    config = PairsConfig(
-        recipes=["quality_grid"],
-        shard_target_bytes=1 << 16,  # groups straddle shards
-        quality_grid={"canvas_long_side": 96, "min_long_side": 90, "families": FAMILIES},
-    )
-    # one in-process worker: no process start-up, and the grid's bytes do not depend on the worker count
-    with start_local_cluster(1, processes=False) as cluster, Client(cluster) as client:
-        build_pairs(storage, "quality_grid", [PARTITION], config, client=client)
-    return storage
 
 
 def data_config(storage: Storage, **overrides) -> QualityDataConfig:
