@@ -15,22 +15,20 @@ parity at two sizes other than the traced one; latency of `pipeline.quality.scor
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 import numpy as np
 import torch
 from scipy import stats
 
-from pipeline.storage import read_uri
 from training.data.catalog import DataError
 from training.data.quality import MemberReader, load_quality_catalog
 from training.export_onnx import export_onnx, onnx_latency_ms
 from training.lit_quality import quality_metrics
 from training.quality_gates import CHAMPION_PREFIX, quality_threshold_gates
 from training.safe_load import CheckpointRejected, LoadReason, safe_load
-from training.validate import Champion, Validation
-from training.verdict import GateResult, QualityGateConfig, Verdict
+from training.validate import Champion, Validation, read_candidate
+from training.verdict import GateResult, QualityGateConfig
 
 LATENCY_SIDE = 512  # the photo size of the latency target (issue #13)
 
@@ -80,15 +78,7 @@ def validate_quality(
     if storage is None:
         raise ValueError("validate_quality needs the storage that holds pairs/quality_grid")
     uri = str(uri)
-    options = storage_options if storage_options is not None else (
-        storage.options if uri.startswith(f"{storage.scheme}://") else None)  # fmt: skip
-    verdict = Verdict(passed=False, checkpoint=uri, config=config)
-    try:
-        data = read_uri(uri, options)
-    except (FileNotFoundError, OSError):
-        data = None  # safe_load reports the missing file with its reason
-    if data is not None:
-        verdict = verdict.model_copy(update={"checkpoint_sha256": hashlib.sha256(data).hexdigest()})
+    verdict, data, options = read_candidate(uri, config, storage, storage_options)
     try:
         model, meta = safe_load(uri, storage_options=options, data=data)
         if meta.task != "quality":

@@ -74,6 +74,24 @@ def _scores(results: dict[str, dict[str, Any]]) -> list[SetScore]:
     return scores
 
 
+def read_candidate(
+    uri: str, config: Any, storage: Any, storage_options: dict[str, Any] | None
+) -> tuple[Verdict, bytes | None, dict[str, Any] | None]:
+    """The empty verdict of `uri` (with its sha256 when it can be read), its bytes (None: missing, which
+    safe_load then reports with its reason) and the options that open it (the storage's own when `uri`
+    is on the same scheme): the start every task's validator shares."""
+    same_store = storage is not None and uri.startswith(f"{storage.scheme}://")
+    options = storage_options if storage_options is not None else storage.options if same_store else None
+    verdict = Verdict(passed=False, checkpoint=uri, config=config)
+    try:
+        data = read_uri(uri, options)
+    except (FileNotFoundError, OSError):
+        data = None
+    if data is not None:
+        verdict = verdict.model_copy(update={"checkpoint_sha256": hashlib.sha256(data).hexdigest()})
+    return verdict, data, options
+
+
 def _gate(name: str, passed: bool, detail: str) -> GateResult:
     return GateResult(gate=name, passed=passed, detail=detail)
 
@@ -108,15 +126,7 @@ def validate(
     """
     config = config or GateConfig()
     uri = str(uri)
-    same_store = storage is not None and uri.startswith(f"{storage.scheme}://")
-    options = storage_options if storage_options is not None else storage.options if same_store else None
-    verdict = Verdict(passed=False, checkpoint=uri, config=config)
-    try:
-        data = read_uri(uri, options)
-    except (FileNotFoundError, OSError):
-        data = None  # safe_load reports the missing file with its reason
-    if data is not None:
-        verdict = verdict.model_copy(update={"checkpoint_sha256": hashlib.sha256(data).hexdigest()})
+    verdict, data, options = read_candidate(uri, config, storage, storage_options)
     try:
         model, meta = safe_load(uri, expected_scale=config.scale, storage_options=options, data=data)
     except CheckpointRejected as exc:
