@@ -26,9 +26,20 @@ def trained(grid_root, tmp_path_factory):
     output = tmp_path_factory.mktemp("quality-run")
     config = TrainConfig(
         task="quality",
-        data={"root": grid_root.root, "crop": 64, "groups_per_batch": 2, "samples_per_group": 4, "workers": 0},
+        data={
+            "root": grid_root.root,
+            "crop": 64,
+            "groups_per_batch": 2,
+            "samples_per_group": 4,
+            "workers": 0,
+        },
         optim={"lr": 1e-3},
-        trainer={"max_steps": 12, "val_check_interval": 6, "accelerator": "cpu", "enable_progress_bar": False},
+        trainer={
+            "max_steps": 12,
+            "val_check_interval": 6,
+            "accelerator": "cpu",
+            "enable_progress_bar": False,
+        },
         output=f"file://{output}",
     )
     return train(config)
@@ -49,7 +60,14 @@ def test_validation_measures_the_grid_the_export_and_the_latency(trained, grid_r
     assert all(-1 <= metrics[k] <= 1 for k in ("srcc", "plcc", "krcc", "srcc/jpeg"))
     assert 0 <= metrics["pair_accuracy"] <= 1 and verdict.export["passed"]
     assert verdict.export["max_abs_diff"] <= config.export_atol and verdict.latency_ms > 0
-    assert {g.gate for g in verdict.gates} >= {"safe_load", "srcc", "pair_accuracy", "champion", "latency", "export"}
+    assert {g.gate for g in verdict.gates} >= {
+        "safe_load",
+        "srcc",
+        "pair_accuracy",
+        "champion",
+        "latency",
+        "export",
+    }
 
 
 def test_an_sr_checkpoint_is_not_a_quality_model(grid_root, tmp_path):
@@ -70,7 +88,9 @@ def test_registered_promoted_and_scored_by_the_data_side(trained, grid_root, tmp
     with pytest.raises(PromotionRefused, match="srcc"):
         promote("crisp-quality", version, strict)  # the policy, not the caller, decides
     promote("crisp-quality", version, registry)
-    model = resolve_model_file(f"models:/crisp-quality@{CHAMPION}", tmp_path / "dl", registry.resolved_tracking_uri())
+    model = resolve_model_file(
+        f"models:/crisp-quality@{CHAMPION}", tmp_path / "dl", registry.resolved_tracking_uri()
+    )
     scorer = QualityScorer(model.path)
     score = scorer.score_rgb(np.full((200, 150, 3), 200, dtype=np.uint8))
     assert 0.0 <= score <= 5.0 and scorer.canvas_long_side == 96

@@ -33,7 +33,9 @@ CONFIG = PairsConfig(
 def run_shards(storage, partition, config=CONFIG, out_dir="out"):
     _, shards = read_input_shards(storage, partition)
     outputs = [
-        make_quality_grid_for_shard(storage.root, storage.options, shard, rows, "quality_grid", config, out_dir)
+        make_quality_grid_for_shard(
+            storage.root, storage.options, shard, rows, "quality_grid", config, out_dir
+        )
         for shard, rows in shards
     ]
     return shards, outputs
@@ -92,7 +94,9 @@ def _committed_bytes(storage, partition):
     manifest = read_manifest(storage, "pairs/quality_grid", partition)
     verify(storage, manifest, checksums=True)
     base = f"pairs/quality_grid/{partition}"
-    files = {f.name: storage.read_bytes(f"{base}/{f.path}") for f in manifest.files if f.name != "validation.json"}
+    files = {
+        f.name: storage.read_bytes(f"{base}/{f.path}") for f in manifest.files if f.name != "validation.json"
+    }
     return manifest, files
 
 
