@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader
 from pipeline.storage import Storage
 from training.data.catalog import DataError, PairCatalog, load_catalog
 from training.data.dataset import BenchmarkImages, PairReader, TrainPairStream, WholeTiles, benchmark_images
-from training.data.sampler import EpochPlan, LoaderPosition, block_bounds, check_resumable
+from training.data.sampler import EpochPlan, LoaderPosition, ResumableLoader, block_bounds
 
 
 class DataConfig(BaseModel):
@@ -92,7 +92,7 @@ def _spread(rows: pa.Table, limit: int | None) -> pa.Table:
     return rows.take(pa.array(np.unique(np.linspace(0, rows.num_rows - 1, limit).round().astype(np.int64))))
 
 
-class SRDataModule(pl.LightningDataModule):
+class SRDataModule(ResumableLoader, pl.LightningDataModule):
     def __init__(self, config: DataConfig | dict[str, Any], scale: int) -> None:
         super().__init__()
         self.config = config if isinstance(config, DataConfig) else DataConfig.model_validate(config)
@@ -231,18 +231,3 @@ class SRDataModule(pl.LightningDataModule):
         if self.trainer is not None and self.trainer.training:
             self.position.batches += 1
         return batch
-
-    def state_dict(self) -> dict[str, int]:
-        if self.train_set is None:
-            return {}
-        return self.position.state_dict(self.train_set.plan)
-
-    def load_state_dict(self, state_dict: dict[str, int]) -> None:
-        if not state_dict:
-            return
-        if self.train_set is None:
-            self.setup("fit")
-        assert self.train_set is not None
-        check_resumable(state_dict, self.train_set.plan)
-        self._resume = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
-        self.position = LoaderPosition.from_state(state_dict)

@@ -48,7 +48,7 @@ from pipeline.tile_codec import decode_tile
 from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
 from training.data.catalog import INDEX_NAME, DataError, manifest_hash
 from training.data.dataset import to_tensor
-from training.data.sampler import LoaderPosition, check_resumable
+from training.data.sampler import LoaderPosition, ResumableLoader
 
 RECIPE = "quality_grid"
 COLUMNS = ("sample_id", "group_id", "split", "family", "target", "width", "height", "shard", "offset", "size")
@@ -277,7 +277,7 @@ class WholeCanvases(Dataset):
                 "family": self.reader.families[row], "key": self.reader.keys[row]}  # fmt: skip
 
 
-class QualityDataModule(pl.LightningDataModule):
+class QualityDataModule(ResumableLoader, pl.LightningDataModule):
     def __init__(self, config: QualityDataConfig | dict[str, Any], model_cfg: Any = None) -> None:
         super().__init__()
         self.config = (
@@ -392,16 +392,3 @@ class QualityDataModule(pl.LightningDataModule):
         if self.trainer is not None and self.trainer.training:
             self.position.batches += 1
         return batch
-
-    def state_dict(self) -> dict[str, Any]:
-        return {} if self.train_set is None else self.position.state_dict(self.train_set.plan)
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if not state_dict:
-            return
-        if self.train_set is None:
-            self.setup("fit")
-        assert self.train_set is not None
-        check_resumable(state_dict, self.train_set.plan)
-        self._resume = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
-        self.position = LoaderPosition.from_state(state_dict)

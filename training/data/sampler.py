@@ -28,6 +28,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 
@@ -178,3 +179,25 @@ def check_resumable(state: dict[str, int | str], plan: EpochPlan) -> None:
             + "; ".join(diffs)
             + "): resume with the same data, seed, batch/block size, loader workers and devices, or start anew"
         )
+
+
+class ResumableLoader:
+    """Mixin for a LightningDataModule whose `train_set.plan` is an `EpochPlan` and whose `position` is a
+    `LoaderPosition`: the loader position goes into every checkpoint and comes back from it (the next
+    train `iter()` starts at the saved batch, `_resume`), refused under a different plan."""
+
+    train_set: Any
+    position: LoaderPosition
+    _resume: dict[str, int] | None
+
+    def state_dict(self) -> dict[str, int | str]:
+        return {} if self.train_set is None else self.position.state_dict(self.train_set.plan)
+
+    def load_state_dict(self, state_dict: dict[str, int | str]) -> None:
+        if not state_dict:
+            return
+        if self.train_set is None:
+            self.setup("fit")
+        check_resumable(state_dict, self.train_set.plan)
+        self._resume = {"epoch": int(state_dict["epoch"]), "batches": int(state_dict["batches"])}
+        self.position = LoaderPosition.from_state(state_dict)
