@@ -23,7 +23,6 @@ Storage clients are created lazily in each process (fsspec's S3 client is not fo
 
 from __future__ import annotations
 
-import io
 import os
 from collections import deque
 from collections.abc import Iterator
