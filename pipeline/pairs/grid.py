@@ -16,7 +16,6 @@ same bytes; regenerating a sample is `distort(quality_canvas(stored image), para
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -33,7 +32,7 @@ from pipeline.distort import (
     targets_from_fr,
 )
 from pipeline.pairs.config import QUALITY_GRID, PairsConfig
-from pipeline.pairs.make import InputShard, ShardOutput, ShardOutputs, decode_hr, params_json
+from pipeline.pairs.make import InputShard, ShardOutput, decode_hr, map_images, params_json
 from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
 from pipeline.tile_codec import encode_tile
@@ -59,26 +58,13 @@ def make_quality_grid_for_shard(
     """The grid of every image of `shard`; the tars are written under `output_dir` (storage-relative)."""
     if recipe_name != QUALITY_GRID:
         raise ValueError(f"make_quality_grid_for_shard makes {QUALITY_GRID}, not {recipe_name!r}")
-    started = time.perf_counter()
-    storage = Storage(storage_root, dict(storage_options))
-    records: list[dict[str, Any]] = []
-    skips: list[dict[str, Any]] = []
-    pixels = 0
-    with ShardOutputs(storage, shard, output_dir, config.shard_target_bytes) as out:
-        for row, member in out.members(index_rows):
-            image_records, image_skips, canvas_pixels = _grid_of_image(member, row, config, shard, out.writer)
-            records.extend(image_records)
-            skips.extend(image_skips)
-            pixels += canvas_pixels
-    out.name_shards(records)
-    return ShardOutput(
-        source=shard,
-        records=records,
-        skips=skips,
-        files=out.files,
-        images=len(index_rows),
-        hr_pixels=pixels,
-        seconds=time.perf_counter() - started,
+    return map_images(
+        Storage(storage_root, dict(storage_options)),
+        shard,
+        index_rows,
+        output_dir,
+        config.shard_target_bytes,
+        lambda member, row, writer: _grid_of_image(member, row, config, shard, writer),
     )
 
 

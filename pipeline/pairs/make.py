@@ -25,7 +25,7 @@ import io
 import json
 import posixpath
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -116,20 +116,38 @@ def make_pairs_for_shard(
     output_dir: str,
 ) -> ShardOutput:
     """Pairs of every image of `shard`; the tars are written under `output_dir` (storage-relative)."""
-    started = time.perf_counter()
-    storage = Storage(storage_root, dict(storage_options))
     recipe = config.recipe(recipe_name)
+    return map_images(
+        Storage(storage_root, dict(storage_options)),
+        shard,
+        index_rows,
+        output_dir,
+        config.shard_target_bytes,
+        lambda member, row, writer: _pairs_of_image(member, row, recipe, config, shard, writer),
+    )
+
+
+def map_images(
+    storage: Storage,
+    shard: InputShard,
+    index_rows: Sequence[Mapping[str, Any]],
+    output_dir: str,
+    target_bytes: int,
+    per_image: Callable[[bytes, Mapping[str, Any], ShardWriter], tuple[list, list, int]],
+) -> ShardOutput:
+    """The loop every per-shard sample maker shares: `per_image(stored bytes, index row, writer)` ->
+    (records, skips, pixels worked on) for each image in image_id order, into output tars named after
+    the input shard (`ShardOutputs`)."""
+    started = time.perf_counter()
     records: list[dict[str, Any]] = []
     skips: list[dict[str, Any]] = []
-    hr_pixels = 0
-    with ShardOutputs(storage, shard, output_dir, config.shard_target_bytes) as out:
+    pixels = 0
+    with ShardOutputs(storage, shard, output_dir, target_bytes) as out:
         for row, member in out.members(index_rows):
-            image_records, image_skips, pixels = _pairs_of_image(
-                member, row, recipe, config, shard, out.writer
-            )
+            image_records, image_skips, image_pixels = per_image(member, row, out.writer)
             records.extend(image_records)
             skips.extend(image_skips)
-            hr_pixels += pixels
+            pixels += image_pixels
     out.name_shards(records)
     return ShardOutput(
         source=shard,
@@ -137,7 +155,7 @@ def make_pairs_for_shard(
         skips=skips,
         files=out.files,
         images=len(index_rows),
-        hr_pixels=hr_pixels,
+        hr_pixels=pixels,
         seconds=time.perf_counter() - started,
     )
 
