@@ -168,3 +168,32 @@ def load_catalog(storage: Storage, recipe: str, partitions: list[str] | str, sca
         manifest_hash=manifest_hash(manifests),
         schema_version=schema_version,
     )
+
+
+def keep_learned_quality(rows: pa.Table, storage: Storage, floor: float) -> pa.Table:
+    """The pair rows whose source image scored at least `floor` by the learned quality model.
+
+    The scores are the `quality_learned` column of the image index (version 3) of each pair's source
+    partition (the pair's `partition`: pairs/<recipe>/<date> is made from images/<date>). An image
+    without a score (ingested without a quality model) is not known to be good: it is left out, and a
+    partition that has no scores at all is a DataError naming the fix."""
+    scores: dict[str, float] = {}
+    for partition in sorted(set(rows["partition"].to_pylist())):
+        try:
+            manifest = read_manifest(storage, "images", partition)
+        except PartitionNotCommittedError as exc:
+            raise DataError(f"data.min_quality needs the source images: {exc}") from None
+        index = pq.read_table(io.BytesIO(read_verified(storage, manifest, INDEX_NAME)))
+        if "quality_learned" not in index.column_names or index["quality_learned"].null_count == len(index):
+            raise DataError(
+                f"images/{partition} holds no learned quality scores (ingested without a quality model): "
+                "ingest it again with a quality champion registered (ingest.quality_model), or unset "
+                "data.min_quality"
+            )
+        for image, score in zip(
+            index["image_id"].to_pylist(), index["quality_learned"].to_pylist(), strict=True
+        ):
+            if score is not None:
+                scores[image] = score
+    keep = [scores.get(image, -1.0) >= floor for image in rows["image_id"].to_pylist()]
+    return rows.filter(pa.array(keep, type=pa.bool_()))

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import DataLoader
 
 from pipeline.storage import Storage
-from training.data.catalog import DataError, PairCatalog, load_catalog
+from training.data.catalog import DataError, PairCatalog, keep_learned_quality, load_catalog
 from training.data.dataset import BenchmarkImages, PairReader, TrainPairStream, WholeTiles, benchmark_images
 from training.data.sampler import EpochPlan, LoaderPosition, ResumableLoader, block_bounds
 
@@ -64,6 +64,10 @@ class DataConfig(BaseModel):
     # pair label): near-lossless pairs (smooth backgrounds, gradients) teach an SR model nothing. None
     # keeps all. Validation and benchmarks are never filtered.
     max_label_psnr_y: float | None = Field(default=None, gt=0)
+    # Train only on pairs whose source photo the learned quality model (crisp-quality, scored at ingest
+    # into the image index) scored at least this, 0-5; unscored photos are left out. None keeps all.
+    # Validation and benchmarks are never filtered.
+    min_quality: float | None = Field(default=None, ge=0, le=5)
 
     @field_validator("partitions", mode="before")
     @classmethod
@@ -130,6 +134,16 @@ class SRDataModule(ResumableLoader, pl.LightningDataModule):
                     f"data.max_label_psnr_y={ceiling} dB for bicubic: raise it or unset it"
                 )
             fitting = informative
+        floor = self.config.min_quality
+        if floor is not None:
+            storage = Storage(self.config.root, dict(self.config.storage_options))
+            good = keep_learned_quality(fitting, storage, floor)
+            if good.num_rows == 0:
+                raise DataError(
+                    f"no {self.config.train_split!r} pair comes from a photo with a learned quality score of "
+                    f"at least data.min_quality={floor}: lower it or unset it"
+                )
+            fitting = good
         # Storage order, so a block of consecutive samples is one contiguous byte span of one shard.
         return fitting.sort_by([("shard_path", "ascending"), ("hr_offset", "ascending")])
 

@@ -84,3 +84,57 @@ def test_state_restores_the_loader_position(tiny_pairs):
     other.setup("fit")
     with pytest.raises(ValueError, match="batch_size: saved 4 now 2"):
         other.load_state_dict(module.state_dict())
+
+
+def _scored_images(storage, scores: dict[str, float | None]) -> None:
+    """Commit images/<TINY_PARTITION> whose index holds just the learned scores of the pairs' sources."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from pipeline.commit import PartitionWriter
+
+    writer = PartitionWriter(storage, "images", TINY_PARTITION, run_id="test")
+    table = pa.table(
+        {"image_id": list(scores), "quality_learned": pa.array(list(scores.values()), pa.float64())}
+    )
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    writer.write("index.parquet", buf.getvalue())
+    writer.commit(counts={"images": len(scores)}, schema_versions={"image_index": 3})
+
+
+def test_min_quality_keeps_the_pairs_of_well_scored_photos(tiny_pairs, tmp_path):
+    from pipeline.storage import Storage
+    from tests.support.pairs_fixture import copy_root
+
+    root = Storage(f"file://{tmp_path}/root")
+    copy_root(tiny_pairs, root)
+    everything = SRDataModule(_config(root), scale=4)
+    train = everything._train_rows()
+    images = sorted(set(train["image_id"].to_pylist()))
+    with pytest.raises(DataError, match="min_quality needs the source images"):
+        SRDataModule(_config(root, min_quality=3.0), scale=4).check()
+    # half the photos score high, one low, the rest were never scored
+    scores = {image: 4.0 for image in images[: len(images) // 2]}
+    scores[images[-1]] = 1.0
+    _scored_images(root, {**scores, images[-2]: None})
+    kept = SRDataModule(_config(root, min_quality=3.0), scale=4)._train_rows()
+    assert set(kept["image_id"].to_pylist()) == set(images[: len(images) // 2])
+    per_image = {i: train["image_id"].to_pylist().count(i) for i in images[: len(images) // 2]}
+    assert kept.num_rows == sum(per_image.values())  # every pair of a kept photo, no other
+    with pytest.raises(DataError, match="data.min_quality=4.5"):
+        SRDataModule(_config(root, min_quality=4.5), scale=4).check()
+
+
+def test_min_quality_needs_scores(tiny_pairs, tmp_path):
+    from pipeline.storage import Storage
+    from tests.support.pairs_fixture import copy_root
+
+    root = Storage(f"file://{tmp_path}/root")
+    copy_root(tiny_pairs, root)
+    train = SRDataModule(_config(root), scale=4)._train_rows()
+    _scored_images(root, dict.fromkeys(train["image_id"].to_pylist()))
+    with pytest.raises(DataError, match="holds no learned quality scores"):
+        SRDataModule(_config(root, min_quality=1.0), scale=4).check()
