@@ -7,6 +7,7 @@ benchmark next to the measured bicubic row, the champion and the published ancho
 training curves (PNG, matplotlib Agg canvas, no global backend switch); before/after crops on product
 photos (bicubic | model | HR, PNG, with their PSNR-Y); dataset lineage (partitions, manifest hash,
 recipe, code version, checkpoint). Images are linked relatively, so the folder can move or be served.
+The parts every report shares (style, gates and lineage tables, curves, staging) are training/report_common.py.
 
 Crops: the most detailed `crop_size` square of each photo (largest gradient energy on a coarse grid) is
 the HR; its LR is the standard-protocol bicubic downscale; the scores use pipeline.sr_metrics.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import html
 import json
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,18 @@ from torch import nn
 from pipeline.degrade import bicubic_downscale, bicubic_upscale
 from pipeline.sr_metrics import PUBLISHED_BICUBIC_Y_PSNR, psnr_y
 from training.evaluate import super_resolve
+from training.report_common import (
+    STYLE,
+    curves,
+    fmt,
+    gates_table,
+    lineage_table,
+    load_model,
+    load_verdict,
+    publish,
+    staged,
+)
+from training.report_common import lineage as report_lineage
 from training.verdict import Verdict
 
 # Published Y-PSNR (dB): the protocol's bicubic rows, plus x4 Set5 model anchors (FSRCNN, ESPCN,
@@ -46,11 +58,6 @@ PUBLISHED: dict[tuple[str, int], dict[str, float]] = {
     key: {"bicubic": value, **_MODEL_ANCHORS.get(key, {})} for key, value in PUBLISHED_BICUBIC_Y_PSNR.items()
 }
 
-_STYLE = """body{font-family:system-ui,sans-serif;margin:2rem;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:1rem 0}td,th{border:1px solid #ccc;padding:.3rem .6rem;text-align:right}
-th{background:#f3f3f3}td.l,th.l{text-align:left}.pass{color:#176b1c}.fail{color:#b00020}
-figure{margin:1rem 0}img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.9rem;color:#555}"""
-
 
 class ReportConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -58,14 +65,6 @@ class ReportConfig(BaseModel):
     title: str = "Crisp super-resolution training report"
     crop_size: int = Field(default=192, ge=24)  # HR pixels of each before/after crop
     max_photos: int = Field(default=4, ge=0)
-
-
-def _verdict(source: Verdict | Mapping[str, Any] | str | Path) -> Verdict:
-    if isinstance(source, Verdict):
-        return source
-    if isinstance(source, Mapping):
-        return Verdict.model_validate(source)
-    return Verdict.model_validate_json(Path(source).read_text())
 
 
 def _metric_rows(verdict: Verdict, scale: int) -> list[dict[str, Any]]:
@@ -79,42 +78,6 @@ def _metric_rows(verdict: Verdict, scale: int) -> list[dict[str, Any]]:
             }
         )
     return rows
-
-
-def _curves(metrics_csv: str, folder: Path, options: Mapping[str, Any] | None) -> list[str]:
-    """One PNG per metric family (the part before the first '/': train, val, ...), one panel per metric
-    kind (the part after the last '/': loss, psnr_y, ...) with a line per logged name, against step."""
-    import pandas as pd
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    remote = "://" in metrics_csv and not metrics_csv.startswith("file://")
-    frame = pd.read_csv(metrics_csv, storage_options=dict(options or {}) if remote else None)
-    x_axis = "step" if "step" in frame else frame.columns[0]
-    columns = [c for c in frame.columns if c not in ("epoch", "step") and frame[c].notna().any()]
-    families: dict[str, dict[str, list[str]]] = {}
-    for column in columns:
-        if not column.endswith("/images"):  # sample counters, not curves
-            families.setdefault(column.split("/")[0], {}).setdefault(column.split("/")[-1], []).append(column)
-    files = []
-    for family, kinds in sorted(families.items()):
-        figure = Figure(figsize=(6.4, 1.2 + 2.2 * len(kinds)), dpi=100)
-        FigureCanvasAgg(figure)
-        for row, (kind, names) in enumerate(sorted(kinds.items()), start=1):
-            axes = figure.add_subplot(len(kinds), 1, row)
-            for name in names:
-                series = frame[[x_axis, name]].dropna()
-                axes.plot(series[x_axis], series[name], marker="." if len(series) < 30 else None, label=name)
-            axes.set_ylabel(kind)
-            axes.grid(alpha=0.3)
-            axes.legend(fontsize=8)
-        axes.set_xlabel(x_axis)
-        figure.suptitle(family)
-        figure.tight_layout()
-        file = f"curves_{family.replace(' ', '_')}.png"
-        figure.savefig(folder / file)
-        files.append(file)
-    return files
 
 
 def _detail_crop(image: np.ndarray, size: int, scale: int) -> np.ndarray:
@@ -162,51 +125,19 @@ def _crops(
     return entries
 
 
-def _lineage(verdict: Verdict, overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    meta = verdict.meta
-    lineage: dict[str, Any] = {
-        "checkpoint": verdict.checkpoint,
-        "checkpoint_sha256": verdict.checkpoint_sha256,
-    }
-    if meta is not None:
-        lineage.update(
-            arch=meta.arch,
-            scale=meta.scale,
-            arch_kwargs=meta.arch_kwargs,
-            weights=meta.weights,
-            recipe=meta.recipe,
-            pair_partitions=meta.pair_partitions,
-            data_manifest_hash=meta.data_manifest_hash,
-            schema_version=meta.schema_version,
-            code_version=meta.code_version,
-        )
-    return {**lineage, **dict(overrides or {})}
-
-
-def _fmt(value: Any, digits: int = 3, style: str = "f") -> str:
-    if isinstance(value, float):
-        return f"{value:.{digits}{style}}"
-    return "—" if value is None else html.escape(str(value))
-
-
 def _html(data: dict[str, Any], config: ReportConfig) -> str:
     e = html.escape
     anchors = sorted({name for row in data["metrics"] for name in row["published"]} - {"bicubic"})
     head = "".join(f"<th>{e(n)} (paper)</th>" for n in anchors)
     rows = "".join(
-        f"<tr><td class=l>{e(r['name'])}</td><td>{r['images']}</td><td>{_fmt(r['bicubic_psnr_y'])} / {_fmt(r['bicubic_ssim_y'], 4)}</td>"
-        f"<td>{_fmt(r['published'].get('bicubic'), 2)}</td><td><b>{_fmt(r['psnr_y'])}</b> / {_fmt(r['ssim_y'], 4)}</td>"
-        f"<td>{r['gain_db']:+.3f}</td><td>{_fmt(r['champion_psnr_y'])}</td>"
-        + "".join(f"<td>{_fmt(r['published'].get(n), 2)}</td>" for n in anchors)
+        f"<tr><td class=l>{e(r['name'])}</td><td>{r['images']}</td><td>{fmt(r['bicubic_psnr_y'])} / {fmt(r['bicubic_ssim_y'], 4)}</td>"
+        f"<td>{fmt(r['published'].get('bicubic'), 2)}</td><td><b>{fmt(r['psnr_y'])}</b> / {fmt(r['ssim_y'], 4)}</td>"
+        f"<td>{r['gain_db']:+.3f}</td><td>{fmt(r['champion_psnr_y'])}</td>"
+        + "".join(f"<td>{fmt(r['published'].get(n), 2)}</td>" for n in anchors)
         + "</tr>"
         for r in data["metrics"]
     )
-    gates = "".join(
-        f"<tr><td class=l>{e(g['gate'])}</td><td class={'pass' if g['passed'] else 'fail'}>{'pass' if g['passed'] else 'FAIL'}</td>"
-        f"<td>{_fmt(g['measured'], 4, 'g')}</td><td>{_fmt(g['threshold'], 4, 'g')}</td><td class=l>{e(g['detail'])}</td></tr>"
-        for g in data["gates"]
-    )
-    curves = "".join(
+    curve_figures = "".join(
         f'<figure><img src="{e(f)}" alt="training curves {e(f)}"></figure>' for f in data["curves"]
     )
     crops = "".join(
@@ -214,14 +145,10 @@ def _html(data: dict[str, Any], config: ReportConfig) -> str:
         f"{c['bicubic_psnr_y']:.2f} dB | model {c['model_psnr_y']:.2f} dB | HR (left to right)</figcaption></figure>"
         for c in data["crops"]
     )
-    lineage = "".join(
-        f"<tr><th class=l>{e(k)}</th><td class=l>{e(json.dumps(v))}</td></tr>"
-        for k, v in data["lineage"].items()
-    )
     status = '<b class="pass">PASSED</b>' if data["passed"] else '<b class="fail">FAILED</b>'
     reasons = "".join(f"<li>{e(r)}</li>" for r in data["reasons"])
     return f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{e(config.title)}</title><style>{_STYLE}</style></head><body>
+<html lang="en"><head><meta charset="utf-8"><title>{e(config.title)}</title><style>{STYLE}</style></head><body>
 <h1>{e(config.title)}</h1>
 <p>Verdict: {status} &middot; x{data["scale"]} &middot; {e(str(data["lineage"].get("arch", "")))} &middot; {e(data["created_at"])}</p>
 <ul class="reasons">{reasons}</ul>
@@ -229,11 +156,10 @@ def _html(data: dict[str, Any], config: ReportConfig) -> str:
 <table id="metrics"><thead><tr><th class=l>set</th><th>images</th><th>bicubic (measured)</th><th>bicubic (paper)</th>
 <th>this model</th><th>gain</th><th>champion</th>{head}</tr></thead><tbody>{rows}</tbody></table>
 <h2>Gates</h2>
-<table id="gates"><thead><tr><th class=l>gate</th><th>result</th><th>measured</th><th>threshold</th><th class=l>detail</th></tr></thead>
-<tbody>{gates}</tbody></table>
-<h2>Training curves</h2>{curves or "<p>No metrics.csv was given.</p>"}
+{gates_table(data["gates"])}
+<h2>Training curves</h2>{curve_figures or "<p>No metrics.csv was given.</p>"}
 <h2>Before / after on product photos</h2>{crops or "<p>No product photos were given.</p>"}
-<h2>Dataset lineage</h2><table id="lineage"><tbody>{lineage}</tbody></table>
+<h2>Dataset lineage</h2>{lineage_table(data["lineage"])}
 </body></html>
 """
 
@@ -251,24 +177,11 @@ def write_report(
 ) -> tuple[str, str]:
     """Render the report into `run_dir` (a folder or fsspec URI); return (report.html, report.json)."""
     config = config or ReportConfig()
-    verdict = _verdict(verdict)
-    if verdict.meta is None:
-        raise ValueError(
-            f"verdict for {verdict.checkpoint} has no model meta (it was rejected): {verdict.reasons}"
-        )
+    verdict = load_verdict(verdict)
     scale = verdict.meta.scale
-    remote = "://" in str(run_dir) and not str(run_dir).startswith("file://")
-    with tempfile.TemporaryDirectory(prefix="crisp-report-") as tmp:
-        folder = Path(tmp) if remote else Path(str(run_dir).removeprefix("file://"))
-        folder.mkdir(parents=True, exist_ok=True)
+    with staged(run_dir) as folder:
         if model is None and photos:
-            from training.safe_load import safe_load
-
-            # the checkpoint sits under the run's output: on S3 it needs the same options (endpoint, keys)
-            remote_checkpoint = str(verdict.checkpoint).startswith("s3://")
-            model, _ = safe_load(
-                verdict.checkpoint, storage_options=storage_options if remote_checkpoint else None
-            )
+            model = load_model(verdict, storage_options)
         data = {
             "title": config.title,
             "passed": verdict.passed,
@@ -278,17 +191,10 @@ def write_report(
             "metrics": _metric_rows(verdict, scale),
             "gates": [g.model_dump() for g in verdict.gates],
             "latency_ms": verdict.latency_ms,
-            "curves": _curves(str(metrics_csv), folder, storage_options) if metrics_csv else [],
+            "curves": curves(str(metrics_csv), folder, storage_options) if metrics_csv else [],
             "crops": _crops(model, photos, scale, config, folder) if photos else [],
-            "lineage": _lineage(verdict, lineage),
+            "lineage": report_lineage(verdict, lineage),
         }
         (folder / "report.html").write_text(_html(data, config))
         (folder / "report.json").write_text(json.dumps(data, indent=1, default=str))
-        if not remote:
-            return str(folder / "report.html"), str(folder / "report.json")
-        from pipeline.storage import Storage
-
-        target = Storage(str(run_dir), dict(storage_options or {}))
-        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
-            target.upload(str(file), file.relative_to(folder).as_posix())
-        return target.uri("report.html"), target.uri("report.json")
+        return publish(folder, run_dir, storage_options)
