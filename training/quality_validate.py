@@ -22,7 +22,7 @@ import torch
 from scipy import stats
 
 from training.data.catalog import DataError
-from training.data.quality import MemberReader, load_quality_catalog
+from training.data.quality import MemberReader, QualityCatalog, load_quality_catalog
 from training.export_onnx import export_onnx, onnx_latency_ms
 from training.lit_quality import quality_metrics
 from training.quality_gates import CHAMPION_PREFIX, quality_threshold_gates
@@ -42,15 +42,18 @@ def reject_auc(scores: np.ndarray, targets: np.ndarray, threshold: float) -> flo
     return float(stats.mannwhitneyu(good, bad).statistic / (len(good) * len(bad)))
 
 
-def _grid(storage: Any, config: QualityGateConfig):
-    """(canvas reader, row numbers, the catalog rows) of the frozen validation split."""
+def validation_grid(
+    storage: Any, config: QualityGateConfig
+) -> tuple[MemberReader, list[int], QualityCatalog]:
+    """(canvas reader, row numbers, the catalog) of the frozen validation split: every member of the
+    split's first `max_groups` references by group_id (the quality report scores the same canvases)."""
     catalog = load_quality_catalog(storage, config.grid_partitions or "all")
     groups = catalog.groups(config.grid_split)
     if not groups:
         raise DataError(f"no {config.grid_split!r} references in pairs/quality_grid {catalog.partitions}")
     chosen = sorted(groups)[: config.max_groups] if config.max_groups else sorted(groups)
     rows = [row for group in chosen for row in groups[group]]
-    return MemberReader(catalog.rows, storage.root, storage.options), rows, catalog.rows
+    return MemberReader(catalog.rows, storage.root, storage.options), rows, catalog
 
 
 def _scores(module: torch.nn.Module, reader: MemberReader, rows: list[int]) -> np.ndarray:
@@ -89,7 +92,8 @@ def validate_quality(
         gate = GateResult(gate="safe_load", passed=False, detail=str(exc))
         return Validation(verdict.model_copy(update={"gates": [gate], "reasons": [str(exc)]}), None, data)
     gates = [GateResult(gate="safe_load", passed=True, detail=f"{meta.arch}, {meta.weights} weights")]
-    reader, rows, table = _grid(storage, config)
+    reader, rows, catalog = validation_grid(storage, config)
+    table = catalog.rows
     targets = np.array(table["target"].take(rows).to_pylist(), dtype=np.float64)
     groups = table["group_id"].take(rows).to_pylist()
     group_ids = {g: i for i, g in enumerate(dict.fromkeys(groups))}
