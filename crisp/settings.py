@@ -54,6 +54,7 @@ NOT_SETTINGS = frozenset(
         "CRISP_SHARED_DATA",  # pipeline/reference_data.py
         "CRISP_FEED_TEMPLATE",  # dags/product_images_ingest.py
         "CRISP_SR_TRAIN_SCHEDULE",  # dags/sr_train.py
+        "CRISP_QUALITY_TRAIN_SCHEDULE",  # dags/quality_train.py
         "CRISP_TEST_TRAIN_THREADS",  # tests/support/checkpoints.py
     }
 )
@@ -141,7 +142,10 @@ class Settings(BaseSettings):
         from training.registry import RegistryConfig
 
         return RegistryConfig(
-            root=self.root, tracking_uri=self.mlflow_tracking_uri, policy=getattr(self.gates, policy)
+            root=self.root,
+            tracking_uri=self.mlflow_tracking_uri,
+            policy=getattr(self.gates, policy),
+            experiment=f"crisp-{policy}",  # one MLflow experiment per model kind
         )
 
 

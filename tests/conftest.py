@@ -23,6 +23,9 @@ SHARED_DATA = Path(os.environ.get("CRISP_SHARED_DATA", REPO.parent / "shared" / 
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 
 
+from tests.support.quality_grid import grid_root  # noqa: E402, F401 (a session fixture, used by name)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """Path to ../shared/data (real product photos and SR benchmark sets)."""

@@ -38,6 +38,7 @@ class OnnxExport:
     passed: bool
     checked_shapes: list[tuple[int, int]] = field(default_factory=list)
     error: str | None = None
+    canvas_long_side: int | None = None  # recorded in the file's metadata: the canvas serving prepares
 
     def record(self) -> dict:
         """The verdict's `export` entry."""
@@ -47,6 +48,7 @@ class OnnxExport:
             "passed": self.passed,
             "checked_shapes": [list(s) for s in self.checked_shapes],
             "error": self.error,
+            "canvas_long_side": self.canvas_long_side,
         }
 
 
@@ -84,7 +86,8 @@ def export_onnx(
         data = _onnx_bytes(module, canvas_long_side)
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # any exporter/runtime failure is the gate's finding, not a crash
-        return OnnxExport(None, float("inf"), False, list(shapes), f"{type(exc).__name__}: {exc}"[:500])
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        return OnnxExport(None, float("inf"), False, list(shapes), error, canvas_long_side)
     worst = 0.0
     generator = torch.Generator().manual_seed(1)
     for height, width in shapes:
@@ -94,9 +97,9 @@ def export_onnx(
         exported = session.run(["score"], {"image": image.numpy()})[0].reshape(-1)
         if exported.shape != eager.shape:
             error = f"ONNX gave {exported.shape[0]} scores for {eager.shape[0]} images at {height}x{width}"
-            return OnnxExport(data, float("inf"), False, list(shapes), error)
+            return OnnxExport(data, float("inf"), False, list(shapes), error, canvas_long_side)
         worst = max(worst, float(np.max(np.abs(exported - eager))))
-    return OnnxExport(data, worst, worst <= atol, list(shapes))
+    return OnnxExport(data, worst, worst <= atol, list(shapes), None, canvas_long_side)
 
 
 def onnx_latency_ms(data: bytes, photo: np.ndarray, repeats: int) -> float:

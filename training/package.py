@@ -79,10 +79,11 @@ def onnx_artifacts(
     exported here only when not given) and meta.json. The data side runs the ONNX file."""
     from training.export_onnx import export_onnx
 
-    if exported is None:
+    if exported is None:  # registered from a recorded verdict (the sr_train DAG's register task)
         from pipeline.distort import CANVAS_LONG_SIDE
 
-        exported = export_onnx(module, CANVAS_LONG_SIDE, verdict.config.export_atol)
+        canvas = (verdict.export or {}).get("canvas_long_side") or CANVAS_LONG_SIDE
+        exported = export_onnx(module, canvas, verdict.config.export_atol)
     if exported.data is None:
         raise ValueError(f"the model cannot be exported to ONNX: {exported.error}")
     artifacts = {"onnx": folder / "model.onnx", "meta": folder / "meta.json"}

@@ -14,7 +14,7 @@ a hand-written JSON's) does not pass here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -52,6 +52,11 @@ class ThresholdPolicy(BaseModel):
 
     def failures(self, verdict: Verdict) -> list[str]:
         """Why a recorded verdict does not pass under this policy (empty: it passes)."""
+        raise NotImplementedError
+
+    def release_config(self, recipe: str, partitions: Sequence[str], device: str) -> Any:
+        """The gate config of a release (training/release.py): these thresholds, measured on the sample
+        partitions the candidate was trained from (their held-out split), on `device`."""
         raise NotImplementedError
 
     def tightened(self, overrides: Mapping[str, Any] | None) -> ThresholdPolicy:
@@ -108,6 +113,9 @@ class GatePolicy(ThresholdPolicy):
 
     def thresholds(self) -> tuple[str, ...]:
         return THRESHOLDS
+
+    def release_config(self, recipe: str, partitions: Sequence[str], device: str) -> GateConfig:
+        return self.gate_config(pair_recipe=recipe, pair_partitions=list(partitions), device=device)
 
     def gate_config(self, **measurement: Any) -> GateConfig:
         """The GateConfig of one validation: these thresholds and sets, plus how to measure."""

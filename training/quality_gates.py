@@ -15,6 +15,7 @@ exported model (ONNX Runtime, one thread, a 512-px photo) <= budget; the export 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field
@@ -49,6 +50,9 @@ class QualityGatePolicy(ThresholdPolicy):
         default=2.5, ge=0, le=5
     )  # the shipped threshold the reject AUC is taken at
     grid_split: str = "val"  # the split of pairs/quality_grid that is the frozen validation grid
+
+    def release_config(self, recipe: str, partitions: Sequence[str], device: str) -> QualityGateConfig:
+        return self.gate_config(grid_partitions=list(partitions))  # scored on the CPU: what serving runs
 
     def gate_config(self, **measurement: Any) -> QualityGateConfig:
         fields = {name: getattr(self, name) for name in self.DIRECTIONS}

@@ -109,7 +109,7 @@ def _tags(
 ) -> dict[str, str]:
     tags = {
         "crisp.arch": meta.arch,
-        "crisp.scale": str(meta.scale),
+        "crisp.task": meta.task,
         "crisp.arch_kwargs": json.dumps(meta.arch_kwargs, sort_keys=True),
         "crisp.recipe": str(meta.recipe),
         "crisp.pair_partitions": json.dumps(meta.pair_partitions),
@@ -121,10 +121,15 @@ def _tags(
         "crisp.verdict_passed": str(verdict.passed).lower(),
         "crisp.verdict_summary": verdict.summary()[:_TAG_LIMIT],  # the whole verdict is an artifact
     }
+    if meta.scale is not None:  # an upscaler's; a scorer has none
+        tags["crisp.scale"] = str(meta.scale)
     for score in verdict.scores:
         tags[f"crisp.metric.{score.name}.psnr_y"] = f"{score.psnr_y:.4f}"
         tags[f"crisp.metric.{score.name}.ssim_y"] = f"{score.ssim_y:.5f}"
         tags[f"crisp.metric.{score.name}.bicubic_psnr_y"] = f"{score.bicubic_psnr_y:.4f}"
+    for name, value in verdict.metrics.items():  # a scorer's headline figures (srcc, pair_accuracy)
+        if "/" not in name and value == value:  # per-family figures and NaNs stay in the verdict artifact
+            tags[f"crisp.metric.{name}"] = f"{value:.4f}"
     return {**tags, **{str(k): str(v) for k, v in extra.items()}}
 
 

@@ -73,15 +73,18 @@ def log_training(
     target: ReleaseTarget, train_config: Mapping[str, Any], result: Mapping[str, Any], run_name: str
 ) -> str:
     """The MLflow run of the training (training/tracking.py); returns its id."""
-    from training.data.catalog import load_catalog
     from training.tracking import log_training_run
 
-    scale = int(train_config.get("model", {}).get("scale", 4))
-    catalog = load_catalog(target.storage, target.recipe, target.partitions, scale)
+    task = get_task(target.task)
+    model = task.model_config.model_validate(train_config.get("model", {}))
+    data = task.data_config.model_validate(
+        {**train_config.get("data", {}), "partitions": list(target.partitions)}
+    )
+    described = task.make_data(data, model).describe()  # the task's own catalog: recipe, manifest hash
     lineage = {
-        "recipe": target.recipe,
-        "partitions": catalog.partitions,
-        "manifest_hash": catalog.manifest_hash,
+        "recipe": described["recipe"],
+        "partitions": described["pair_partitions"],
+        "manifest_hash": described["data_manifest_hash"],
         "root": target.storage.root,
     }
     output = str(train_config.get("output", ""))
@@ -107,9 +110,7 @@ def validate_candidate(checkpoint: str, target: ReleaseTarget, policy: GatePolic
     champion = resolve_champion(
         f"models:/{target.model_name}@{CHAMPION}", target.registry, target.storage.options
     )
-    gates = policy.gate_config(
-        pair_recipe=target.recipe, pair_partitions=target.partitions, device=target.device
-    )
+    gates = policy.release_config(target.recipe, target.partitions, target.device)
     validation = get_task(target.task).validate(checkpoint, gates, champion, storage=target.storage)
     verdict = validation.verdict
     for score in verdict.scores:
@@ -119,19 +120,20 @@ def validate_candidate(checkpoint: str, target: ReleaseTarget, policy: GatePolic
 
 
 def write_release_report(
-    target: ReleaseTarget, verdict: Verdict, output: str, run_id: str | None, model: Any = None
+    target: ReleaseTarget, verdict: Verdict, output: str, run_id: str | None, exported: Any = None
 ) -> str | None:
-    """The HTML report (training/report.py) under `<output>/report`, attached to the MLflow run."""
+    """The task's HTML report (training/report.py, training/quality_report.py) under `<output>/report`,
+    attached to the MLflow run. `exported`: the export the verdict checked (not made again)."""
     from training.registry import mlflow_client
-    from training.report import write_report
 
     if verdict.meta is None:
         return None  # a rejected checkpoint has nothing to show; the verdict says why
     options = target.storage.options if output.startswith("s3://") else None
-    html, _ = write_report(
+    html, _ = get_task(target.task).report(
         f"{output.rstrip('/')}/report",
         verdict,
-        model=model,
+        storage=target.storage,
+        exported=exported,
         metrics_csv=f"{output.rstrip('/')}/logs/metrics.csv"
         if _output(target, output).exists("logs/metrics.csv")
         else None,
@@ -199,7 +201,8 @@ def release(
     checkpoint = result.get("best_ckpt_uri") or result["last_ckpt_uri"]
     run_id = log_training(target, train_config, result, run_name)
     validation = validate_candidate(checkpoint, target, policy)
-    report = write_release_report(target, validation.verdict, str(train_config.get("output", "")), run_id)
+    output = str(train_config.get("output", ""))
+    report = write_release_report(target, validation.verdict, output, run_id, validation.exported)
     version = register_candidate(validation, target, run_id)
     champion, refusal = promote_candidate(target, version)
     return ReleaseResult(

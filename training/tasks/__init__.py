@@ -6,7 +6,7 @@ pieces a model kind supplies: its sample schema (the index the shared loader rea
 types of its `model` and `data` config sections (TrainConfig validates them by task), its Lightning module
 (loss and metrics) and data module, the metric best.ckpt maximizes, its gate policy class (thresholds in the settings
 under `gates.<name>`) and validator (measurements -> `Verdict`), its MLflow serving code and signature,
-and its serving transform. `get_task(name)` imports the task module lazily, so naming a task costs
+its serving transform and its release report (training/release.py `write_release_report`). `get_task(name)` imports the task module lazily, so naming a task costs
 nothing until it is used; an unknown name raises ValueError listing the known ones.
 
 A new model kind is one module here (`training/tasks/<name>.py` exposing `TASK`) plus its archs; it
@@ -44,6 +44,7 @@ class Task:
     serve: Callable[..., Any]  # the serving transform crisp's CLI runs (e.g. tiled upscale)
     export_artifacts: Callable[..., dict[str, Path]]  # training/package.py: what a version's artifacts hold
     serving_requirements: Callable[[], list[str]]  # pinned packages the pyfunc needs besides mlflow, numpy
+    report: Callable[..., tuple[str, str]]  # (output, verdict, *, storage, ...) -> (report.html, report.json)
 
     def registry_name(self, meta: Any) -> str:
         """The default registered-model name for a checkpoint's meta, e.g. crisp-sr-x4."""

@@ -62,6 +62,22 @@ def score_image(model: Any, image: np.ndarray) -> float:
     return model.score_rgb(image)
 
 
+def write_report(
+    output: str, verdict: Any, *, storage: Any, exported: Any = None, photos: Any = (), **report: Any
+):
+    """training/quality_report.py on the validation grid, with the product ranking of the images
+    partitions the grid was made from (pairs/quality_grid/<date> comes from images/<date>)."""
+    from pipeline.commit import committed_partitions
+    from training.quality_report import write_quality_report
+
+    grid = list(getattr(verdict.config, "grid_partitions", None) or [])
+    images = sorted(set(grid) & set(committed_partitions(storage, "images")))
+    onnx = exported.data if exported is not None else None
+    return write_quality_report(
+        output, verdict, storage=storage, onnx=onnx, image_partitions=images, **report
+    )
+
+
 TASK = Task(
     name="quality",
     sample_schema=QUALITY_SAMPLE_SCHEMA,
@@ -80,4 +96,5 @@ TASK = Task(
     serve=score_image,
     export_artifacts=onnx_artifacts,
     serving_requirements=serving_requirements,
+    report=write_report,
 )

@@ -59,6 +59,13 @@ def input_example() -> np.ndarray:
     return np.full((37, 53, 3), 128, dtype=np.uint8)
 
 
+def write_sr_report(output: str, verdict: Any, *, storage: Any, exported: Any = None, **report: Any):
+    """training/report.py: benchmarks vs bicubic, curves, side-by-sides on `photos`."""
+    from training.report import write_report
+
+    return write_report(output, verdict, **report)
+
+
 TASK = Task(
     name="sr",
     sample_schema=PAIR_INDEX_SCHEMA,
@@ -77,4 +84,5 @@ TASK = Task(
     serve=upscale_image,
     export_artifacts=torchscript_artifacts,
     serving_requirements=serving_requirements,
+    report=write_sr_report,
 )

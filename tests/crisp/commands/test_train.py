@@ -137,3 +137,60 @@ def test_train_release_promotes_under_the_settings_policy(monkeypatch, tmp_path,
     assert args.run(args) == 1
     versions = {v.version: v.aliases for v in list_versions("cli-sr", settings.registry())}
     assert versions == {2: ["challenger"], 1: ["champion"]}
+
+
+def test_task_picks_its_default_config_output_and_experiment(monkeypatch, tmp_path):
+    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
+    path, overrides = command.config_and_overrides(_parse(["train", "--task", "quality"]))
+    assert path.endswith("training/configs/quality_net.yaml") and overrides == []
+    config = command.train_config_from_settings(path, overrides)
+    assert (config.task, config.model.arch, config.mlflow_experiment) == (
+        "quality",
+        "quality_net",
+        "crisp-quality",
+    )
+    assert config.output == f"file://{tmp_path}/root/runs/quality_train"
+    # --task with --config names the task of that YAML; a task= override wins over the YAML's
+    args = _parse(["train", "--task", "sr", "--config", "training/configs/espcn_x4.yaml"])
+    assert command.config_and_overrides(args) == ("training/configs/espcn_x4.yaml", ["task=sr"])
+    assert command.task_of("training/configs/quality_net.yaml", ["task=sr"]) == "sr"
+    assert command.task_of("training/configs/quality_net.yaml") == "quality"
+    assert command.task_of(None) == "sr"
+
+
+@pytest.mark.slow
+def test_train_release_of_a_quality_model(monkeypatch, tmp_path, grid_root):
+    from pipeline.storage import Storage
+    from tests.support.pairs_fixture import copy_root
+    from tests.support.quality_grid import PARTITION
+    from training.registry import list_versions
+
+    root = Storage(f"file://{tmp_path}/root")
+    copy_root(grid_root, root)
+    monkeypatch.setenv("CRISP_ROOT", root.root)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    for gate, value in (
+        ("MIN_SRCC", -1),
+        ("MIN_FAMILY_SRCC", -1),
+        ("MIN_PAIR_ACCURACY", 0),
+        ("LATENCY_BUDGET_MS", 5000),
+    ):
+        monkeypatch.setenv(f"CRISP_GATES__QUALITY__{gate}", str(value))  # a permissive deployment policy
+    tiny = ["optim.warmup_steps=0", "data.crop=64", "data.groups_per_batch=2", "data.samples_per_group=4",
+            "data.workers=0", "trainer.max_steps=4", "trainer.val_check_interval=4",
+            "trainer.enable_progress_bar=false", "trainer.accelerator=cpu", f"data.partitions=[{PARTITION}]"]  # fmt: skip
+    argv = ["train", "--task", "quality", "--release", *[i for o in tiny for i in ("--set", o)]]
+    args = _parse(argv)
+    assert args.run(args) == 0
+    settings = load_settings()
+    registry = settings.registry("quality")
+    assert registry.experiment == "crisp-quality"
+    (version,) = list_versions("crisp-quality", registry)
+    assert (version.version, version.aliases) == (1, ["challenger", "champion"])
+    assert {"srcc", "pair_accuracy"} <= set(version.metrics) and version.scale is None
+    report = tmp_path / "root" / "runs" / "quality_train" / "report" / "report.html"
+    assert "jpeg" in report.read_text()  # the task's own report: per-family figures
+    # a trigger may only tighten gates.quality: a looser one is refused before training
+    args = _parse([*argv, "--gate", "min_srcc=-2"])
+    with pytest.raises(ConfigError, match="min_srcc"):
+        args.run(args)

@@ -1,0 +1,184 @@
+"""The training-and-release DAG of any model kind: check -> train -> validate -> register -> promote.
+
+In: a DAG id, the task name (training/tasks: `sr`, `quality`), its Params (each DAG file declares its own:
+what a trigger may choose), `train_config(params, run_dir) -> TrainConfig` (how that DAG turns Params into
+the settings < base YAML < Params < overrides merge of `crisp train`), optional report photos, schedule,
+tags and doc_md. Out: the Airflow DAG (dags/sr_train.py and dags/quality_train.py are wiring only: Params,
+docs and this call). Every Param set needs `partitions`, `devices`, `model_name` and `gates`.
+
+Tasks, each one step of training/release.py (`crisp demo` and `crisp train --release` run the same steps
+in one process): `check` (the `gates` Param may only tighten the settings' policy `gates.<task>.*`; the
+config, its data (the task's data module `check`) and the devices, before anything starts) -> `train`
+(`python -m training.train` as a subprocess in its own process group; a retry resumes from `last.ckpt`)
+-> `validate` (the MLflow run of the training, the task's validator under the policy, the report) ->
+`register` (a new version as @challenger, a failing one too) -> `promote` (the registry moves @champion
+only when the recorded verdict passes under the configured policy; else the task fails and @champion
+stays). Heavy imports stay inside the tasks, so parsing the DAG files costs nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import dag, task
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_dir(run_id: str) -> str:
+    """A run id as a folder name under <root>/runs/<task>_train/."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
+def gate_policy(task_name: str, params: Mapping[str, Any]):
+    """The settings' policy (gates.<task>.*), tightened by the `gates` Param; GatePolicyError if looser."""
+    from crisp.settings import load_settings
+    from training.release import tighten_gates
+
+    return tighten_gates(getattr(load_settings().gates, task_name), params.get("gates"))
+
+
+def release_target(config, params: Mapping[str, Any], photos: Callable[[], list] | None = None):
+    """Where a run releases to (crisp/commands/train.py `release_target` on the worker's settings)."""
+    from crisp.commands.train import release_target as target_of
+    from crisp.settings import load_settings
+
+    return target_of(load_settings(), config, params["model_name"], photos() if photos else ())
+
+
+def train_dag(
+    dag_id: str,
+    task_name: str,
+    params: Mapping[str, Any],
+    train_config: Callable[[Mapping[str, Any], str], Any],
+    *,
+    doc_md: str,
+    tags: list[str],
+    schedule: str | None = None,
+    photos: Callable[[], list] | None = None,
+):
+    """The DAG (see the module docstring); call it at a DAG file's top level."""
+
+    def config_of(context) -> Any:
+        return train_config(context["params"], run_dir(context["run_id"]))
+
+    @dag(
+        dag_id=dag_id,
+        schedule=schedule,
+        start_date=datetime(2026, 1, 1, tzinfo=UTC),
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "crisp", "retries": 1, "retry_delay": timedelta(minutes=10)},
+        params=dict(params),
+        tags=tags,
+        doc_md=doc_md,
+    )
+    def training_dag():
+        @task(retries=0)  # a bad request stays bad: fail at once, with the message
+        def check() -> dict:
+            from airflow.sdk import get_current_context
+
+            from training.tasks import get_task
+            from training.train import resolve_hardware
+
+            context = get_current_context()
+            policy = gate_policy(task_name, context["params"])  # a looser trigger fails before training
+            config = config_of(context)
+            hardware = resolve_hardware(config.trainer)
+            data = get_task(config.task).make_data(config.data, config.model)
+            summary = data.check(hardware.devices * config.trainer.num_nodes)
+            summary.update(output=config.output, arch=config.model.arch, devices=hardware.devices)
+            if getattr(config.model, "scale", None):
+                summary["scale"] = config.model.scale
+            summary["gates"] = policy.model_dump(mode="json", exclude={"benchmarks"})
+            log.info("checked: %s", summary)
+            return summary
+
+        @task(execution_timeout=timedelta(hours=24))
+        def train(summary: dict) -> dict:
+            import json
+            import sys
+            import tempfile
+
+            import yaml
+            from airflow.sdk import get_current_context
+
+            from pipeline.storage import Storage
+            from training.launch import run_training
+
+            config = config_of(get_current_context())
+            env = dict(os.environ)
+            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // summary["devices"])))
+            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+            with tempfile.TemporaryDirectory(prefix=f"crisp-{task_name}-train-") as tmp:
+                path = Path(tmp) / "train.yaml"  # may hold S3 keys: private to this task, deleted after
+                path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+                path.chmod(0o600)
+                command = [sys.executable, "-m", "training.train", "--config", str(path)]
+                # its own process group: a killed or timed-out task takes every DDP rank down with it
+                run_training(command, env, REPO, on_line=lambda line: log.info("%s", line))
+            result = json.loads(
+                Storage(config.output, dict(config.output_storage_options)).read_bytes("result.json")
+            )
+            log.info("trained: %s", result)
+            return result
+
+        @task(retries=0)
+        def validate(result: dict) -> dict:
+            from airflow.sdk import get_current_context
+
+            from training.release import log_training, validate_candidate, write_release_report
+
+            context = get_current_context()
+            params = context["params"]
+            config = config_of(context)
+            target = release_target(config, params, photos)
+            dumped = config.model_dump(mode="json")
+            run_id = log_training(target, dumped, result, run_name=f"{dag_id} {context['run_id']}")
+            checkpoint = result["best_ckpt_uri"] or result["last_ckpt_uri"]
+            verdict = validate_candidate(checkpoint, target, gate_policy(task_name, params)).verdict
+            report = write_release_report(target, verdict, dumped["output"], run_id)
+            log.info("verdict: %s; report %s", verdict.summary(), report)
+            return {"verdict": verdict.model_dump(mode="json"), "run_id": run_id, "report": report}
+
+        @task(retries=0)
+        def register(validated: dict) -> int:
+            from airflow.sdk import get_current_context
+
+            from training.release import register_candidate
+            from training.validate import Validation
+            from training.verdict import Verdict
+
+            context = get_current_context()
+            target = release_target(config_of(context), context["params"], photos)
+            verdict = Verdict.model_validate(validated["verdict"])
+            # a failing verdict is registered too (as @challenger): the record of what was tried
+            version = register_candidate(Validation(verdict, None, None), target, validated["run_id"])
+            log.info("%s version %s is @challenger", target.model_name, version)
+            return version
+
+        @task(retries=0)
+        def promote(version: int) -> int:
+            from airflow.sdk import get_current_context
+            from airflow.sdk.exceptions import AirflowFailException
+
+            from training.release import promote_candidate
+
+            context = get_current_context()
+            target = release_target(config_of(context), context["params"], photos)
+            champion, refusal = promote_candidate(target, version)
+            if refusal is not None:  # @champion stays where it was
+                raise AirflowFailException(f"version {version} not promoted: {refusal}")
+            return version
+
+        promote(register(validate(train(check()))))
+
+    return training_dag()
