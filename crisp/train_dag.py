@@ -4,7 +4,8 @@ In: a DAG id, the task name (training/tasks: `sr`, `quality`), its Params (each 
 what a trigger may choose), `train_config(params, run_dir) -> TrainConfig` (how that DAG turns Params into
 the settings < base YAML < Params < overrides merge of `crisp train`), optional report photos, schedule,
 tags and doc_md. Out: the Airflow DAG (dags/sr_train.py and dags/quality_train.py are wiring only: Params,
-docs and this call). Every Param set needs `partitions`, `devices`, `model_name` and `gates`.
+docs and this call). Every Param set extends `shared_params` (partitions, max_steps, devices, overrides,
+model_name, gates).
 
 Tasks, each one step of training/release.py (`crisp demo` and `crisp train --release` run the same steps
 in one process): `check` (the `gates` Param may only tighten the settings' policy `gates.<task>.*`; the
@@ -26,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,23 @@ REPO = Path(__file__).resolve().parents[1]
 def run_dir(run_id: str) -> str:
     """A run id as a folder name under <root>/runs/<task>_train/."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
+def shared_params(task_name: str, model_name: str, max_steps: int, gates_example: str) -> dict[str, Param]:
+    """The Params every training DAG has: which partitions, how long, on how many devices, free
+    overrides, the registered name and stricter gates."""
+    return {
+        "partitions": Param(["all"], type="array", items={"type": "string"}, description='dates, or ["all"]'),
+        "max_steps": Param(max_steps, type="integer", minimum=1, description="optimizer steps"),
+        "devices": Param(1, type="integer", minimum=1, description="GPUs (or CPU processes) on the worker"),
+        "overrides": Param([], type="array", items={"type": "string"}, description="section.key=value"),
+        "model_name": Param(model_name, type="string", description="registered model name"),
+        "gates": Param(
+            {},
+            type="object",
+            description=f"stricter thresholds than the settings' gates.{task_name}, e.g. {gates_example}",
+        ),
+    }
 
 
 def gate_policy(task_name: str, params: Mapping[str, Any]):

@@ -31,9 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Param
-
-from crisp.train_dag import train_dag
+from crisp.train_dag import shared_params, train_dag
 
 CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "quality_net.yaml"
 SCHEDULE = os.environ.get("CRISP_QUALITY_TRAIN_SCHEDULE") or None
@@ -58,18 +56,7 @@ def train_config(params: dict[str, Any], run_dir: str):
 train_dag(
     "quality_train",
     "quality",
-    {
-        "partitions": Param(["all"], type="array", items={"type": "string"}, description='dates, or ["all"]'),
-        "max_steps": Param(4000, type="integer", minimum=1, description="optimizer steps"),
-        "devices": Param(1, type="integer", minimum=1, description="GPUs (or CPU processes) on the worker"),
-        "overrides": Param([], type="array", items={"type": "string"}, description="section.key=value"),
-        "model_name": Param("crisp-quality", type="string", description="registered model name"),
-        "gates": Param(
-            {},
-            type="object",
-            description='stricter thresholds than the settings\' gates.quality, e.g. {"min_srcc": 0.9}',
-        ),
-    },
+    shared_params("quality", "crisp-quality", 4000, '{"min_srcc": 0.9}'),
     train_config,
     doc_md=__doc__,
     tags=["crisp", "training", "quality"],

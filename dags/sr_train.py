@@ -40,7 +40,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from crisp.train_dag import train_dag
+from crisp.train_dag import shared_params, train_dag
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULE = os.environ.get("CRISP_SR_TRAIN_SCHEDULE") or None
@@ -84,16 +84,7 @@ train_dag(
         "arch": Param("espcn", type="string", description="espcn | edsr_baseline | safmn"),
         "scale": Param(4, type="integer", enum=[2, 3, 4], description="upscaling factor"),
         "recipe": Param("bicubic_x4", type="string", description="pair recipe; its scale must equal `scale`"),
-        "partitions": Param(["all"], type="array", items={"type": "string"}, description='dates, or ["all"]'),
-        "max_steps": Param(20000, type="integer", minimum=1, description="optimizer steps"),
-        "devices": Param(1, type="integer", minimum=1, description="GPUs (or CPU processes) on the worker"),
-        "overrides": Param([], type="array", items={"type": "string"}, description="section.key=value"),
-        "model_name": Param("crisp-sr", type="string", description="registered model name"),
-        "gates": Param(
-            {},
-            type="object",
-            description='stricter thresholds than the settings\' gates.sr, e.g. {"margin_db": 0.5}',
-        ),
+        **shared_params("sr", "crisp-sr", 20000, '{"margin_db": 0.5}'),
     },
     train_config,
     doc_md=__doc__,
