@@ -1,7 +1,8 @@
 """Benchmark results files: figures with units, the baseline measured in the same run, ratio, machine, command.
 
 In: a benchmark name and its figures. Out: `bench/results/<name>.json` (committed, so the history of
-figures lives in git). Every file has the same shape so results can be compared across commits.
+figures lives in git), or `$CRISP_BENCH_RESULTS_DIR/<name>.json` when that is set (a trial run that must
+not replace the committed file). Every file has the same shape so results can be compared across commits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR_ENV = "CRISP_BENCH_RESULTS_DIR"
+
+
+def results_dir() -> Path:
+    """Where results files go: $CRISP_BENCH_RESULTS_DIR when set, else bench/results."""
+    return Path(os.environ.get(RESULTS_DIR_ENV) or RESULTS_DIR)
 
 
 def machine() -> dict[str, Any]:
@@ -63,9 +70,12 @@ def write_result(
     ratio: dict[str, Any] | None = None,
     targets: dict[str, Any] | None = None,
     notes: str = "",
+    config: dict[str, Any] | None = None,
 ) -> Path:
-    """Write bench/results/<name>.json and return its path."""
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    """Write <results_dir()>/<name>.json and return its path; `config`, when given, is the run's own
+    settings (what a rerun needs to measure the same thing)."""
+    directory = results_dir()
+    directory.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -77,8 +87,9 @@ def write_result(
         "ratio": ratio,
         "targets": targets,
         "notes": notes,
+        **({"config": config} if config is not None else {}),
     }
-    path = RESULTS_DIR / f"{name}.json"
+    path = directory / f"{name}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     print(json.dumps({"benchmark": name, "figures": figures, "ratio": ratio}, indent=2))
     return path
