@@ -56,7 +56,7 @@ def train_config(params: dict[str, Any], run_dir: str):
 train_dag(
     "quality_train",
     "quality",
-    shared_params("quality", "crisp-quality", 4000, '{"min_srcc": 0.9}'),
+    shared_params("quality", "crisp-quality", 3000, '{"min_srcc": 0.9}'),
     train_config,
     doc_md=__doc__,
     tags=["crisp", "training", "quality"],

@@ -8,16 +8,20 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run ingest -> pairs -> train -> validate -> promote -> upscale on a small real catalog",
+        help="run ingest -> pairs -> train -> validate -> promote -> upscale, then the quality model, on a small real catalog",
         description="Serve a small catalog of real photos on 127.0.0.1 (or use --catalog), ingest it, build "
         "x4 pairs, train ESPCN for a few minutes on CPU, validate, register, promote, upscale a sample "
-        "and write a report. Everything lands under --root.",
+        "and write a report; then build the quality grid, train and release a small quality model and rank "
+        "every product's photos with it. Everything lands under --root.",
     )
     p.add_argument("--root", default="file://./demo-out", help="storage root URI (default file://./demo-out)")
     p.add_argument(
         "--catalog", help="a real catalog feed URI (CSV/JSONL/Parquet) instead of the embedded one"
     )
     p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500, a few minutes)")
+    p.add_argument(
+        "--quality-steps", type=int, default=400, help="quality model training steps (default 400)"
+    )
     p.add_argument(
         "--allow-host", action="append", default=[], help="extra hosts past the private-address guard"
     )
@@ -27,9 +31,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from crisp.demo import run_demo
 
-    if args.steps < 1:
-        raise SystemExit("crisp demo: --steps must be at least 1")
-    result = run_demo(args.root, args.catalog, args.steps, tuple(args.allow_host))
+    if args.steps < 1 or args.quality_steps < 1:
+        raise SystemExit("crisp demo: --steps and --quality-steps must be at least 1")
+    result = run_demo(args.root, args.catalog, args.steps, tuple(args.allow_host), args.quality_steps)
     print()
     print(f"Demo finished in {result.seconds:.0f} s under {result.root}")
     print(f"  images partition : images/{result.partition}  {result.ingest}")
@@ -38,4 +42,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"  registry         : crisp-sr-x4 version {result.version}, @champion = {result.champion}")
     print(f"  upscaled sample  : {result.upscaled}")
     print(f"  report           : {result.report}")
+    quality = result.quality
+    print(f"  quality model    : crisp-quality version {quality['version']}, @champion = {quality['champion']}"
+          f" (val SRCC {quality['srcc']:.3f})")  # fmt: skip
+    print(f"  quality report   : {quality['report']}  (the product ranking: contact sheets)")
     return 0 if result.champion is not None else 1

@@ -16,7 +16,7 @@ from training.registry import RegistryConfig, list_versions
 @pytest.mark.slow
 def test_demo_runs_the_whole_path(tmp_path, capsys):
     root = f"file://{tmp_path}/demo"
-    assert main(["demo", "--root", root, "--steps", "300"]) == 0
+    assert main(["demo", "--root", root, "--steps", "300", "--quality-steps", "60"]) == 0
     out = capsys.readouterr().out
     storage = Storage(root)
     result = json.loads(storage.read_bytes("demo/result.json"))
@@ -35,3 +35,16 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
     report = Path(result["report"]).read_text()
     assert "Set5" in report and "<table" in report
     assert "@champion" in out or "champion" in out
+    # the quality model: a grid, a registered crisp-quality version, every accepted photo ranked in its product
+    grid = read_manifest(storage, "pairs/quality_grid", result["partition"])
+    assert grid.counts["pairs"] == 76 * ingest["accepted"]  # pristine + 15 families x 5 levels per photo
+    quality = result["quality"]
+    (version,) = list_versions("crisp-quality", RegistryConfig(root=root))
+    assert version.version == quality["version"] and -1 <= quality["srcc"] <= 1
+    ranking = quality["ranking"]
+    assert sum(len(photos) for photos in ranking.values()) == ingest["accepted"]
+    for photos in ranking.values():
+        assert [p["rank"] for p in photos] == list(range(1, len(photos) + 1))
+        assert [p["score"] for p in photos] == sorted((p["score"] for p in photos), reverse=True)
+    page = Path(quality["report"]).read_text()
+    assert "Product ranking" in page and "It is not aesthetics" in page and "ranking/01.png" in page
