@@ -254,6 +254,10 @@ def _quality(storage, partition: str, steps: int) -> dict[str, Any]:
     _say(f"    val grid: SRCC {metrics.get('srcc', float('nan')):.3f}, pair accuracy "
          f"{metrics.get('pair_accuracy', float('nan')):.3f}; {QUALITY_MODEL} v{released.version}, "
          f"@champion = {released.champion}")  # fmt: skip
+    if not released.promoted:  # the ranking below still shows what the candidate does
+        _say(f"    not promoted ({released.refusal}): the demo catalog's dozen training photos (textures, "
+             "scans, a silhouette) are too few to generalize from; bench/results/quality.json has the "
+             "figures on product photos")  # fmt: skip
     ranking = _rank_products(storage, partition, released.champion or released.version)
     return {
         "version": released.version,
