@@ -10,7 +10,9 @@ duplicate ledgers, and commit after the Great Expectations gate passes.
 `feed_template` param, else the Airflow Variable `crisp_feed_template`, else the environment variable
 `CRISP_FEED_TEMPLATE`, else `file:///feeds/{date}.csv`. Placeholders: `{date}` (2026-01-31) and
 `{ds_nodash}` (20260131). Storage root and ingest settings come from the Crisp settings
-(`CRISP_CONFIG` / `CRISP_ROOT` / `CRISP_INGEST__...`) of the worker.
+(`CRISP_CONFIG` / `CRISP_ROOT` / `CRISP_INGEST__...`) of the worker; the learned quality model
+(`ingest.quality_model`: by default `crisp-quality@champion` of the settings' MLflow store when one is
+registered) scores each image, and `ingest.min_quality` rejects the low scorers as `low_quality`.
 
 Tasks (wiring only; the work runs in `pipeline.ingest`, fetching and cleaning on Dask: the scheduler at
 `CRISP_DASK_SCHEDULER` / `DASK_SCHEDULER_ADDRESS`, else a LocalCluster inside the `ingest` task):
@@ -144,6 +146,7 @@ def product_images_ingest():
             replace=bool(context["params"].get("replace")),
             progress=log_progress(f"ingest {partition}", log, PROGRESS_EVERY_S, unit="url"),
             run_id=f"airflow:{context['dag'].dag_id}:{context['run_id']}",
+            tracking_uri=settings.mlflow_tracking_uri,  # where ingest.quality_model finds the champion
         )
         log.info("ingest summary: %s", summary.to_dict())
         return summary.to_dict()

@@ -29,7 +29,14 @@ import pyarrow as pa
 
 from schemas.duplicates import DUPLICATE_SCHEMA
 from schemas.errors import CrispError
-from schemas.image_index import FORMAT_VALUES, IMAGE_INDEX_SCHEMA, SOURCE_FORMAT_VALUES, SPLIT_VALUES
+from schemas.image_index import (
+    COMPLIANCE_MEASURE_COLUMNS,
+    FORMAT_VALUES,
+    IMAGE_INDEX_SCHEMA,
+    LEARNED_QUALITY_RANGE,
+    SOURCE_FORMAT_VALUES,
+    SPLIT_VALUES,
+)
 from schemas.reasons import Reason
 from schemas.rejects import REJECT_SCHEMA
 from schemas.validate import schema_name
@@ -109,7 +116,16 @@ def ingest_suites() -> dict[str, Any]:
                 "format": FORMAT_VALUES,
                 "source_format": SOURCE_FORMAT_VALUES,
             },
-            bounds={"offset": (0, None), "size": (1, None), "width": (1, None), "height": (1, None)},
+            bounds={
+                "offset": (0, None),
+                "size": (1, None),
+                "width": (1, None),
+                "height": (1, None),
+                # nullable (not scored / not measured): the bounds hold for the values present
+                "quality_learned": LEARNED_QUALITY_RANGE,
+                "rank_in_product": (1, None),
+                **{name: (0.0, 1.0) for name in COMPLIANCE_MEASURE_COLUMNS},
+            },
         ),
         "rejects": suite_from_schema(
             REJECT_SCHEMA,

@@ -10,6 +10,14 @@ pipeline/clean/hashing.py), which near-duplicate detection compares next to the 
 a null means "colour unknown" (rows kept from a version 1 index by --retry-failed), and readers of a
 version 1 index, which lacks the column, treat every row that way; dedup then judges by pHash alone.
 
+Version 3 adds the learned quality model's score and the main-image compliance measures, all nullable:
+`quality_learned` (0-5, higher is better; null when the run had no model, pipeline/ingest/scoring.py),
+`rank_in_product` (1 = the best score among the partition's accepted images of one product_id, ties by
+image_id; null when not scored), and `white_border_share`, `product_fill` (0..1) and `compliant`
+(pipeline/clean/compliance.py). Readers of a version 2 index, which lacks them, treat every row as not
+scored and of unknown compliance, as do rows kept from one by --retry-failed (they keep their nulls).
+Which model scored a partition is its manifest's `extra.run.quality_model`.
+
 The rest is lineage and quality, computed once at ingest: the feed row (row_key, category, title, extra
 JSON), how the bytes were stored (source_format, reencoded, bytes_sha256 of the stored bytes), the
 normalize flags (what was changed to reach 8-bit sRGB), one float64 column per quality metric (null where
@@ -23,7 +31,7 @@ import pyarrow as pa
 
 from schemas.validate import declare
 
-VERSION = 2
+VERSION = 3
 
 SPLIT_VALUES = ("train", "val", "test")
 FORMAT_VALUES = ("jpeg", "png")
@@ -47,6 +55,10 @@ QUALITY_METRIC_COLUMNS = (
     "white_background_ratio",
     "aspect_ratio",
 )
+
+# The measures of pipeline.clean.compliance.Compliance the index stores (a test keeps the two in step).
+COMPLIANCE_MEASURE_COLUMNS = ("white_border_share", "product_fill")
+LEARNED_QUALITY_RANGE = (0.0, 5.0)  # the quality model contract's score range (pipeline/quality)
 
 CORE_COLUMNS = (
     "image_id",
@@ -100,6 +112,12 @@ IMAGE_INDEX_SCHEMA = declare(
         # quality
         *[pa.field(name, pa.float64()) for name in QUALITY_METRIC_COLUMNS],
         pa.field("quality_flags", pa.list_(pa.string()), nullable=False),
+        # learned quality (v3; null = not scored)
+        pa.field("quality_learned", pa.float64()),
+        pa.field("rank_in_product", pa.int32()),
+        # main-image compliance (v3; null = not measured: a row kept from a v2 index)
+        *[pa.field(name, pa.float64()) for name in COMPLIANCE_MEASURE_COLUMNS],
+        pa.field("compliant", pa.bool_()),
         # time
         pa.field("fetched_at", TIMESTAMP, nullable=False),
         pa.field("ingested_at", TIMESTAMP, nullable=False),

@@ -39,6 +39,7 @@ class Reason(StrEnum):
     DECOMPRESSION_BOMB = "decompression_bomb"
     TOO_SMALL = "too_small"
     BAD_ASPECT_RATIO = "bad_aspect_ratio"
+    LOW_QUALITY = "low_quality"  # the learned quality model scored it under ingest.min_quality
     # pairs
     FLAT_TILE = "flat_tile"  # an HR tile with no content (blank background): nothing to learn or label
 

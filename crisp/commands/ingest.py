@@ -2,9 +2,13 @@
 
 In: --feed URI, --date YYYY-MM-DD, optional --root (else the settings' root), --retry-failed, --replace,
 --allow-host (repeatable; added to `ingest.crawl.allow_hosts`), --workers, --scheduler (a running Dask
-scheduler; else `dask_scheduler` from the settings / DASK_SCHEDULER_ADDRESS, else a LocalCluster). Out: a committed partition and a summary on
-stdout (accepted / duplicates / rejected by reason / throughput; `--json` prints it as JSON). Exit codes:
-0 committed (or already committed with the same content), 2 bad arguments, feed or configuration, 1 the
+scheduler; else `dask_scheduler` from the settings / DASK_SCHEDULER_ADDRESS, else a LocalCluster). The
+learned quality model (`ingest.quality_model`, default the registered champion when there is one) is
+looked up in the settings' MLflow store (`mlflow_tracking_uri`, else SQLite under the root). Out: a
+committed partition and a summary on stdout (accepted / duplicates / rejected by reason / the quality
+model that scored / throughput; `--json` prints it as JSON). Exit codes:
+0 committed (or already committed with the same content), 2 bad arguments, feed or configuration (a
+quality model that cannot be used included, before anything is fetched), 1 the
 run failed (storage errors, a failed quality gate - the message lists the failed expectations -, a run
 that would replace the committed partition with one keeping under `ingest.min_kept_share` of its images,
 or a run superseded by another attempt committed meanwhile; the committed partition is kept either way).
@@ -93,6 +97,7 @@ def _ingest(args: argparse.Namespace, settings, config, partition: str) -> int:
     from pipeline.commit import PartitionNotCommittedError
     from pipeline.ingest.feed import FeedError
     from pipeline.ingest.run import PartitionShrinkError, SupersededError, ingest_partition
+    from pipeline.quality import QualityModelError
     from pipeline.storage import StorageError
     from schemas.expectations import GateError
 
@@ -112,8 +117,9 @@ def _ingest(args: argparse.Namespace, settings, config, partition: str) -> int:
             retry_failed=args.retry_failed,
             replace=args.replace,
             progress=None if args.no_progress else progress,  # without a bar the log has the progress
+            tracking_uri=settings.mlflow_tracking_uri,  # where ingest.quality_model finds registered models
         )
-    except (FeedError, PartitionNotCommittedError) as exc:
+    except (FeedError, PartitionNotCommittedError, QualityModelError) as exc:
         return _fail(str(exc), 2)
     except (GateError, StorageError, PartitionShrinkError, SupersededError) as exc:
         return _fail(str(exc), 1)
@@ -138,6 +144,7 @@ def format_summary(summary, where: str, workers: int) -> str:
         f"  rejected     {summary.rejected_total}",
     ]
     lines += [f"    {reason:<22}{count}" for reason, count in summary.rejected.items()]
+    lines.append(f"  scored by    {summary.quality_model or 'no quality model (ingest.quality_model)'}")
     lines.append(
         f"  throughput   {summary.images_per_s:.1f} images/s "
         f"({summary.images_per_s / workers:.1f} per worker), "

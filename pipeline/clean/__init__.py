@@ -2,11 +2,12 @@
 
 In: encoded image bytes (from the crawler) and a `CleanConfig`. Out: `NormalizedImage` or `Rejection`
 (`normalize`), `image_id` / `phash` / `color_signature` (`hashing`), `QualityMetrics` and flags
-(`quality`), and the keep / duplicate decision for a partition against earlier ones (`dedup`). Pure
-functions over bytes and arrays.
+(`quality`), main-image `Compliance` (`compliance`), and the keep / duplicate decision for a partition
+against earlier ones (`dedup`). Pure functions over bytes and arrays.
 """
 
-from pipeline.clean.config import CleanConfig, QualityThresholds
+from pipeline.clean.compliance import Compliance, check_compliance
+from pipeline.clean.config import CleanConfig, ComplianceConfig, QualityThresholds
 from pipeline.clean.dedup import Candidate, DedupResult, Duplicate, PriorHashes, resolve_duplicates
 from pipeline.clean.hashing import (
     COLOR_SIGNATURE_BYTES,
@@ -24,6 +25,8 @@ __all__ = [
     "FLAG_NAMES",
     "Candidate",
     "CleanConfig",
+    "Compliance",
+    "ComplianceConfig",
     "DedupResult",
     "Duplicate",
     "NormalizedImage",
@@ -31,6 +34,7 @@ __all__ = [
     "QualityMetrics",
     "QualityThresholds",
     "Rejection",
+    "check_compliance",
     "color_distance",
     "color_signature",
     "estimate_jpeg_quality",

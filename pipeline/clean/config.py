@@ -1,6 +1,8 @@
-"""Clean configuration: the limits that decide whether an image is accepted, and the quality-flag thresholds.
+"""Clean configuration: the limits that decide whether an image is accepted, the quality-flag thresholds and
+the main-image compliance rules.
 
-In: keyword arguments (all optional). Out: `CleanConfig` (with a nested `QualityThresholds`), validated
+In: keyword arguments (all optional). Out: `CleanConfig` (with a nested `QualityThresholds` and
+`ComplianceConfig`), validated
 and frozen; a bad value raises ValueError naming the field and the fix. The defaults need no setup.
 Flag thresholds start from cleanvision's published defaults where a like-for-like score exists and
 were checked on the 476 real product photos otherwise (see each comment).
@@ -52,6 +54,36 @@ class QualityThresholds(BaseModel):
     low_jpeg_quality_max: float = Field(default=60.0, ge=1.0, le=100.0)
 
 
+class ComplianceConfig(BaseModel):
+    """When `compliance.check_compliance` calls an image a compliant marketplace main image (a column of the
+    index, never a reject): a pure white background, a product that fills the frame, a large enough photo.
+
+    Measured on the 476 real product photos (studio shots on white, long side 1000..1580 px): the 38 gear
+    photos (bags, gloves, mats, straps) have a pure white border (share 1.0) but most leave margins (fill
+    0.45..0.96, median about 0.75); the 438 apparel photos fill the frame (0.95..1.0) because the model or
+    the garment runs off it, so only 0.59..0.93 of their border is pure white. 5 of the 476 (yoga gear)
+    meet all three rules at the defaults.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The border band: this share of each side (rounded, at least 1 px) along all four edges, judged at
+    # full resolution. 1 % of a 1274x1580 photo is a band of 16 rows and 13 columns.
+    border_share: float = Field(default=0.01, gt=0.0, le=0.25)
+    # white_border_share: the share of band pixels that are exactly RGB (255, 255, 255) must be at least
+    # this. Marketplaces (Amazon, Google Shopping) ask for pure white; a product that runs off the frame
+    # also lowers it (the apparel photos above). 0.95 allows a shadow or a strap touching the edge.
+    min_white_border_share: float = Field(default=0.95, ge=0.0, le=1.0)
+    # Background for product_fill: every channel at least 255 - this (JPEG leaves 1-3 levels of ringing
+    # on studio white). On the 476 photos fill changes by under 0.01 between 0 and 16.
+    background_tolerance: int = Field(default=8, ge=0, le=254)
+    # product_fill: the extent of the non-background pixels along the long side / the long side must be
+    # at least this (marketplaces: the product fills at least 85 % of the frame).
+    min_product_fill: float = Field(default=0.85, ge=0.0, le=1.0)
+    # The long side must be at least this many pixels (marketplaces: 1000 px enables zoom).
+    min_long_side: int = Field(default=1000, ge=1)
+
+
 class CleanConfig(BaseModel):
     """What `normalize` accepts and how `dedup` groups images.
 
@@ -79,6 +111,7 @@ class CleanConfig(BaseModel):
       products within 10 bits: 17 and up. A global tone edit is a different image to this test (gamma
       0.9 measures up to 4.4, +5 % brightness about 4).
     - quality: thresholds for the quality flags (`QualityThresholds`).
+    - compliance: the main-image rules behind the index's `compliant` column (`ComplianceConfig`).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -89,6 +122,7 @@ class CleanConfig(BaseModel):
     phash_radius: int = Field(default=4, ge=0, le=32)
     color_distance_max: float = Field(default=3.0, ge=0.0)
     quality: QualityThresholds = Field(default_factory=QualityThresholds)
+    compliance: ComplianceConfig = Field(default_factory=ComplianceConfig)
 
     @model_validator(mode="after")
     def _limits_leave_room_for_an_image(self) -> CleanConfig:

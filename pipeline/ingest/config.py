@@ -51,6 +51,13 @@ class IngestConfig(BaseModel):
     - min_kept_share: a run that would replace a committed partition keeping fewer than this share of
       its accepted images is refused (the old partition stays) unless `replace=True` / `--replace`
       (default 0.5; 0 = never refuse). A feed that came back empty or broken cannot wipe a good day.
+    - quality_model: the learned quality model that scores every cleaned image (`pipeline/ingest/scoring`):
+      "auto" (default) = `models:/crisp-quality@champion` in the settings' MLflow registry when it is
+      registered, else no scoring (the run is exactly as without the model); "off" = never score; any
+      other value is a reference that must resolve (`models:/<name>@<alias>`, `models:/<name>/<version>`,
+      a .onnx file or an MLflow model folder), else the run stops with one line before anything is fetched.
+    - min_quality: images the model scores below this (0-5) are rejected as low_quality (default None =
+      keep every score); set without a usable model, the run stops before anything is fetched.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,3 +72,5 @@ class IngestConfig(BaseModel):
     batch_urls: int = Field(default=64, ge=1)
     workdir: str | None = None
     min_kept_share: float = Field(default=0.5, ge=0.0, le=1.0)
+    quality_model: str = Field(default="auto", min_length=1)
+    min_quality: float | None = Field(default=None, ge=0.0, le=5.0)

@@ -1,8 +1,9 @@
 """Distribute: fetch and clean a partition's URLs as Dask tasks, and spool what comes back on the driver.
 
 In: the partition's distinct `FetchRequest`s, the crawl and clean configs, a `Spool`, a `distributed.Client`
-(a LocalCluster or any cluster by address), the batch size and an optional progress callback. Out: one
-`Processed` per request, in input order, its image bytes in the spool (`spool_at`) and not in memory.
+(a LocalCluster or any cluster by address), the batch size, an optional progress callback and the run's
+learned quality model (`scoring.QualityModel`, or None). Out: one `Processed` per request, in input order,
+its image bytes in the spool (`spool_at`) and not in memory.
 
 This is the thin Dask adapter around `process.crawl_and_clean`: `shares.plan_shares` splits the URLs by
 host, each share runs one batch at a time (the host's limits hold across workers), and the driver submits
@@ -24,6 +25,7 @@ from typing import Any
 from pipeline.clean import CleanConfig
 from pipeline.crawl import CrawlConfig, FetchRequest
 from pipeline.ingest.process import Processed, Spool, crawl_and_clean
+from pipeline.ingest.scoring import QualityModel
 from pipeline.ingest.shares import plan_shares
 
 log = logging.getLogger(__name__)
@@ -43,12 +45,15 @@ def fetch_and_process(
     batch_urls: int = 64,
     progress: Callable[[int, int], None] | None = None,
     reuse_identical_bodies: bool = True,
+    quality: QualityModel | None = None,
 ) -> list[Processed]:
     """Fetch and clean every request on the cluster (see the module docstring); results in input order."""
     from distributed import as_completed
 
     if not requests:
         return []
+    # one copy of the model per worker, not one per task (hash=False: a fresh key, released below)
+    model = client.scatter(quality, broadcast=True, hash=False) if quality is not None else None
     shares = plan_shares(requests, crawl, worker_count(client), batch_urls)
     run = uuid.uuid4().hex[:12]  # names the tasks, and scopes the workers' robots.txt memo
     results: list[Processed | None] = [None] * len(requests)
@@ -64,6 +69,7 @@ def fetch_and_process(
             clean,
             reuse_identical_bodies,
             run,
+            model,
             key=f"ingest-batch-{run}-{share}-{batch}",
             pure=False,
         )
@@ -93,6 +99,8 @@ def fetch_and_process(
                 submit(share, batch + 1)
     finally:
         client.cancel(list(in_flight))  # a failed run leaves nothing running on the cluster
+        if model is not None:
+            model.release()
     missing = [requests[i].key for i, r in enumerate(results) if r is None]
     if missing:
         raise RuntimeError(f"{len(missing)} request(s) got no result, e.g. {missing[:3]}: this is a bug")

@@ -3,9 +3,10 @@
 In: the feed rows that were fetched, the `Processed` result of each distinct URL, the hashes of images
 already committed (`load_prior`: those of partitions dated before this one near a candidate, from the
 persistent dedup index), the partition and the config.
-Out: index records of the accepted images (split assigned by product), duplicate ledger records and reject
-ledger records, as plain dicts matching the declared schemas. `check_outcomes` proves that every input row
-has exactly one outcome.
+Out: index records of the accepted images (split assigned by product; the learned score and compliance
+measures from cleaning; `rank_in_product` is left for the run to set over all of the partition's accepted
+images), duplicate ledger records and reject ledger records, as plain dicts matching the declared
+schemas. `check_outcomes` proves that every input row has exactly one outcome.
 
 Duplicates are resolved by `pipeline.clean.resolve_duplicates`: exact (same decoded pixels) or near
 (pHash within `clean.phash_radius` and colour signatures within `clean.color_distance_max`; a prior
@@ -175,6 +176,7 @@ def index_record(row: FeedRow, p: Processed, split: str, partition: str, now: da
     """The image index record of an accepted row (all columns but the shard location, added on writing)."""
     image = p.image
     assert image is not None
+    compliance = image.compliance
     return {
         "image_id": image.image_id,
         "product_id": row.product_id,
@@ -196,6 +198,11 @@ def index_record(row: FeedRow, p: Processed, split: str, partition: str, now: da
         "color_signature": image.color_signature,
         **image.metrics,
         "quality_flags": list(image.quality_flags),
+        "quality_learned": image.quality_learned,
+        "rank_in_product": None,  # set over the partition's accepted images (scoring.rank_in_product)
+        "white_border_share": compliance.white_border_share if compliance else None,
+        "product_fill": compliance.product_fill if compliance else None,
+        "compliant": compliance.compliant if compliance else None,
         "fetched_at": p.fetch.fetched_at,
         "ingested_at": now,
     }

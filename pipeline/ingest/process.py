@@ -1,15 +1,18 @@
 """Process: fetch one batch of images and clean them, the per-task work of a distributed ingest.
 
-In: `FetchRequest`s (one per distinct URL), a `CrawlConfig` and a `CleanConfig`. Out: from
-`crawl_and_clean`, one `Processed` per request, in input order: the `FetchResult` (its bytes dropped) and
-either a `ProcessedImage` holding the bytes to store, or the `Rejection` from cleaning. `Spool` is the
-driver's append-only local file where those bytes wait until the writer shards them in image_id order.
+In: `FetchRequest`s (one per distinct URL), a `CrawlConfig`, a `CleanConfig` and the run's learned quality
+model (`scoring.QualityModel`, or None: not scored). Out: from `crawl_and_clean`, one `Processed` per request,
+in input order: the `FetchResult` (its bytes dropped) and either a `ProcessedImage` holding the bytes to
+store, its learned score and compliance measures, or the `Rejection` from cleaning. `Spool` is the driver's
+append-only local file where those bytes wait until the writer shards them in image_id order.
 
-`process_image` is the pure per-image step (normalize -> image id, pHash and colour signature ->
-quality metrics and flags). Only `normalize` judges the bytes: every decoder failure comes back from it
-as a `Rejection` (`decode_error`, `not_an_image`, `decompression_bomb`...). An exception raised past it
-(a bug in the metrics, hashing) is not data: it propagates, with the URL in a note, and fails the run,
-which can simply be rerun once fixed.
+`process_image` is the pure per-image step (normalize -> the learned score, when there is a model -> image id,
+pHash and colour signature -> quality metrics and flags -> main-image compliance); every step works on the one
+decoded image. A score under the model's `min_quality` is a `low_quality` Rejection (its detail names the
+score and the threshold). Only `normalize` judges the bytes: every decoder failure comes back from it as a
+`Rejection` (`decode_error`, `not_an_image`, `decompression_bomb`...). An exception raised past it (a bug in
+the metrics, hashing) is not data: it propagates, with the URL in a note, and fails the run, which can simply
+be rerun once fixed.
 
 `crawl_and_clean` runs `crawl.global_concurrency` fetch tasks on one event loop; each fetches one URL,
 hands the bytes to the cleaning thread and only then takes the next URL, so at most that many bodies are
@@ -30,7 +33,9 @@ from dataclasses import asdict, dataclass, replace
 
 from pipeline.clean import (
     CleanConfig,
+    Compliance,
     Rejection,
+    check_compliance,
     color_signature,
     flags,
     image_id,
@@ -40,6 +45,8 @@ from pipeline.clean import (
 )
 from pipeline.crawl import CrawlConfig, FetchRequest, FetchResult, fetch_one, open_fetch_context
 from pipeline.crawl.robots import RobotsFile
+from pipeline.ingest.scoring import QualityModel
+from schemas.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -61,6 +68,8 @@ class ProcessedImage:
     quality_flags: tuple[str, ...]
     stored_bytes: bytes | None = None
     spool_at: tuple[int, int] | None = None  # (offset, size) in the spool
+    quality_learned: float | None = None  # the learned quality model's score, 0-5; None: not scored
+    compliance: Compliance | None = None  # main-image measures (pipeline/clean/compliance.py)
 
 
 @dataclass(frozen=True)
@@ -107,12 +116,24 @@ class Spool:
         self.close()
 
 
-def process_image(data: bytes, config: CleanConfig) -> ProcessedImage | Rejection:
-    """Normalize, hash and measure one image; bad bytes come back as a `Rejection`."""
+def process_image(
+    data: bytes, config: CleanConfig, quality: QualityModel | None = None
+) -> ProcessedImage | Rejection:
+    """Normalize, score, hash and measure one image; bad bytes, and a score under `quality.min_quality`,
+    come back as a `Rejection`."""
     normalized = normalize(data, config)
     if isinstance(normalized, Rejection):
         return normalized
     pixels, picture = normalized.pixels, normalized.image  # one decoded image feeds every measurement
+    score = None
+    if quality is not None:
+        score = quality.score(pixels)  # threads=1: one worker process, one core
+        if quality.too_low(score):
+            return Rejection(
+                Reason.LOW_QUALITY,
+                f"learned quality {score:.4f} ({quality.source}) is below ingest.min_quality "
+                f"{quality.min_quality:g}",
+            )
     metrics = measure(pixels, normalized.stored_format, normalized.stored_bytes, picture)
     return ProcessedImage(
         image_id=image_id(pixels),
@@ -130,6 +151,8 @@ def process_image(data: bytes, config: CleanConfig) -> ProcessedImage | Rejectio
         quality_flags=tuple(flags(metrics, normalized.width, normalized.height, config.quality)),
         # unchanged originals are not sent back: the caller still holds those bytes
         stored_bytes=normalized.stored_bytes if normalized.reencoded else None,
+        quality_learned=score,
+        compliance=check_compliance(pixels, config.compliance),
     )
 
 
@@ -139,9 +162,11 @@ def crawl_and_clean(
     clean: CleanConfig,
     reuse_identical_bodies: bool = True,
     run: str | None = None,
+    quality: QualityModel | None = None,
 ) -> list[Processed]:
     """Fetch and clean one batch (a Dask task); one `Processed` per request, in input order, each image
-    carrying its stored bytes (`stored_bytes`, the original body when no pixel changed).
+    carrying its stored bytes (`stored_bytes`, the original body when no pixel changed), and its learned
+    score when `quality` is given (this process's scorer of that model, built once).
 
     Fetches run on an event loop, cleaning on one thread beside it (Pillow and numpy release the GIL),
     so sockets keep being served while an image is decoded. A body whose bytes were already cleaned in
@@ -153,7 +178,9 @@ def crawl_and_clean(
         return []
     robots = _robots_files(run) if run is not None else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crisp-clean") as cleaner:
-        return asyncio.run(_crawl_and_clean(requests, crawl, clean, cleaner, reuse_identical_bodies, robots))
+        return asyncio.run(
+            _crawl_and_clean(requests, crawl, clean, cleaner, reuse_identical_bodies, robots, quality)
+        )
 
 
 async def _crawl_and_clean(
@@ -163,6 +190,7 @@ async def _crawl_and_clean(
     cleaner: ThreadPoolExecutor,
     reuse_identical_bodies: bool,
     robots: dict[str, RobotsFile] | None,
+    quality: QualityModel | None,
 ) -> list[Processed]:
     loop = asyncio.get_running_loop()
     pending = iter(enumerate(requests))
@@ -174,7 +202,7 @@ async def _crawl_and_clean(
         # Bad bytes come back as a Rejection from `normalize`; anything raised here is a bug in the
         # cleaner (metrics, hashing), and fails the task and the run.
         try:
-            outcome = await loop.run_in_executor(cleaner, process_image, content, clean)
+            outcome = await loop.run_in_executor(cleaner, process_image, content, clean, quality)
         except Exception as exc:
             exc.add_note(f"raised while cleaning the body fetched from {url}")
             raise

@@ -1,11 +1,14 @@
 """Run one ingest: a catalog feed and a date in, a committed `images/<date>` partition and a summary out.
 
-In: a feed URI, the partition date (YYYY-MM-DD), a `Storage` root and an `IngestConfig`. Out: an
-`IngestSummary` (accepted, exact / near duplicates, rejected by reason, inputs, seconds, images/s, the
-manifest). Steps: read the feed -> fetch each distinct URL and clean it on Dask (`distribute`) -> dedup within
+In: a feed URI, the partition date (YYYY-MM-DD), a `Storage` root, an `IngestConfig` and the settings'
+MLflow tracking URI (for `ingest.quality_model`). Out: an `IngestSummary` (accepted, exact / near
+duplicates, rejected by reason, inputs, seconds, images/s, the quality model that scored, the manifest).
+Steps: resolve the learned quality model once (`scoring`; a bad one stops the run here) -> read the feed ->
+fetch each distinct URL and clean (and score) it on Dask (`distribute`) -> dedup within
 the partition and against every committed partition of an EARLIER date (so a backfill or a rerun of an
 old date never demotes images that later days already point to), through the persistent dedup index ->
-split by product -> write, gate, commit -> add the committed images to the dedup index.
+split by product -> rank each product's scored images -> write, gate, commit -> add the committed images
+to the dedup index. The manifest's `extra.run.quality_model` names the model that scored (null: none).
 
 Every input row ends in exactly one of accepted / duplicate / rejected; `check_outcomes` enforces it
 before anything is written, and the GX gate checks it again. With `retry_failed=True` the committed
@@ -34,6 +37,7 @@ from pipeline.ingest.feed import Feed, FeedRow, read_feed
 from pipeline.ingest.outcomes import OutcomeError, check_outcomes, decide_outcomes, load_prior, reject_record
 from pipeline.ingest.process import Spool
 from pipeline.ingest.read import CommittedPartition, read_image, read_partition_or_none
+from pipeline.ingest.scoring import rank_in_product, resolve_quality_model
 from pipeline.ingest.write import write_partition
 from pipeline.progress import Progress
 from pipeline.scratch import collect_stale_scratch
@@ -72,6 +76,7 @@ class IngestSummary:
     unchanged: bool  # the partition already held exactly this content (no new attempt)
     retried: bool = False
     workers: int = 0  # Dask workers the fetching and cleaning ran on
+    quality_model: str | None = None  # the learned quality model that scored, e.g. models:/crisp-quality/3
 
     @property
     def duplicates(self) -> int:
@@ -95,6 +100,7 @@ class IngestSummary:
             "unchanged": self.unchanged,
             "retried": self.retried,
             "workers": self.workers,
+            "quality_model": self.quality_model,
             "attempt_id": self.manifest.attempt_id,
             "content_digest": self.manifest.content_digest,
         }
@@ -122,6 +128,7 @@ def ingest_partition(
     run_id: str | None = None,
     replace: bool = False,
     client: Any = None,
+    tracking_uri: str | None = None,
 ) -> IngestSummary:
     """Ingest `feed_uri` into `images/<date>` under `storage` (see the module docstring).
 
@@ -131,9 +138,12 @@ def ingest_partition(
     The URLs are fetched and cleaned on Dask: `client` when given, else the scheduler at
     `config.scheduler_address` / DASK_SCHEDULER_ADDRESS, else a LocalCluster of `config.workers` started
     for this run. `replace=True` lets the run replace a committed partition even when it keeps fewer of its accepted
-    images than `config.min_kept_share` (`PartitionShrinkError` otherwise)."""
+    images than `config.min_kept_share` (`PartitionShrinkError` otherwise). `tracking_uri`: the settings'
+    `mlflow_tracking_uri`, where `config.quality_model` finds registered models (None: SQLite under the
+    storage root); a model that cannot be used is a `QualityModelError` before anything is fetched."""
     partition = parse_partition(date)
     config = config or IngestConfig()
+    quality = resolve_quality_model(config, storage.root, tracking_uri)
     collect_stale_scratch(config.workdir)  # shard folders of killed runs on this host
     started = time.perf_counter()
     now = datetime.now(UTC)
@@ -188,7 +198,14 @@ def ingest_partition(
         with reporter, _cluster(client, config, bool(requests)) as dask:
             workers = worker_count(dask) if dask is not None else 0
             processed = fetch_and_process(
-                requests, config.crawl, config.clean, spool, dask, config.batch_urls, reporter.update
+                requests,
+                config.crawl,
+                config.clean,
+                spool,
+                dask,
+                config.batch_urls,
+                reporter.update,
+                quality=quality,
             )
         _log_fetch_trouble(partition, processed)
         by_url = {p.fetch.key: p for p in processed}
@@ -199,7 +216,7 @@ def ingest_partition(
             rows, by_url, prior, prior_partition, partition, config, now
         )
         accepted, duplicates, rejects = (
-            kept[0] + accepted,
+            rank_in_product(kept[0] + accepted),  # over every accepted image of the partition
             kept[1] + duplicates,
             kept[2] + new_rejects + rejects,
         )
@@ -227,6 +244,7 @@ def ingest_partition(
             "retry_failed": retry_failed,
             "fetched": len(requests),
             "started_at": now.isoformat(),
+            "quality_model": quality.source if quality is not None else None,
         }
         run_info["seconds_fetching"] = round(time.perf_counter() - started, 3)
         manifest = write_partition(
@@ -260,6 +278,7 @@ def ingest_partition(
         unchanged=committed is not None and manifest.attempt_id == committed.manifest.attempt_id,
         retried=retry_failed,
         workers=workers,
+        quality_model=quality.source if quality is not None else None,
     )
     _log_summary(summary)
     return summary

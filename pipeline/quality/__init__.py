@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pipeline.quality.model_file import (
     ModelFile,
+    ModelNotRegisteredError,
     QualityModelError,
     open_session,
     registry_tracking_uri,
@@ -18,6 +19,7 @@ from pipeline.quality.scorer import QualityScorer
 
 __all__ = [
     "ModelFile",
+    "ModelNotRegisteredError",
     "QualityModelError",
     "QualityScorer",
     "open_session",

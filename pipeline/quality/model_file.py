@@ -15,9 +15,11 @@ H and W dynamic; one output named `score`, float32 of shape N (or N x 1), 0-5, h
 metadata_props key `canvas_long_side` is the long side of the quality canvas it was trained on
 (pipeline/distort/canvas.py; 384 when absent).
 
-Every failure is a `QualityModelError` (an InputError: exit 2) whose one sentence names the reference
-and the problem. MLflow (slow to import) and onnxruntime are imported only when needed; nothing here
-imports training/ or torch.
+Every failure is a `QualityModelError` (an InputError: exit 2) whose one sentence names the reference and the
+problem; `ModelNotRegisteredError`, one kind of it, says the registry holds no such model, alias or version
+(or there is no SQLite registry at all), which ingest's `quality_model: auto` takes as "no model to score
+with" rather than a failure. MLflow (slow to import) and onnxruntime are imported only when needed; nothing
+here imports training/ or torch.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ DEFAULT_LOCAL_DIR = Path(".crisp/mlflow")  # SQLite home when the root is not a 
 
 class QualityModelError(InputError, ValueError):
     """The quality model reference cannot be used; the message says which one and why."""
+
+
+class ModelNotRegisteredError(QualityModelError):
+    """The registry has no such model, alias or version, or there is no SQLite registry file."""
 
 
 @dataclass(frozen=True)
@@ -104,19 +110,19 @@ def _check_sqlite_store(tracking_uri: str) -> None:
     if tracking_uri.startswith("sqlite:///"):
         database = Path(tracking_uri[len("sqlite:///") :])
         if not database.is_file():
-            raise QualityModelError(
+            raise ModelNotRegisteredError(
                 f"no model registry at {database}: register the quality model first, "
                 "or pass --model a .onnx file or a model folder"
             )
 
 
 def _download_registered(reference: str, tracking_uri: str, download_dir: Path) -> ModelFile:
+    name, alias, version = parse_model_uri(reference)
+    _check_sqlite_store(tracking_uri)  # before importing MLflow (seconds): no registry is a quick answer
     import mlflow
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    name, alias, version = parse_model_uri(reference)
-    _check_sqlite_store(tracking_uri)
     # A client on the given store, never mlflow's global URIs: download_artifacts("models:/...") would look
     # the name up in the global registry, so the version's own artifact URI is downloaded instead.
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -125,14 +131,14 @@ def _download_registered(reference: str, tracking_uri: str, download_dir: Path) 
         if alias is not None:
             aliases = dict(registered.aliases or {})
             if alias not in aliases:
-                raise QualityModelError(
+                raise ModelNotRegisteredError(
                     f"model {name!r} has no alias @{alias}; its aliases: {sorted(aliases) or 'none'}"
                 )
             version = str(aliases[alias])
         try:
             source_uri = client.get_model_version_download_uri(name, version)
         except MlflowException:
-            raise QualityModelError(f"model {name!r} has no version {version}") from None
+            raise ModelNotRegisteredError(f"model {name!r} has no version {version}") from None
         label = f"models:/{name}/{version}"
         try:
             local = mlflow.artifacts.download_artifacts(
@@ -159,7 +165,7 @@ def _registered_model(client: Any, name: str, tracking_uri: str) -> Any:
         return client.get_registered_model(name)
     except MlflowException:
         known = sorted(m.name for m in client.search_registered_models())
-        raise QualityModelError(
+        raise ModelNotRegisteredError(
             f"no registered model {name!r} at {tracking_uri}; registered models: {known or 'none'}"
         ) from None
 

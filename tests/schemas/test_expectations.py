@@ -132,3 +132,33 @@ def test_record_gate_gives_a_gate_built_on_suite_failures_its_evidence(suites):
 def test_missing_frame_is_a_usage_error(suites):
     with pytest.raises(ValueError, match="no DataFrame given for suite"):
         validate_or_raise({}, suites, {})
+
+
+def index_row(key: str, **v3) -> dict:
+    """A conforming image index row (only the required columns set) plus the given v3 columns."""
+    return {
+        "image_id": f"id-{key}", "product_id": "P1", "url": f"http://x/{key}.jpg", "split": "train",
+        "shard": "shards/000000.tar", "offset": 0, "size": 10, "width": 1000, "height": 1000,
+        "format": "jpeg", "phash": 1, "partition": "d", "row_key": key, "source_format": "jpeg",
+        "reencoded": False, "bytes_sha256": "0" * 64, "normalize_flags": [], "quality_flags": [],
+        "fetched_at": NOW, "ingested_at": NOW, **v3,
+    }  # fmt: skip
+
+
+def test_the_v3_index_columns_are_bounded_where_present_and_may_be_null(suites):
+    from schemas.expectations import suite_failures
+    from schemas.image_index import IMAGE_INDEX_SCHEMA
+
+    good = [
+        index_row("f:1"),  # not scored, compliance unknown (a row kept from a v2 index)
+        index_row("f:2", quality_learned=0.0, rank_in_product=1, white_border_share=1.0, product_fill=0.0),
+        index_row("f:3", quality_learned=5.0, rank_in_product=2, white_border_share=0.0, product_fill=1.0,
+                  compliant=True),
+    ]  # fmt: skip
+    frame = records_to_table(good, IMAGE_INDEX_SCHEMA).to_pandas()
+    assert suite_failures("index", frame, suites["index"]) == []
+    bad = index_row("f:4", quality_learned=5.5, rank_in_product=0, white_border_share=-0.1, product_fill=1.2)
+    frame = records_to_table([*good, bad], IMAGE_INDEX_SCHEMA).to_pandas()
+    failures = suite_failures("index", frame, suites["index"])
+    failed = sorted(f.split("column='")[1].split("'")[0] for f in failures)
+    assert failed == ["product_fill", "quality_learned", "rank_in_product", "white_border_share"], failures

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
 
-from pipeline.clean import COLOR_SIGNATURE_BYTES, QualityMetrics
+from pipeline.clean import COLOR_SIGNATURE_BYTES, Compliance, QualityMetrics
 from schemas.image_index import (
     COLOR_SIGNATURE_TYPE,
+    COMPLIANCE_MEASURE_COLUMNS,
     CORE_COLUMNS,
     IMAGE_INDEX_SCHEMA,
     QUALITY_METRIC_COLUMNS,
@@ -18,6 +20,8 @@ from schemas.image_index import (
     phash_to_int64,
 )
 from schemas.validate import SchemaError, records_to_table, schema_name
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def test_core_contract_columns_and_types():
@@ -30,7 +34,7 @@ def test_core_contract_columns_and_types():
     assert types["width"] == types["height"] == pa.int32()
     assert types["fetched_at"] == types["ingested_at"] == pa.timestamp("us", tz="UTC")
     assert types["normalize_flags"] == types["quality_flags"] == pa.list_(pa.string())
-    assert schema_name(IMAGE_INDEX_SCHEMA) == "image_index v2"
+    assert schema_name(IMAGE_INDEX_SCHEMA) == "image_index v3"
     assert all(not IMAGE_INDEX_SCHEMA.field(c).nullable for c in CORE_COLUMNS)
 
 
@@ -50,6 +54,31 @@ def test_colour_signature_is_a_nullable_fixed_size_binary():
     assert table["color_signature"].to_pylist() == [signature, None]
     with pytest.raises((pa.ArrowInvalid, pa.ArrowTypeError)):
         pa.array([b"too short"], COLOR_SIGNATURE_TYPE)
+
+
+def test_v3_learned_quality_and_compliance_columns_are_nullable():
+    """v3: the learned score, its rank in the product and the compliance measures; a v2 record (without
+    them) still converts, every new column null (not scored, compliance unknown)."""
+    types = {f.name: f.type for f in IMAGE_INDEX_SCHEMA}
+    assert types["quality_learned"] == pa.float64() and types["rank_in_product"] == pa.int32()
+    assert types["compliant"] == pa.bool_()
+    stored = {f.name for f in dataclasses.fields(Compliance)} - {
+        "long_side",
+        "compliant",
+    }  # width/height say it
+    assert set(COMPLIANCE_MEASURE_COLUMNS) == stored
+    new = ("quality_learned", "rank_in_product", *COMPLIANCE_MEASURE_COLUMNS, "compliant")
+    assert all(IMAGE_INDEX_SCHEMA.field(name).nullable for name in new)
+    for name in COMPLIANCE_MEASURE_COLUMNS:
+        assert types[name] == pa.float64()
+    v2_record = {  # the required columns of a v2 row, none of the v3 ones
+        "image_id": "a", "product_id": "P", "url": "http://x/a.jpg", "split": "train", "shard": "s",
+        "offset": 0, "size": 1, "width": 1, "height": 1, "format": "jpeg", "phash": 0, "partition": "d",
+        "row_key": "f:1", "source_format": "jpeg", "reencoded": False, "bytes_sha256": "0" * 64,
+        "normalize_flags": [], "quality_flags": [], "fetched_at": NOW, "ingested_at": NOW,
+    }  # fmt: skip
+    (row,) = records_to_table([v2_record], IMAGE_INDEX_SCHEMA).to_pylist()
+    assert all(row[name] is None for name in new)
 
 
 def test_required_columns_are_enforced():

@@ -65,6 +65,7 @@ def test_ingest_then_retry_only_the_failed_urls(tmp_path, capsys, quick_retries,
         assert f"images/{DAY}: committed" in out
         assert "accepted     2" in out and "rejected     2" in out
         assert "http_client_error" in out and "http_server_error" in out and "images/s" in out
+        assert "scored by    no quality model" in out  # "auto", and no registry under the root
         assert f"ingest {DAY}" in err  # the progress bar
 
         hits = {p: server.hits(p) for p in ("/a.png", "/b.jpg", "/gone.jpg", "/flaky.jpg")}
@@ -108,3 +109,30 @@ def test_bad_arguments_exit_2_with_the_reason(tmp_path, capsys, argv, message):
     code = crisp_ingest("--feed", str(feed), "--root", f"file://{tmp_path}/root", *argv)
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("QUALITY_MODEL", "/no/such/model.onnx", "ingest.quality_model='/no/such/model.onnx': no such model"),
+        (
+            "MIN_QUALITY",
+            "2.5",
+            "ingest.min_quality=2.5 needs a quality model, but models:/crisp-quality@champion",
+        ),
+    ],
+)
+def test_a_quality_model_that_cannot_be_used_exits_2_before_fetching(
+    tmp_path, capsys, monkeypatch, setting, value, message
+):
+    monkeypatch.setenv(f"CRISP_INGEST__{setting}", value)
+    with LoopbackHTTPServer() as server:
+        server.add_route("/a.png", Route(body=bad_images.png(44), content_type="image/png"))
+        feed = tmp_path / "feed.csv"
+        feed.write_text(f"product_id,image_url\nP1,{server.url('/a.png')}\n")
+        root = f"file://{tmp_path}/root"
+        assert crisp_ingest("--feed", str(feed), "--date", DAY, "--root", root, "--no-progress") == 2
+        assert server.total_hits() == 0
+    err = capsys.readouterr().err
+    assert err.startswith(f"crisp ingest: {message}") and err.count("\n") == 1
+    assert not (tmp_path / "root").exists()

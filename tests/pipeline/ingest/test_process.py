@@ -1,15 +1,20 @@
-"""Process: per-image cleaning, and one batch fetched and cleaned with results in input order."""
+"""Process: per-image cleaning (learned score and compliance included), and one batch fetched and cleaned
+with results in input order."""
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
 
+import numpy as np
 import pytest
 
-from pipeline.clean import COLOR_SIGNATURE_BYTES, CleanConfig, QualityMetrics, Rejection
+from pipeline.clean import COLOR_SIGNATURE_BYTES, CleanConfig, QualityMetrics, Rejection, check_compliance
+from pipeline.clean.normalize import decode_rgb
 from pipeline.crawl import CrawlConfig, FetchRequest
 from pipeline.ingest.process import ProcessedImage, crawl_and_clean, process_image
+from pipeline.ingest.scoring import QualityModel
+from pipeline.quality import QualityScorer
 from schemas.image_index import QUALITY_METRIC_COLUMNS
 from schemas.reasons import Reason
 from tests.support import bad_images
@@ -29,6 +34,35 @@ def test_real_photo_keeps_its_original_bytes(product_photos):
     assert set(image.metrics) == set(QualityMetrics.__dataclass_fields__) == set(QUALITY_METRIC_COLUMNS)
     assert 0 <= image.phash < 2**64 and len(image.image_id) == 64
     assert len(image.color_signature) == COLOR_SIGNATURE_BYTES
+
+
+def test_the_learned_score_is_the_scorers_on_the_decoded_pixels_and_low_ones_are_rejected(
+    product_photos, quality_model_file
+):
+    data = (product_photos / PHOTO).read_bytes()
+    onnx = quality_model_file.read_bytes()
+    model = QualityModel(str(quality_model_file), onnx, hashlib.sha256(onnx).hexdigest())
+    pixels = np.asarray(decode_rgb(data))
+    expected = QualityScorer(quality_model_file).score_rgb(pixels)  # a scorer of its own, on the file
+    scored = process_image(data, CleanConfig(), model)
+    assert isinstance(scored, ProcessedImage) and 0.0 <= scored.quality_learned <= 5.0
+    assert scored.quality_learned == pytest.approx(expected, abs=1e-6)
+    assert model.scorer() is model.scorer()  # one scorer per process and model
+    # the compliance measures come from the same pixels, with or without a model
+    unscored = process_image(data, CleanConfig())
+    assert scored.compliance == unscored.compliance == check_compliance(pixels, CleanConfig().compliance)
+    assert unscored.quality_learned is None and replace(scored, quality_learned=None) == unscored
+    assert (
+        not scored.compliance.compliant and scored.compliance.long_side == 1580
+    )  # apparel: runs off the frame
+
+    strict = replace(model, min_quality=round(expected + 0.001, 4))
+    rejected = process_image(data, CleanConfig(), strict)
+    assert isinstance(rejected, Rejection) and rejected.reason == Reason.LOW_QUALITY
+    assert f"learned quality {expected:.4f}" in rejected.detail
+    assert f"below ingest.min_quality {strict.min_quality:g}" in rejected.detail
+    at_the_threshold = process_image(data, CleanConfig(), replace(model, min_quality=scored.quality_learned))
+    assert isinstance(at_the_threshold, ProcessedImage)  # only scores below the threshold are rejected
 
 
 def test_changed_pixels_are_stored_losslessly_and_bad_bytes_are_rejections():
@@ -99,7 +133,7 @@ def test_identical_bodies_are_cleaned_once_with_the_same_outcomes(product_photos
     runs, cleaned = {}, []
     real_process_image = process.process_image
     monkeypatch.setattr(
-        process, "process_image", lambda data, config: cleaned.append(1) or real_process_image(data, config)
+        process, "process_image", lambda *args: cleaned.append(1) or real_process_image(*args)
     )
     with LoopbackHTTPServer(product_photos) as server:
         urls = _identical_bodies_cases(server, product_photos)

@@ -1,10 +1,13 @@
 """Acceptance of issue 3's ingest: real photos over loopback HTTP into file:// and S3, idempotent reruns,
-retry of only the retryable failures, and the whole bad-input matrix in one feed, outcome by outcome."""
+retry of only the retryable failures, and the whole bad-input matrix in one feed, outcome by outcome; and
+of issue 13's scoring at ingest: a real exported quality model's scores, ranks and low_quality rejects,
+compliance columns, and "auto" without a registry."""
 
 from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import logging
 from pathlib import Path
 
@@ -16,7 +19,7 @@ from pipeline.ingest import run as ingest_run
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.distribute import fetch_and_process
 from pipeline.ingest.feed import FeedError
-from pipeline.ingest.read import read_image, read_partition
+from pipeline.ingest.read import read_image, read_partition, read_partition_or_none
 from pipeline.ingest.run import ingest_partition, parse_partition
 from pipeline.storage import Storage
 from schemas.expectations import GateError, ingest_suites, validate_or_raise
@@ -489,3 +492,123 @@ def test_of_two_ingests_of_one_date_at_once_the_loser_says_so(
     assert len(outcome) == 1 and isinstance(outcome[0], ingest_run.SupersededError), outcome
     assert f"superseded by attempt {fast.manifest.attempt_id}" in str(outcome[0])
     assert read_partition(local_storage, DAY).manifest == fast.manifest
+
+
+# -- the learned quality model at ingest (issue 13): scores, ranks, low_quality rejects, compliance -----
+
+SCORED_PRODUCTS = ("MH01", "MH02", "MH03", "24-WG085")  # three apparel products of 3 photos, one yoga strap
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real 2-worker LocalCluster shared by the scoring runs (started once for them)."""
+    from distributed import Client
+
+    from pipeline.cluster import start_local_cluster
+
+    cluster = start_local_cluster(2)
+    with Client(cluster) as running:
+        yield running
+    cluster.close()
+
+
+def scored_feed(product_photos: Path, tmp_path: Path, base_url: str) -> tuple[Path, list[dict]]:
+    rows = [r for r in catalog_rows(product_photos) if r["sku"] in SCORED_PRODUCTS]
+    return write_feed(tmp_path / "scored.csv", rows, base_url), rows
+
+
+def stored_scores(storage, part, model_file: Path) -> dict[str, float]:
+    """image_id -> the data side's own scorer on each committed image, decoded from its stored bytes."""
+    import numpy as np
+
+    from pipeline.clean.normalize import decode_rgb
+    from pipeline.quality import QualityScorer
+
+    scorer = QualityScorer(model_file)
+    return {
+        row["image_id"]: scorer.score_rgb(np.asarray(decode_rgb(read_image(storage, part.manifest, row))))
+        for row in part.index.to_pylist()
+    }
+
+
+def test_a_quality_model_scores_ranks_and_rejects_below_min_quality(
+    server, product_photos, local_storage, tmp_path, config, client, quality_model_file
+):
+    import statistics
+
+    from pipeline.ingest import scoring
+
+    feed, rows = scored_feed(product_photos, tmp_path, server.base_url)
+    assert len(rows) == 10 and {r["file"] for r in rows if r["sku"] == "24-WG085"} == {"luma-yoga-strap.jpg"}
+    scored = config.model_copy(update={"quality_model": str(quality_model_file), "batch_urls": 2})
+    summary = ingest_partition(str(feed), DAY, local_storage, scored, client=client)
+    assert (summary.inputs, summary.accepted, summary.rejected) == (10, 10, {})
+    assert summary.quality_model == str(quality_model_file) == summary.to_dict()["quality_model"]
+    part = read_partition(local_storage, DAY)
+    assert part.manifest.extra["run"]["quality_model"] == str(quality_model_file)
+    assert part.manifest.schema_versions["image_index"] == 3
+    truth = stored_scores(local_storage, part, quality_model_file)
+    index = part.index.to_pylist()
+    for row in index:
+        assert 0.0 <= row["quality_learned"] <= 5.0
+        assert abs(row["quality_learned"] - truth[row["image_id"]]) <= 1e-5, row["url"]
+    for product in SCORED_PRODUCTS:  # 1 = best score of the product, ties by image_id
+        mine = sorted((r for r in index if r["product_id"] == product), key=lambda r: r["rank_in_product"])
+        assert [r["rank_in_product"] for r in mine] == list(range(1, len(mine) + 1))
+        assert mine == sorted(mine, key=lambda r: (-r["quality_learned"], r["image_id"]))
+    # main-image compliance: the yoga strap on white passes, the apparel runs off the frame
+    by_file = {r["url"].rsplit("/", 1)[1]: r for r in index}
+    strap = by_file["luma-yoga-strap.jpg"]
+    assert strap["compliant"] and strap["white_border_share"] == 1.0 and strap["product_fill"] >= 0.85
+    apparel = [r for f, r in by_file.items() if f != "luma-yoga-strap.jpg"]
+    assert not any(r["compliant"] for r in apparel) and all(r["product_fill"] > 0.9 for r in apparel)
+    # one scorer per worker process, built from the bytes scattered once (each batch names them by key)
+    digest = hashlib.sha256(quality_model_file.read_bytes()).hexdigest()
+    built = client.run(lambda: list(scoring._SCORERS))
+    assert len(built) == 2 and all(keys in ([], [digest]) for keys in built.values()), built
+
+    threshold = statistics.median(truth.values())
+    low = {r["row_key"] for r in index if r["quality_learned"] < threshold}
+    assert len(low) == 5
+    strict_storage = Storage((tmp_path / "strict").as_uri())
+    strict = scored.model_copy(update={"min_quality": threshold})
+    filtered = ingest_partition(str(feed), DAY, strict_storage, strict, client=client)
+    assert filtered.rejected == {"low_quality": 5} and filtered.accepted == 5
+    assert filtered.inputs == filtered.accepted + filtered.duplicates + filtered.rejected_total
+    outcomes = outcome_of(strict_storage, DAY)  # inputs = accepted + duplicates + rejected, row by row
+    assert {key for key, (kind, _) in outcomes.items() if kind == "rejected"} == low
+    for key in low:
+        reject = outcomes[key][1]
+        assert (reject["reason"], reject["stage"], reject["retryable"]) == ("low_quality", "clean", False)
+        assert f"below ingest.min_quality {threshold:g}" in reject["detail"]
+        assert "learned quality " in reject["detail"]
+    kept = [row for kind, row in outcomes.values() if kind == "accepted"]
+    assert all(row["quality_learned"] >= threshold for row in kept)
+    for product in SCORED_PRODUCTS:  # ranks count only the images the partition kept
+        ranks = sorted(r["rank_in_product"] for r in kept if r["product_id"] == product)
+        assert ranks == list(range(1, len(ranks) + 1))
+
+
+def test_auto_without_a_registry_scores_nothing_and_a_bad_model_stops_before_fetching(
+    server, product_photos, local_storage, tmp_path, config, client
+):
+    from pipeline.quality import QualityModelError
+
+    feed, rows = scored_feed(product_photos, tmp_path, server.base_url)
+    for bad in (
+        config.model_copy(update={"quality_model": str(tmp_path / "missing.onnx")}),
+        config.model_copy(update={"min_quality": 2.5}),  # auto, and no registry to find a model in
+    ):
+        with pytest.raises(QualityModelError) as caught:
+            ingest_partition(str(feed), DAY, local_storage, bad, client=client)
+        assert "\n" not in str(caught.value) and str(caught.value).startswith("ingest.")
+    assert server.total_hits() == 0 and read_partition_or_none(local_storage, DAY) is None
+
+    summary = ingest_partition(str(feed), DAY, local_storage, config, client=client, tracking_uri=None)
+    assert summary.quality_model is None and (summary.accepted, summary.rejected) == (10, {})
+    part = read_partition(local_storage, DAY)
+    assert part.manifest.extra["run"]["quality_model"] is None
+    assert part.index["quality_learned"].null_count == part.index["rank_in_product"].null_count == 10
+    for column in ("white_border_share", "product_fill", "compliant"):  # measured with or without a model
+        assert part.index[column].null_count == 0, column
+    assert not local_storage.exists("mlflow")  # looking for a registry does not create one

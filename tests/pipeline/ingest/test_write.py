@@ -91,7 +91,7 @@ def test_commits_every_file_with_sorted_deterministic_content(local_storage, out
         "stats.json",
         "validation.json",
     ]
-    assert manifest.counts == counts and manifest.schema_versions["image_index"] == 2
+    assert manifest.counts == counts and manifest.schema_versions["image_index"] == 3
     verify(local_storage, manifest, checksums=True)  # the evidence is checksummed like every file
     evidence = Validation.from_json(read_verified(local_storage, manifest, "validation.json"))
     assert evidence.success and evidence.attempt_id == manifest.attempt_id and evidence.counts == counts
