@@ -37,7 +37,7 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
     assert "@champion" in out or "champion" in out
     # the quality model: a grid, a registered crisp-quality version, every accepted photo ranked in its product
     grid = read_manifest(storage, "pairs/quality_grid", result["partition"])
-    assert grid.counts["pairs"] == 76 * ingest["accepted"]  # pristine + 15 families x 5 levels per photo
+    assert grid.counts["samples"] == 76 * ingest["accepted"]  # pristine + 15 families x 5 levels per photo
     quality = result["quality"]
     (version,) = list_versions("crisp-quality", RegistryConfig(root=root))
     assert version.version == quality["version"] and -1 <= quality["srcc"] <= 1
