@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.clean.config import ComplianceConfig
+from pipeline.clean.quality import check_pixels
 
 WHITE = 255
 SCAN_LINES = 16  # lines read per step of the inward scan
@@ -40,13 +41,7 @@ class Compliance:
 def check_compliance(pixels: np.ndarray, config: ComplianceConfig | None = None) -> Compliance:
     """The compliance measures of one normalized image; ValueError when `pixels` is not H x W x 3 uint8."""
     config = config or ComplianceConfig()
-    if (
-        not isinstance(pixels, np.ndarray)
-        or pixels.dtype != np.uint8
-        or pixels.ndim != 3
-        or pixels.shape[2] != 3
-    ):
-        raise ValueError(f"pixels must be an HxWx3 uint8 array, got {getattr(pixels, 'shape', type(pixels))}")
+    check_pixels(pixels)
     height, width, _ = pixels.shape
     long_side = max(height, width)
     white = white_border_share(pixels, config.border_share)

@@ -99,7 +99,7 @@ def measure(
 ) -> QualityMetrics:
     """All metrics of one normalized image (see `QualityMetrics` for units); `image`, the same pixels as
     an RGB Pillow image when the caller has one (`NormalizedImage.image`), saves a conversion."""
-    _check_pixels(pixels)
+    check_pixels(pixels)
     if stored_format == "jpeg" and stored_bytes is None:
         raise ValueError("stored_format is 'jpeg': pass stored_bytes so the JPEG quality can be estimated")
     height, width, _ = pixels.shape
@@ -150,7 +150,7 @@ class DegradationMetrics:
 def measure_degradation(pixels: np.ndarray) -> DegradationMetrics:
     """`measure`'s sharpness, noise_sigma and blockiness of HxWx3 uint8 pixels, equal to its values, at a
     third of its cost (no brightness, colour, entropy or border statistics)."""
-    _check_pixels(pixels)
+    check_pixels(pixels)
     small = np.asarray(_analysis_copy(pixels))
     red, green, blue = (small[..., channel].astype(np.float32) for channel in range(3))
     return _degradation(_luma(red, green, blue), pixels)
@@ -206,7 +206,8 @@ def _luma(red: np.ndarray, green: np.ndarray, blue: np.ndarray) -> np.ndarray:
     return 0.299 * red + 0.587 * green + 0.114 * blue
 
 
-def _check_pixels(pixels: np.ndarray) -> None:
+def check_pixels(pixels: np.ndarray) -> None:
+    """ValueError unless `pixels` is an H x W x 3 uint8 array (what normalize hands every measure)."""
     if (
         not isinstance(pixels, np.ndarray)
         or pixels.dtype != np.uint8
