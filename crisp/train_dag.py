@@ -56,6 +56,19 @@ def shared_params(task_name: str, model_name: str, max_steps: int, gates_example
     }
 
 
+def shared_overrides(params: Mapping[str, Any]) -> list[str]:
+    """The `crisp train --set` overrides of the shared Params (partitions, max_steps, devices, overrides)."""
+    partitions = params.get("partitions") or ["all"]
+    return [
+        "data.partitions=all"
+        if "all" in partitions
+        else f"data.partitions=[{', '.join(map(str, partitions))}]",
+        f"trainer.max_steps={int(params['max_steps'])}",
+        f"trainer.devices={int(params['devices'])}",
+        *params.get("overrides", []),
+    ]
+
+
 def gate_policy(task_name: str, params: Mapping[str, Any]):
     """The settings' policy (gates.<task>.*), tightened by the `gates` Param; GatePolicyError if looser."""
     from crisp.settings import load_settings

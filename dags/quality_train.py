@@ -31,7 +31,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from crisp.train_dag import shared_params, train_dag
+from crisp.train_dag import shared_overrides, shared_params, train_dag
 
 CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "quality_net.yaml"
 SCHEDULE = os.environ.get("CRISP_QUALITY_TRAIN_SCHEDULE") or None
@@ -41,16 +41,7 @@ def train_config(params: dict[str, Any], run_dir: str):
     """settings < quality_net.yaml < Params < overrides (the merge of `crisp train`). Raises ValueError."""
     from crisp.commands.train import train_config_from_settings
 
-    partitions = params.get("partitions") or ["all"]
-    overrides = [
-        "data.partitions=all"
-        if "all" in partitions
-        else f"data.partitions=[{', '.join(map(str, partitions))}]",
-        f"trainer.max_steps={int(params['max_steps'])}",
-        f"trainer.devices={int(params['devices'])}",
-        *params.get("overrides", []),
-    ]
-    return train_config_from_settings(CONFIG, overrides, run_name=run_dir)
+    return train_config_from_settings(CONFIG, shared_overrides(params), run_name=run_dir)
 
 
 train_dag(

@@ -40,7 +40,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from crisp.train_dag import shared_params, train_dag
+from crisp.train_dag import shared_overrides, shared_params, train_dag
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULE = os.environ.get("CRISP_SR_TRAIN_SCHEDULE") or None
@@ -56,17 +56,11 @@ def train_config(params: dict[str, Any], run_dir: str):
     base = next(
         (p for p in (configs / f"{arch}_x{scale}.yaml", configs / f"{arch}_x4.yaml") if p.is_file()), None
     )
-    partitions = params.get("partitions") or ["all"]
     overrides = [
         f"model.arch={arch}",
         f"model.scale={scale}",
         f"data.recipe={params['recipe']}",
-        "data.partitions=all"
-        if "all" in partitions
-        else f"data.partitions=[{', '.join(map(str, partitions))}]",
-        f"trainer.max_steps={int(params['max_steps'])}",
-        f"trainer.devices={int(params['devices'])}",
-        *params.get("overrides", []),
+        *shared_overrides(params),  # after the arch/recipe ones: a free override still wins
     ]
     return train_config_from_settings(base, overrides, run_name=run_dir)
 
