@@ -2,7 +2,8 @@
 
 In: an optional YAML path (`--config` or CRISP_CONFIG) and the environment (or a given mapping). Out: a
 frozen `Settings` whose sections are the typed configs owned by each component (storage here; ingest
-(crawl + clean + split), pairs, gates (the promotion policy) in their own modules). Built on pydantic-settings: a YAML file source
+(crawl + clean + split), pairs, gates (the promotion policy), launch (where DAG training runs) in their own
+modules). Built on pydantic-settings: a YAML file source
 under an environment source, both read only what `load_settings` hands them.
 
 One environment convention: the `CRISP_` prefix and `__` for nesting, e.g. `CRISP_ROOT=s3://bucket/crisp`,
@@ -40,6 +41,7 @@ from pydantic_settings import (
 from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
 from schemas.errors import InputError
+from training.launcher import LaunchConfig
 from training.policy import GatePolicy
 from training.quality_gates import QualityGatePolicy
 
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)  # crawl, clean, split, shards, workers
     pairs: PairsConfig = Field(default_factory=PairsConfig)  # recipes, tiles, variants, Dask workers
     gates: GateSettings = Field(default_factory=lambda: GateSettings())  # promotion policy per model kind
+    launch: LaunchConfig = Field(default_factory=LaunchConfig)  # where the DAGs' training runs
 
     @classmethod
     def settings_customise_sources(

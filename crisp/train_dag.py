@@ -9,8 +9,9 @@ model_name, gates).
 
 Tasks, each one step of training/release.py (`crisp demo` and `crisp train --release` run the same steps
 in one process): `check` (the `gates` Param may only tighten the settings' policy `gates.<task>.*`; the
-config, its data (the task's data module `check`) and the devices, before anything starts) -> `train`
-(`python -m training.train` as a subprocess in its own process group; a retry resumes from `last.ckpt`)
+config, its data (the task's data module `check`) and, for a local launch, the devices, before anything
+starts) -> `train` (training/launcher.py by the settings' `launch.kind`: `python -m training.train` as a
+subprocess in its own process group, or a Kubernetes Job; a retry resumes from `last.ckpt`)
 -> `validate` (the MLflow run of the training, the task's validator under the policy, the report) ->
 `register` (a new version as @challenger, a failing one too) -> `promote` (the registry moves @champion
 only when the recorded verdict passes under the configured policy; else the task fails and @champion
@@ -20,18 +21,14 @@ stays). Heavy imports stay inside the tasks, so parsing the DAG files costs noth
 from __future__ import annotations
 
 import logging
-import os
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param, dag, task
 
 log = logging.getLogger(__name__)
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_dir(run_id: str) -> str:
@@ -117,16 +114,21 @@ def train_dag(
         def check() -> dict:
             from airflow.sdk import get_current_context
 
+            from crisp.settings import load_settings
             from training.tasks import get_task
             from training.train import resolve_hardware
 
             context = get_current_context()
             policy = gate_policy(task_name, context["params"])  # a looser trigger fails before training
             config = config_of(context)
-            hardware = resolve_hardware(config.trainer)
+            launch = load_settings().launch
+            # a Job's devices are on its nodes, not on this worker: only a local run checks them here
+            devices = (
+                resolve_hardware(config.trainer).devices if launch.kind == "local" else config.trainer.devices
+            )
             data = get_task(config.task).make_data(config.data, config.model)
-            summary = data.check(hardware.devices * config.trainer.num_nodes)
-            summary.update(output=config.output, arch=config.model.arch, devices=hardware.devices)
+            summary = data.check(devices * config.trainer.num_nodes)
+            summary.update(output=config.output, arch=config.model.arch, devices=devices, launch=launch.kind)
             if getattr(config.model, "scale", None):
                 summary["scale"] = config.model.scale
             summary["gates"] = policy.model_dump(mode="json", exclude={"benchmarks"})
@@ -136,26 +138,19 @@ def train_dag(
         @task(execution_timeout=timedelta(hours=24))
         def train(summary: dict) -> dict:
             import json
-            import sys
-            import tempfile
 
-            import yaml
             from airflow.sdk import get_current_context
 
+            from crisp.settings import load_settings
             from pipeline.storage import Storage
-            from training.launch import run_training
+            from training.launcher import launch_training
 
-            config = config_of(get_current_context())
-            env = dict(os.environ)
-            env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // summary["devices"])))
-            env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-            with tempfile.TemporaryDirectory(prefix=f"crisp-{task_name}-train-") as tmp:
-                path = Path(tmp) / "train.yaml"  # may hold S3 keys: private to this task, deleted after
-                path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
-                path.chmod(0o600)
-                command = [sys.executable, "-m", "training.train", "--config", str(path)]
-                # its own process group: a killed or timed-out task takes every DDP rank down with it
-                run_training(command, env, REPO, on_line=lambda line: log.info("%s", line))
+            context = get_current_context()
+            config = config_of(context)
+            # a subprocess group or a Kubernetes Job: a killed or timed-out task takes it down too
+            launch_training(
+                config, load_settings().launch, context["run_id"], lambda line: log.info("%s", line)
+            )
             result = json.loads(
                 Storage(config.output, dict(config.output_storage_options)).read_bytes("result.json")
             )

@@ -2,9 +2,9 @@
 ### sr_train
 
 Train a super-resolution model on committed pair partitions. The training runs as a subprocess,
-`python -m training.train --config <resolved yaml>`, so the Airflow worker only waits (on Kubernetes,
-replace that one task by a GPU pod running the same command; see `infra/`). Lightning DDP re-launches the
-subprocess per extra device.
+`python -m training.train --config <resolved yaml>`, so the Airflow worker only waits; with the settings'
+`launch.kind: kubernetes` it runs as a Kubernetes Job on GPU nodes instead (infra/k8s/train-job.yaml,
+infra/README.md). Lightning DDP re-launches the subprocess per extra device.
 
 **Trigger**: manual, with Params: `arch` (espcn, edsr_baseline, safmn), `scale` (2, 3, 4), `recipe`
 (e.g. bicubic_x4, realworld_x4), `partitions` (dates, or ["all"]), `max_steps`, `devices`, and free

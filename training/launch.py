@@ -1,15 +1,16 @@
 """Launch: run a training command as a process tree of its own, and never let it outlive its caller.
 
-In: a command (`python -m training.train --config ...`), its environment and working folder, an optional
-timeout, and a callback for each output line. Out: the exit code (0 = trained) and the last output
-lines; `TrainingFailed` (with that tail) when it exits non-zero or times out.
+In: a TrainConfig (`run_local`: written to a private YAML, run as `python -m training.train`) or any
+command with its environment and working folder (`run_training`), a callback for each output line and an
+optional timeout. Out: 0 when it exited 0; `TrainingFailed` (with the output tail) when it exits non-zero
+or times out. training/launcher.py picks this launcher (the default) or the Kubernetes one.
 
 Why a process group: `training.train` with DDP starts one process per device, and an Airflow task that
 is killed (a timeout, a cleared run, the worker going down) only signals its own process. The command
 runs in a new session, and a SIGTERM or SIGINT to the caller, a timeout or any exception while it runs
 terminates the whole group (SIGTERM, then SIGKILL after a grace period), so no DDP rank keeps a GPU or
-a checkpoint file busy. This is the local launcher, the default; on Kubernetes the same command runs
-as the Indexed Job of infra/k8s/train-job.yaml, whose pods the cluster reaps.
+a checkpoint file busy. On Kubernetes (training/launch_k8s.py) the same training runs as an Indexed Job
+on GPU nodes, and the same events delete the Job, whose pods the cluster then stops.
 """
 
 from __future__ import annotations
@@ -17,19 +18,43 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import yaml
+
 from schemas.errors import CrispError
 
 GRACE_S = 30.0  # between SIGTERM and SIGKILL: long enough for rank 0 to finish a checkpoint write
 
 
+REPO = Path(__file__).resolve().parents[1]
+
+
 class TrainingFailed(CrispError):
     """The training process exited non-zero or ran out of time; the message ends with its output tail."""
+
+
+def run_local(
+    config, on_line: Callable[[str], None] = lambda line: None, timeout_s: float | None = None
+) -> int:
+    """Train `config` (a TrainConfig) as `python -m training.train` in its own process group on this
+    machine; 0, else TrainingFailed."""
+    env = dict(os.environ)
+    devices = config.trainer.devices if isinstance(config.trainer.devices, int) else 1
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    with tempfile.TemporaryDirectory(prefix=f"crisp-{config.task}-train-") as tmp:
+        path = Path(tmp) / "train.yaml"  # may hold S3 keys: private to this run, deleted after
+        path.write_text(yaml.safe_dump(config.model_dump(mode="json")))
+        path.chmod(0o600)
+        command = [sys.executable, "-m", "training.train", "--config", str(path)]
+        return run_training(command, env, REPO, on_line, timeout_s)
 
 
 def run_training(
@@ -58,7 +83,7 @@ def run_training(
         _terminate(process)
 
     timer = threading.Timer(timeout_s, on_timeout) if timeout_s else None
-    with _terminate_on_signals(process):
+    with terminate_on_signals(lambda: _terminate(process)):
         try:
             if timer is not None:
                 timer.start()
@@ -95,15 +120,15 @@ def _terminate(process: subprocess.Popen, grace_s: float = GRACE_S) -> None:
 
 
 @contextmanager
-def _terminate_on_signals(process: subprocess.Popen):
-    """While the training runs, SIGTERM / SIGINT to this process end the training's group first."""
+def terminate_on_signals(stop: Callable[[], None]):
+    """While the training runs, SIGTERM / SIGINT to this process call `stop` (end the training) first."""
     if threading.current_thread() is not threading.main_thread():
         yield  # signal handlers can only be set from the main thread; `finally` above still cleans up
         return
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
 
-    def stop(signum, frame):
-        _terminate(process)
+    def on_signal(signum, frame):
+        stop()
         handler = previous[signum]
         if callable(handler):
             handler(signum, frame)
@@ -111,7 +136,7 @@ def _terminate_on_signals(process: subprocess.Popen):
             raise SystemExit(128 + signum)
 
     for sig in previous:
-        signal.signal(sig, stop)
+        signal.signal(sig, on_signal)
     try:
         yield
     finally:

@@ -157,3 +157,47 @@ def test_failing_gate_fails_promote_and_leaves_champion(airflow_db, root, policy
     out, err = capfd.readouterr()
     assert "not promoted" in out + err and "bicubic_margin" in out + err
     assert _champion(root, "dag-sr-fail") == ([], 1)
+
+
+@pytest.mark.slow
+def test_on_kubernetes_the_train_task_runs_a_job_and_the_release_follows(
+    airflow_db, root, policy, tmp_path, monkeypatch, capfd
+):
+    """launch.kind=kubernetes: `train` submits the Job of infra/k8s/train-job.yaml through the Airflow
+    connection, the pod (torchrun -m crisp train, settings from the crisp-settings ConfigMap) trains, and
+    validate -> register -> promote carry on from its result.json (tests/support/kube_api.py: the API
+    server and kubelet, pods as local processes with the image's /app = this checkout)."""
+    import json
+
+    from tests.conftest import REPO
+    from tests.support.kube_api import KubeAPI
+
+    policy(-100.0)
+    with KubeAPI(image_paths={"/app": REPO}) as api:
+        settings = {"CRISP_ROOT": root.root, "OMP_NUM_THREADS": "1"}
+        api.add(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "crisp-settings"},
+                "data": settings,
+            }
+        )
+        api.add({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "crisp-s3"}, "data": {}})
+        connection = {"conn_type": "kubernetes", "extra": {"kube_config": api.kubeconfig()}}
+        monkeypatch.setenv("AIRFLOW_CONN_KUBERNETES_DEFAULT", json.dumps(connection))
+        monkeypatch.setenv("CRISP_LAUNCH__KIND", "kubernetes")
+        monkeypatch.setenv("CRISP_LAUNCH__KUBERNETES__CONFIG_MOUNT", str(tmp_path / "mount"))
+        monkeypatch.setenv("CRISP_LAUNCH__KUBERNETES__POLL_S", "0.5")
+        conf = {"partitions": [TINY_PARTITION], "max_steps": 2, "overrides": TINY, "model_name": "dag-sr-k8s"}
+        run = run_dag("sr_train", WHEN, conf=conf)
+        (job,) = api.jobs()
+        (pod,) = api.pods.values()
+    assert job["status"]["conditions"][0]["type"] == "Complete"
+    assert pod.obj["spec"]["containers"][0]["command"] == ["torchrun"]
+    assert run.get_task_instance("promote").xcom_pull(task_ids="promote") == 1
+    assert _champion(root, "dag-sr-k8s") == ([1], 1)
+    result = run.get_task_instance("train").xcom_pull(task_ids="train")
+    assert result["global_step"] == 2 and result["last_ckpt_uri"].startswith(f"{root.root}/runs/sr_train/")
+    out, err = capfd.readouterr()
+    assert "Trainer" in bytes(pod.log).decode() and "submitted Job default/crisp-sr-" in out + err
