@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,12 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 
 
 from tests.support.quality_grid import grid_root  # noqa: E402, F401 (a session fixture, used by name)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The throwaway Airflow home goes with the session (it held the SQLite DB and the task logs)."""
+    if os.environ.get("AIRFLOW_HOME") == str(_AIRFLOW_HOME):
+        shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
