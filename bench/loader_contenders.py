@@ -9,9 +9,11 @@ In (a JSON spec file, written by bench/bench_loader.py, which starts this module
 Out: one JSON line on stdout: {"epochs": [{"seconds", "samples"}...]} (+ "warm"), or {"seconds"} for optimize.
 
 Both loaders do the same per-sample work: Crisp's `decode_tile` of the LR and HR tiles, its `augment`
-(aligned random crop, flips, transpose) and `to_tensor`. An epoch is timed from `iter(loader)` (worker start
-included: neither keeps workers between epochs) to its last batch. LitData's S3 epochs each get an empty
-chunk cache unless told to reuse the last one. LitData 0.2.76 builds its obstore client with fixed client
+(aligned random crop, flips, transpose) and `to_tensor`. An epoch is timed from `iter(loader)` to its last
+batch. Crisp's loader keeps its workers across epochs (persistent workers), and so does LitData's on a
+local folder (one StreamingDataLoader for every epoch, `persistent_workers=True`); the first epoch of
+each includes starting them. LitData's S3 epochs each get an empty chunk cache unless told to reuse the
+last one, which takes a new dataset and loader, so its S3 workers start every epoch. LitData 0.2.76 builds its obstore client with fixed client
 options that lack `allow_http`, so obstore refuses the http:// test endpoint ("BadScheme"); the LitData
 child adds the flag to that module constant (PLATFORM-NOTES: AWS_ALLOW_HTTP alone does not help).
 """
@@ -92,10 +94,13 @@ def litdata_epochs(spec: dict[str, Any]) -> dict[str, Any]:
     transform = functools.partial(decode_and_augment, patch=spec["patch"])
 
     caches: list[str | None] = []  # a local input_dir is read in place: no cache
+    remote = spec["input_dir"].startswith("s3://")
+    kept: list[Any] = []  # local: one loader for every epoch, its workers persistent (as Crisp's)
 
     def make(epoch: int, reuse_cache: bool = False):
+        if not remote and kept:
+            return kept[0]
         if not reuse_cache:
-            remote = spec["input_dir"].startswith("s3://")
             caches.append(
                 tempfile.mkdtemp(prefix="litdata-cache-", dir=spec["cache_root"]) if remote else None
             )
@@ -108,7 +113,16 @@ def litdata_epochs(spec: dict[str, Any]) -> dict[str, Any]:
             storage_options=spec["options"] or None,
             transform=transform,
         )
-        return StreamingDataLoader(dataset, batch_size=spec["batch_size"], num_workers=spec["workers"])
+        workers = spec["workers"]
+        loader = StreamingDataLoader(
+            dataset,
+            batch_size=spec["batch_size"],
+            num_workers=workers,
+            persistent_workers=workers > 0 and not remote,
+        )
+        if not remote:
+            kept.append(loader)
+        return loader
 
     result = {"epochs": timed_epochs(make, spec["epochs"])}
     if spec["warm_epochs"]:  # the last cold epoch filled its cache: read the same cache again

@@ -65,6 +65,7 @@ def test_rate_is_the_median_epoch_rate():
         result["value"] == 50.0
         and result["epochs_s"] == [2.0, 1.0, 4.0]
         and result["samples_per_epoch"] == 100
+        and result["first_epoch"] == 50.0
     )
 
 

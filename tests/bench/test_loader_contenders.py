@@ -73,3 +73,6 @@ def test_litdata_optimize_and_stream_the_same_tiles(tiny_root, tmp_path):
             "cache_root": str(tmp_path), "warm_epochs": 0}  # fmt: skip
     runs = run_contender("litdata", spec)["epochs"]
     assert runs[0]["samples"] == len(tiles) // 4 * 4  # drop_last: every full batch of the same tiles
+    # two workers kept across two epochs (one local loader, persistent workers): every epoch served whole
+    runs = run_contender("litdata", {**spec, "workers": 2, "epochs": 2})["epochs"]
+    assert len(runs) == 2 and all(0 < r["samples"] <= len(tiles) for r in runs), runs

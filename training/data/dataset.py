@@ -127,9 +127,11 @@ class PairReader:
 class TrainPairStream(IterableDataset):
     """One rank's training samples for the current epoch, read block by block by its loader workers.
 
-    The owner sets `epoch` and `start_batch` before each `iter(loader)` (workers copy the object then).
-    Each worker reads its role's windows (training/data/sampler.py): the blocks of the next window are
-    fetched by the thread pool while the current one is decoded, so storage latency stays hidden.
+    The owner sets `epoch` and `start_batch` before each `iter(loader)`. They live in a shared-memory
+    tensor, so persistent loader workers (started once, holding their copy of this object) read the new
+    values when the next epoch's `iter()` resumes them. Each worker reads its role's windows
+    (training/data/sampler.py): the blocks of the next window are fetched by the thread pool while the
+    current one is decoded, so storage latency stays hidden.
     """
 
     def __init__(
@@ -137,7 +139,23 @@ class TrainPairStream(IterableDataset):
     ) -> None:
         self.reader, self.plan, self.rank = reader, plan, rank
         self.scale, self.patch, self.read_threads = scale, patch, read_threads
-        self.epoch, self.start_batch = 0, 0
+        self._cursor = torch.zeros(2, dtype=torch.int64).share_memory_()  # (epoch, start batch)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._cursor[0])
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._cursor[0] = value
+
+    @property
+    def start_batch(self) -> int:
+        return int(self._cursor[1])
+
+    @start_batch.setter
+    def start_batch(self, value: int) -> None:
+        self._cursor[1] = value
 
     def __len__(self) -> int:
         return self.plan.samples_per_rank

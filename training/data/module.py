@@ -16,7 +16,8 @@ seed, val split, benchmark folders) and the model's scale. Out: `SRDataModule`, 
   `on_after_batch_transfer`, after Lightning's one-batch prefetch), and `state_dict()` saves
   (epoch, batches, samples consumed) into every checkpoint. `load_state_dict()` makes the next
   `iter()` of the train loader start at that batch of that epoch, under the same `EpochPlan`.
-- Loader workers are not persistent: each epoch's `iter()` hands them the new epoch and start batch.
+- Loader workers are persistent (started once, not every epoch): each epoch's `iter()` hands them the
+  new epoch and start batch through the stream's shared-memory cursor (training/data/dataset.py).
 """
 
 from __future__ import annotations
@@ -79,7 +80,7 @@ class DataConfig(BaseModel):
 
 
 class _EpochLoader(DataLoader):
-    """A DataLoader that tells its owner before each `iter()`, i.e. before workers copy the dataset."""
+    """A DataLoader that tells its owner before each `iter()`, i.e. before its workers start or resume."""
 
     def __init__(self, *args: Any, before_iter: Callable[[], None], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -221,7 +222,7 @@ class SRDataModule(ResumableLoader, pl.LightningDataModule):
             self.train_set,
             batch_size=cfg.batch_size,
             num_workers=cfg.workers,
-            persistent_workers=False,
+            persistent_workers=cfg.workers > 0,
             before_iter=self._begin_epoch,
         )
 

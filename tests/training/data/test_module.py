@@ -138,3 +138,32 @@ def test_min_quality_needs_scores(tiny_pairs, tmp_path):
     _scored_images(root, dict.fromkeys(train["image_id"].to_pylist()))
     with pytest.raises(DataError, match="holds no learned quality scores"):
         SRDataModule(_config(root, min_quality=1.0), scale=4).check()
+
+
+def test_persistent_workers_follow_each_epoch_and_a_resume(tiny_pairs):
+    """Two loader workers are started once; each later `iter()` (a new epoch, then a restored position)
+    serves exactly the plan's batches for that epoch and start, as a fresh single-process loader does."""
+    module = SRDataModule(_config(tiny_pairs, workers=2, block_size=1), scale=4)
+    module.setup("fit")
+    plan, keys = module.train_set.plan, module.train_set.reader.keys
+    loader = module.train_dataloader()
+    assert loader.persistent_workers
+    from training.data.sampler import LoaderPosition
+
+    seen = {}
+    for epoch in (0, 1):
+        module.position = LoaderPosition(epoch=epoch)
+        seen[epoch] = sorted(k for batch in loader for k in batch["key"])
+        workers = loader._iterator._workers  # noqa: SLF001 (the same processes serve every epoch)
+        if epoch == 0:
+            first_workers = [w.pid for w in workers]
+        assert [w.pid for w in workers] == first_workers
+    expected = {e: sorted(keys[i] for b in plan.rank_batches(e, 0) for i in b) for e in (0, 1)}
+    assert (
+        seen == expected
+        and seen[0] != []
+        and plan.rank_batches(0, 0).tolist() != plan.rank_batches(1, 0).tolist()
+    )
+    module.load_state_dict({**module.state_dict(), "epoch": 3, "batches": 1})
+    resumed = sorted(k for batch in loader for k in batch["key"])
+    assert resumed == sorted(keys[i] for b in plan.rank_batches(3, 0)[1:] for i in b)
