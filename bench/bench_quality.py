@@ -183,7 +183,7 @@ def budget_schedule(seconds: float, warmup_steps: int, min_lr_ratio: float, max_
 
 def train_config(config: QualityBenchConfig, root_uri: str, output_uri: str) -> Any:
     """The task's default training config (training/configs/quality_net.yaml when present) on this grid."""
-    from training.train import load_train_config
+    from training.fit.train import load_train_config
 
     overrides = {
         "output": output_uri, "resume": "never", "data.root": root_uri, "data.partitions": [PARTITION],
@@ -200,7 +200,7 @@ def train_budgeted(config: QualityBenchConfig, root_uri: str, output_uri: str) -
     import torch
     from lightning.pytorch.callbacks import Timer
 
-    from training.train import train
+    from training.fit.train import train
 
     torch.set_num_threads(config.threads)
     tc = train_config(config, root_uri, output_uri)
@@ -360,8 +360,8 @@ def score_metrics(
 ) -> dict[str, Any]:
     """SRCC/PLCC/KRCC, per-family SRCC, pair accuracy and reject AUC of higher-is-better `scores`, over
     the members where `mask` (default: finite scores) holds; `coverage` is that share."""
-    from training.lit_quality import quality_metrics
-    from training.quality_validate import reject_auc
+    from training.fit.lit_quality import quality_metrics
+    from training.gates.quality_validate import reject_auc
 
     keep = np.isfinite(scores) if mask is None else mask & np.isfinite(scores)
     idx = np.flatnonzero(keep)
@@ -546,9 +546,9 @@ def main() -> None:
     from bench.results import code_version
     from pipeline.storage import Storage
     from training.data.quality import load_quality_catalog
-    from training.export_onnx import export_onnx
-    from training.quality_gates import QualityGatePolicy
-    from training.safe_load import safe_load
+    from training.gates.quality_gates import QualityGatePolicy
+    from training.gates.safe_load import safe_load
+    from training.serve.export_onnx import export_onnx
 
     if not logging.getLogger().handlers:  # run as a script: the stages' progress lines, not Dask's chatter
         logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")

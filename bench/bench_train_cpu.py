@@ -162,7 +162,7 @@ def train_budgeted(config: TrainCpuBenchConfig, root_uri: str, output_uri: str) 
     import torch
     from lightning.pytorch.callbacks import Timer
 
-    from training.train import load_train_config, train
+    from training.fit.train import load_train_config, train
 
     torch.set_num_threads(config.threads)
     overrides = {
@@ -191,7 +191,7 @@ def train_budgeted(config: TrainCpuBenchConfig, root_uri: str, output_uri: str) 
 
 
 def score(model: Any, benchmarks: Path) -> dict[str, tuple[float, float]]:
-    from training.evaluate import evaluate_folder
+    from training.gates.evaluate import evaluate_folder
 
     out = {}
     for name in ("Set5", "Set14"):
@@ -208,7 +208,7 @@ def main() -> None:
     from pipeline.pairs.job import build_pairs
     from pipeline.storage import Storage
     from training.archs import build_arch
-    from training.safe_load import safe_load
+    from training.gates.safe_load import safe_load
 
     config = TrainCpuBenchConfig.from_env()
     load_before = os.getloadavg()

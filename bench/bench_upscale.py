@@ -6,7 +6,7 @@ In: one product photo of ../shared/data/products/magento_luma (the first in cata
 throughput does not depend on the weights, the checkpoint makes the CLI path real), and `UpscaleBenchConfig`
 from the environment (CRISP_BENCH_REPEATS, default 3; CRISP_BENCH_QUICK=1: 1 repeat).
 Out: bench/results/upscale.json with
-- throughput: megapixels/s of output of `training.upscale.upscale_image` (tile 256, overlap 16, CPU, torch's
+- throughput: megapixels/s of output of `training.serve.upscale.upscale_image` (tile 256, overlap 16, CPU, torch's
   default threads) on the crop, median of `repeats`; the whole-image (untiled) forward in the same run as the
   baseline; SAFMN and EDSR-baseline (random weights) timed on one tile and scaled to the crop's tile count;
 - peak memory: max RSS of a process (os.wait4's rusage, one fresh process per figure) running
@@ -131,7 +131,7 @@ def whole_image_forward(checkpoint: str, image: str, out: str) -> None:
     import torch
     from PIL import Image
 
-    from training.safe_load import safe_load
+    from training.gates.safe_load import safe_load
 
     model, _ = safe_load(checkpoint)
     with Image.open(image) as img:
@@ -164,8 +164,8 @@ def measure_throughput(config: UpscaleBenchConfig, checkpoint: Path, crop_path: 
     from PIL import Image
 
     from training.archs import build_arch
-    from training.safe_load import safe_load
-    from training.upscale import count_tiles, upscale_image
+    from training.gates.safe_load import safe_load
+    from training.serve.upscale import count_tiles, upscale_image
 
     s, tile, overlap = config.scale, config.tile, config.overlap
     with Image.open(crop_path) as img:

@@ -138,7 +138,7 @@ def run_demo(
 
 
 def _train(storage, partition: str, steps: int):
-    from training.train import load_train_config, train
+    from training.fit.train import load_train_config, train
 
     config_path = Path(__file__).resolve().parents[1] / "training" / "configs" / "espcn_x4.yaml"
     overrides = [
@@ -162,11 +162,11 @@ def _train(storage, partition: str, steps: int):
 
 
 def _release(storage, config, trained, partition: str):
-    """The release flow every entry point uses (training/release.py), under the demo's gate policy."""
+    """The release flow every entry point uses (training/registry/release.py), under the demo's gate policy."""
     from crisp.demo_catalog import photo_folder
-    from training.policy import GatePolicy
-    from training.registry import RegistryConfig
-    from training.release import ReleaseTarget, release
+    from training.gates.policy import GatePolicy
+    from training.registry.release import ReleaseTarget, release
+    from training.registry.versions import RegistryConfig
 
     policy = GatePolicy(benchmarks=_push_reference_sets(storage))
     target = ReleaseTarget(
@@ -199,8 +199,8 @@ def _upscale_sample(storage, version: int) -> str:
 
     from crisp.commands.upscale import write_side_by_side
     from crisp.demo_catalog import photo_folder
-    from training.registry import RegistryConfig, load_model
-    from training.upscale import upscale_image
+    from training.registry.versions import RegistryConfig, load_model
+    from training.serve.upscale import upscale_image
 
     model, meta = load_model(f"models:/{MODEL_NAME}/{version}", RegistryConfig(root=storage.root))
     sample = Image.open(photo_folder() / "chelsea.png").convert("RGB")
@@ -219,10 +219,10 @@ def _quality(storage, partition: str, steps: int) -> dict[str, Any]:
     the demo's policy, then every accepted photo scored and ranked within its product."""
     from pipeline.pairs.config import PairsConfig
     from pipeline.pairs.job import build_pairs
-    from training.quality_gates import QualityGatePolicy
-    from training.registry import RegistryConfig
-    from training.release import ReleaseTarget, release
-    from training.train import TrainConfig, train
+    from training.fit.train import TrainConfig, train
+    from training.gates.quality_gates import QualityGatePolicy
+    from training.registry.release import ReleaseTarget, release
+    from training.registry.versions import RegistryConfig
 
     _say(f"8/{STEPS} quality grid: 15 distortion families x 5 levels per photo, {QUALITY_CANVAS}-px canvases")
     grid = PairsConfig(recipes=["quality_grid"], quality_grid={"canvas_long_side": QUALITY_CANVAS})

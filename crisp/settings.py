@@ -41,9 +41,9 @@ from pydantic_settings import (
 from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
 from schemas.errors import InputError
-from training.launcher import LaunchConfig
-from training.policy import GatePolicy
-from training.quality_gates import QualityGatePolicy
+from training.fit.launcher import LaunchConfig
+from training.gates.policy import GatePolicy
+from training.gates.quality_gates import QualityGatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class GateSettings(BaseModel):
     """The promotion gates of each model kind: policy of the deployment, never of a trigger."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    sr: GatePolicy = Field(default_factory=GatePolicy)  # super-resolution (training/policy.py)
-    quality: QualityGatePolicy = Field(default_factory=QualityGatePolicy)  # training/quality_gates.py
+    sr: GatePolicy = Field(default_factory=GatePolicy)  # super-resolution (training/gates/policy.py)
+    quality: QualityGatePolicy = Field(default_factory=QualityGatePolicy)  # training/gates/quality_gates.py
 
 
 class Settings(BaseSettings):
@@ -142,7 +142,7 @@ class Settings(BaseSettings):
 
     def registry(self, policy: str = "sr"):
         """The model registry these settings name, carrying the gate policy promotion re-applies."""
-        from training.registry import RegistryConfig
+        from training.registry.versions import RegistryConfig
 
         return RegistryConfig(
             root=self.root,

@@ -7,10 +7,10 @@ tags and doc_md. Out: the Airflow DAG (dags/sr_train.py and dags/quality_train.p
 docs and this call). Every Param set extends `shared_params` (partitions, max_steps, devices, overrides,
 model_name, gates).
 
-Tasks, each one step of training/release.py (`crisp demo` and `crisp train --release` run the same steps
+Tasks, each one step of training/registry/release.py (`crisp demo` and `crisp train --release` run the same steps
 in one process): `check` (the `gates` Param may only tighten the settings' policy `gates.<task>.*`; the
 config, its data (the task's data module `check`) and, for a local launch, the devices, before anything
-starts) -> `train` (training/launcher.py by the settings' `launch.kind`: `python -m training.train` as a
+starts) -> `train` (training/fit/launcher.py by the settings' `launch.kind`: `python -m training.fit.train` as a
 subprocess in its own process group, or a Kubernetes Job; a retry resumes from `last.ckpt`)
 -> `validate` (the MLflow run of the training, the task's validator under the policy, the report) ->
 `register` (a new version as @challenger, a failing one too) -> `promote` (the registry moves @champion
@@ -69,7 +69,7 @@ def shared_overrides(params: Mapping[str, Any]) -> list[str]:
 def gate_policy(task_name: str, params: Mapping[str, Any]):
     """The settings' policy (gates.<task>.*), tightened by the `gates` Param; GatePolicyError if looser."""
     from crisp.settings import load_settings
-    from training.release import tighten_gates
+    from training.registry.release import tighten_gates
 
     return tighten_gates(getattr(load_settings().gates, task_name), params.get("gates"))
 
@@ -115,8 +115,8 @@ def train_dag(
             from airflow.sdk import get_current_context
 
             from crisp.settings import load_settings
+            from training.fit.train import resolve_hardware
             from training.tasks import get_task
-            from training.train import resolve_hardware
 
             context = get_current_context()
             policy = gate_policy(task_name, context["params"])  # a looser trigger fails before training
@@ -143,7 +143,7 @@ def train_dag(
 
             from crisp.settings import load_settings
             from pipeline.storage import Storage
-            from training.launcher import launch_training
+            from training.fit.launcher import launch_training
 
             context = get_current_context()
             config = config_of(context)
@@ -161,7 +161,7 @@ def train_dag(
         def validate(result: dict) -> dict:
             from airflow.sdk import get_current_context
 
-            from training.release import log_training, validate_candidate, write_release_report
+            from training.registry.release import log_training, validate_candidate, write_release_report
 
             context = get_current_context()
             params = context["params"]
@@ -179,9 +179,9 @@ def train_dag(
         def register(validated: dict) -> int:
             from airflow.sdk import get_current_context
 
-            from training.release import register_candidate
-            from training.validate import Validation
-            from training.verdict import Verdict
+            from training.gates.validate import Validation
+            from training.gates.verdict import Verdict
+            from training.registry.release import register_candidate
 
             context = get_current_context()
             target = release_target(config_of(context), context["params"], photos)
@@ -196,7 +196,7 @@ def train_dag(
             from airflow.sdk import get_current_context
             from airflow.sdk.exceptions import AirflowFailException
 
-            from training.release import promote_candidate
+            from training.registry.release import promote_candidate
 
             context = get_current_context()
             target = release_target(config_of(context), context["params"], photos)

@@ -4,7 +4,7 @@
 Train the learned no-reference quality model (0-5 technical quality: sharpness, noise, compression,
 exposure, colour; not aesthetics) on committed `pairs/quality_grid/<date>` partitions (the distortion
 grid made by `sr_pairs` / `crisp pairs --recipe quality_grid`), then release it as `crisp-quality`.
-The training runs as a subprocess, `python -m training.train --config <resolved yaml>` (or, with the
+The training runs as a subprocess, `python -m training.fit.train --config <resolved yaml>` (or, with the
 settings' `launch.kind: kubernetes`, as a Kubernetes Job: infra/README.md), from
 `training/configs/quality_net.yaml` (QualityNet, 0.53M params, the CPU default).
 

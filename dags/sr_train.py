@@ -2,7 +2,7 @@
 ### sr_train
 
 Train a super-resolution model on committed pair partitions. The training runs as a subprocess,
-`python -m training.train --config <resolved yaml>`, so the Airflow worker only waits; with the settings'
+`python -m training.fit.train --config <resolved yaml>`, so the Airflow worker only waits; with the settings'
 `launch.kind: kubernetes` it runs as a Kubernetes Job on GPU nodes instead (infra/k8s/train-job.yaml,
 infra/README.md). Lightning DDP re-launches the subprocess per extra device.
 
@@ -16,7 +16,7 @@ S3 options come from the worker's Crisp settings (`CRISP_CONFIG` / `CRISP_ROOT`)
 **Schedule**: none by default. Set `CRISP_SR_TRAIN_SCHEDULE=@weekly` on the scheduler for a weekly retrain
 with the default Params (every committed partition), `catchup=False`.
 
-Tasks (crisp/train_dag.py: the release flow of training/release.py, one step per task, the same DAG as
+Tasks (crisp/train_dag.py: the release flow of training/registry/release.py, one step per task, the same DAG as
 quality_train; `crisp demo` and `crisp train --release` run the same steps in one process): `check` (before anything starts: the `gates`
 Param may only tighten the settings' policy `gates.sr.*` (a looser value fails here, naming it); arch and
 options, recipe/scale match, committed and large enough data, devices this worker has) -> `train` (the
@@ -48,7 +48,7 @@ SCHEDULE = os.environ.get("CRISP_SR_TRAIN_SCHEDULE") or None
 
 def train_config(params: dict[str, Any], run_dir: str):
     """The TrainConfig a run trains with: settings < base YAML < Params < overrides (the same merge as
-    `crisp train` and `python -m training.train`). Raises ValueError."""
+    `crisp train` and `python -m training.fit.train`). Raises ValueError."""
     from crisp.commands.train import train_config_from_settings
 
     arch, scale = params["arch"], int(params["scale"])

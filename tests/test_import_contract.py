@@ -100,6 +100,6 @@ def test_no_import_cycle_below_the_wiring():
 def test_the_contract_catches_a_violation(tmp_path):
     """The checker itself can fail: a file importing training from pipeline is reported."""
     bad = tmp_path / "bad.py"
-    bad.write_text("def f():\n    from training.registry import promote\n")
+    bad.write_text("def f():\n    from training.registry.versions import promote\n")
     _, every = _imports(bad)
-    assert "training.registry" in every
+    assert "training.registry.versions" in every

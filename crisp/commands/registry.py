@@ -1,4 +1,4 @@
-"""`crisp registry list|register|promote|rollback`: the MLflow Model Registry (training/registry.py).
+"""`crisp registry list|register|promote|rollback`: the MLflow Model Registry (training/registry/versions.py).
 
 In: a registered-model name (and a version, or a checkpoint plus its verdict JSON). The store comes from
 the settings: `mlflow_tracking_uri`, else SQLite under the storage root; promotion re-applies the settings'
@@ -40,7 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _list(args: argparse.Namespace, config) -> int:
     import json
 
-    from training.registry import list_versions
+    from training.registry.versions import list_versions
 
     versions = list_versions(args.name, config)
     if args.json:
@@ -61,9 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from crisp.settings import load_settings
-    from training import registry
-    from training.safe_load import CheckpointRejected
-    from training.verdict import Verdict
+    from training.gates.safe_load import CheckpointRejected
+    from training.gates.verdict import Verdict
+    from training.registry import versions as registry
 
     settings = load_settings(args.config)
     config = settings.registry()

@@ -5,14 +5,14 @@ NAME (without --config: the task's default YAML, `DEFAULT_CONFIGS`), and any num
 section.key=value overrides (values parsed as YAML: `--set trainer.max_steps=500`,
 `--set data.partitions=[2026-11-20]`). The Crisp settings fill what the YAML leaves out: `data.root`,
 `output` (default <root>/runs/<task>_train), the MLflow tracking URI and experiment (crisp-<task>) and the
-S3 options; `train_config_from_settings` is that merge, shared with `python -m training.train` (and
+S3 options; `train_config_from_settings` is that merge, shared with `python -m training.fit.train` (and
 importable for the sr_train DAG).
 Out: checkpoints/{last,best}.ckpt, logs/ and result.json under `output`, Lightning's progress bar on
 stderr, the TrainResult as JSON on stdout. Exit codes: 0 trained, 2 bad config or data (found before
 training starts), 1 the run failed (e.g. a non-finite loss). With trainer.devices > 1 Lightning re-runs
-this same command once per extra rank; multi-node runs use torchrun / srun (see training/train.py).
+this same command once per extra rank; multi-node runs use torchrun / srun (see training/fit/train.py).
 
-`--release` then runs the release flow on rank 0 (training/release.py, the same steps as the sr_train DAG
+`--release` then runs the release flow on rank 0 (training/registry/release.py, the same steps as the sr_train DAG
 and `crisp demo`): the training as an MLflow run, validation under the settings' gate policy of the task
 (`gates.sr.*`, `gates.quality.*`; `--gate KEY=VALUE` may only tighten it), the report, a new version of
 `--model-name` (default crisp-sr-x<scale>, crisp-quality) as @challenger and @champion when the
@@ -106,14 +106,14 @@ def task_of(path, overrides=()) -> str:
 
 
 def train_config_from_settings(path, overrides=(), settings=None, run_name: str | None = None):
-    """The TrainConfig of every entry point (`crisp train`, `python -m training.train`, the sr_train DAG).
+    """The TrainConfig of every entry point (`crisp train`, `python -m training.fit.train`, the sr_train DAG).
 
     settings defaults (`settings_defaults`; `output` = <root>/runs/<task>_train[/<run_name>]) < the
     training YAML `path` < `overrides`, then the settings' S3 options for s3:// URIs left without options.
     `settings` defaults to `load_settings()` (CRISP_CONFIG and CRISP_* variables). Raises ConfigError
     (settings) or TrainConfigError (training config)."""
     from crisp.settings import load_settings
-    from training.train import load_train_config
+    from training.fit.train import load_train_config
 
     settings = load_settings() if settings is None else settings
     defaults = settings_defaults(settings, run_name, task_of(path, overrides))
@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
 
     from crisp.settings import ConfigError, load_settings
     from training.data.catalog import DataError
-    from training.train import TrainConfigError, train
+    from training.fit.train import TrainConfigError, train
 
     settings = load_settings(args.config)
     try:
@@ -158,7 +158,7 @@ def _release_policy(args: argparse.Namespace, settings, task: str):
     """The settings' policy of `task`, tightened by --gate (refused up front, before any training)."""
     import yaml
 
-    from training.release import tighten_gates
+    from training.registry.release import tighten_gates
 
     pairs = [item.partition("=") for item in args.gates]
     if any(not key or not sep for key, sep, _ in pairs):
@@ -172,7 +172,7 @@ def release_target(settings, config, model_name: str | None = None, photos=()):
     DAGs): `model_name` (default the task's, crisp-sr-x<scale> / crisp-quality), the settings' storage
     and the task's registry and policy, the sample partitions it trained on ("all" resolved)."""
     from pipeline.commit import committed_partitions
-    from training.release import ReleaseTarget
+    from training.registry.release import ReleaseTarget
     from training.tasks import get_task
 
     storage = settings.storage()
@@ -193,7 +193,7 @@ def release_target(settings, config, model_name: str | None = None, photos=()):
 def _release(args: argparse.Namespace, settings, config, result: dict, policy) -> int:
     import logging
 
-    from training.release import release
+    from training.registry.release import release
 
     target = release_target(settings, config, args.model_name)
     outcome = release(target, config.model_dump(mode="json"), result, policy, run_name="crisp train")

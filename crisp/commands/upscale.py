@@ -148,9 +148,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from crisp.settings import load_settings
-    from training.registry import RegistryConfig, UnknownModelError, load_model
-    from training.safe_load import CheckpointRejected
-    from training.upscale import UpscaleConfig, count_tiles, output_shape, upscale_bands
+    from training.gates.safe_load import CheckpointRejected
+    from training.registry.versions import RegistryConfig, UnknownModelError, load_model
+    from training.serve.upscale import UpscaleConfig, count_tiles, output_shape, upscale_bands
 
     settings = load_settings(args.config)
     out_dir = Path(args.out)

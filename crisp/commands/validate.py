@@ -1,4 +1,4 @@
-"""`crisp validate CHECKPOINT`: measure a checkpoint and apply the promotion gates (training/validate.py).
+"""`crisp validate CHECKPOINT`: measure a checkpoint and apply the promotion gates (training/gates/validate.py).
 
 In: a checkpoint path/URI, gate options (a YAML file of `GateConfig` fields and/or flags), an optional
 champion URI. Out: a gate table on stdout, or the verdict JSON with `--json` (as every command's
@@ -42,7 +42,7 @@ def gate_config(args: argparse.Namespace, policy):
     import yaml
     from pydantic import ValidationError
 
-    from training.verdict import GateConfig
+    from training.gates.verdict import GateConfig
 
     data = policy.gate_config().model_dump()
     if args.gates:
@@ -73,9 +73,9 @@ def gate_config(args: argparse.Namespace, policy):
 
 def run(args: argparse.Namespace) -> int:
     from crisp.settings import load_settings
-    from training.registry import UnknownModelError, resolve_champion
-    from training.safe_load import CheckpointRejected
-    from training.validate import exit_code, validate_checkpoint
+    from training.gates.safe_load import CheckpointRejected
+    from training.gates.validate import exit_code, validate_checkpoint
+    from training.registry.versions import UnknownModelError, resolve_champion
 
     settings = load_settings(args.config)
     try:

@@ -164,7 +164,7 @@ def test_baseline_worker_scores_real_canvases_and_reports_undefined_niqe(product
 
 def test_latency_runs_the_exported_model_on_512_px_photos(product_photos, tmp_path):
     from training.archs.quality_net import build_quality_arch
-    from training.export_onnx import export_onnx
+    from training.serve.export_onnx import export_onnx
 
     exported = export_onnx(build_quality_arch("quality_net"), 384, 1e-4)
     assert exported.passed, exported.error

@@ -66,8 +66,8 @@ def espcn_checkpoint(tmp_path_factory):
 
 
 def test_whole_image_forward_matches_tiled_upscale(espcn_checkpoint, product_photos, tmp_path):
-    from training.safe_load import safe_load
-    from training.upscale import upscale_image
+    from training.gates.safe_load import safe_load
+    from training.serve.upscale import upscale_image
 
     crop, _, _ = prepare_inputs(pick_photo(product_photos, 1000), 40, 48, tmp_path)
     whole_image_forward(str(espcn_checkpoint), str(crop), str(tmp_path / "whole.png"))

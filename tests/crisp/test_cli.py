@@ -100,8 +100,8 @@ def test_in_process_entry_point(capsys, monkeypatch):
 def test_expected_errors_are_one_line_with_their_kinds_exit_code(capsys, monkeypatch, tmp_path):
     """Bad input exits 2, a refusal 1; neither prints a traceback (schemas/errors.py maps them)."""
     from schemas.errors import CrispError, InputError
-    from training.policy import GatePolicyError
-    from training.registry import PromotionRefused, UnknownModelError
+    from training.gates.policy import GatePolicyError
+    from training.registry.versions import PromotionRefused, UnknownModelError
 
     assert issubclass(GatePolicyError, InputError) and issubclass(UnknownModelError, InputError)
     assert issubclass(PromotionRefused, CrispError) and PromotionRefused("x").exit_code == 1

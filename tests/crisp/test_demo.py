@@ -10,7 +10,7 @@ import pytest
 from crisp.cli import main
 from pipeline.commit import read_manifest, verify
 from pipeline.storage import Storage
-from training.registry import RegistryConfig, list_versions
+from training.registry.versions import RegistryConfig, list_versions
 
 
 @pytest.mark.slow

@@ -47,14 +47,14 @@ def test_dag_shape_and_params():
         "gates",
     } <= set(dag.params)
     assert dag.schedule is None or dag.timetable.summary == "None"
-    assert dag.catchup is False and "python -m training.train" in dag.doc_md
+    assert dag.catchup is False and "python -m training.fit.train" in dag.doc_md
 
 
 @pytest.fixture
 def policy(monkeypatch, shared_data):
     """The deployment's gate policy (settings gates.sr.*): the tiny fixture has no test split, Set5
     (../shared/data) is the benchmark, and a model of a few steps may ring past the golden range (a gate
-    tests/training/test_validate.py covers): these tests gate on PSNR. Returns a setter for the margin."""
+    tests/training/gates/test_validate.py covers): these tests gate on PSNR. Returns a setter for the margin."""
     monkeypatch.setenv("CRISP_GATES__SR__PAIR_SPLIT", "null")
     monkeypatch.setenv("CRISP_GATES__SR__GOLDEN_OUTPUT_RANGE", "[-1.0, 2.0]")
     monkeypatch.setenv("CRISP_GATES__SR__BENCHMARKS", f"{{Set5: {shared_data / 'sr_benchmarks' / 'Set5'}}}")
@@ -62,7 +62,7 @@ def policy(monkeypatch, shared_data):
 
 
 def _champion(root, name):
-    from training.registry import RegistryConfig, list_versions
+    from training.registry.versions import RegistryConfig, list_versions
 
     versions = list_versions(name, RegistryConfig(root=root.root))
     return [v.version for v in versions if "champion" in v.aliases], len(versions)
@@ -97,7 +97,7 @@ def test_dag_test_trains_validates_registers_and_promotes(airflow_db, root, poli
     assert validated["verdict"]["config"]["margin_db"] == -50.0  # the tightened threshold is recorded
     from mlflow import MlflowClient
 
-    from training.registry import RegistryConfig
+    from training.registry.versions import RegistryConfig
 
     uri = RegistryConfig(root=root.root).resolved_tracking_uri()
     client = MlflowClient(tracking_uri=uri, registry_uri=uri)

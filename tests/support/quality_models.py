@@ -5,7 +5,7 @@ torch.onnx from `TinyQualityNet` (strided convs, global average pooling, a sigmo
 model contract of pipeline/quality/model_file.py, with `canvas_long_side` in metadata_props), an MLflow
 model folder laid out as a registered version (`MLmodel`, `artifacts/model.onnx`, `artifacts/meta.json`)
 and a version of it in a real MLflow SQLite registry with an alias. A registered version is logged with
-`MlflowClient.log_artifacts` plus `create_model_version` (what training/registry.py does), not
+`MlflowClient.log_artifacts` plus `create_model_version` (what training/registry/versions.py does), not
 `mlflow.pyfunc.log_model`: the scorer reads only the files, and the pyfunc machinery takes seconds.
 """
 

@@ -231,7 +231,7 @@ def benchmark_images(folder: str | Path, scale: int) -> list[tuple[str, np.ndarr
     """(name, LR, HR) for each HR image in `folder`: modcropped HR, Pillow-bicubic LR (bicubic_xS recipe).
 
     Single-channel images are replicated to RGB here, because the training metric scores RGB; the
-    authoritative benchmark numbers (training/evaluate.py) score them on raw values instead.
+    authoritative benchmark numbers (training/gates/evaluate.py) score them on raw values instead.
     """
     folder = Path(folder)
     paths = (

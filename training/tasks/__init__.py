@@ -6,12 +6,12 @@ pieces a model kind supplies: its sample schema (the index the shared loader rea
 types of its `model` and `data` config sections (TrainConfig validates them by task), its Lightning module
 (loss and metrics) and data module, the metric best.ckpt maximizes, its gate policy class (thresholds in the settings
 under `gates.<name>`) and validator (measurements -> `Verdict`), its MLflow serving code and signature,
-its serving transform and its release report (training/release.py `write_release_report`). `get_task(name)` imports the task module lazily, so naming a task costs
+its serving transform and its release report (training/registry/release.py `write_release_report`). `get_task(name)` imports the task module lazily, so naming a task costs
 nothing until it is used; an unknown name raises ValueError listing the known ones.
 
 A new model kind is one module here (`training/tasks/<name>.py` exposing `TASK`) plus its archs; it
-reuses training/train.py, training/release.py, training/registry.py, training/policy.py's framework and
-training/tracking.py unchanged.
+reuses training/fit/train.py, training/registry/release.py, training/registry/versions.py, training/gates/policy.py's framework and
+training/registry/tracking.py unchanged.
 """
 
 from __future__ import annotations
@@ -42,7 +42,9 @@ class Task:
     signature: Callable[[], Any]  # -> mlflow ModelSignature (with params)
     input_example: Callable[[], Any]  # -> an input the signature accepts
     serve: Callable[..., Any]  # the serving transform crisp's CLI runs (e.g. tiled upscale)
-    export_artifacts: Callable[..., dict[str, Path]]  # training/package.py: what a version's artifacts hold
+    export_artifacts: Callable[
+        ..., dict[str, Path]
+    ]  # training/registry/package.py: what a version's artifacts hold
     serving_requirements: Callable[[], list[str]]  # pinned packages the pyfunc needs besides mlflow, numpy
     report: Callable[..., tuple[str, str]]  # (output, verdict, *, storage, ...) -> (report.html, report.json)
 

@@ -2,10 +2,10 @@
 
 In: nothing. Out: `TASK`, the `Task` record (training/tasks/__init__.py) wiring the quality pieces into
 the shared stack: the quality sample index (schemas/quality_samples.py), `QualityNet`
-(training/archs/quality_net.py), `QualityModule` (regression + in-reference ranking, training/lit_quality.py)
+(training/archs/quality_net.py), `QualityModule` (regression + in-reference ranking, training/fit/lit_quality.py)
 and `QualityDataModule` (training/data/quality.py), `QualityGatePolicy` and `validate_quality`
-(training/quality_gates.py, training/quality_validate.py), the ONNX export the data side runs, and the
-pyfunc (training/serving_quality.py: uint8 H x W x 3 in, a float score out). Registered as `crisp-quality`.
+(training/gates/quality_gates.py, training/gates/quality_validate.py), the ONNX export the data side runs, and the
+pyfunc (training/serve/serving_quality.py: uint8 H x W x 3 in, a float score out). Registered as `crisp-quality`.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import numpy as np
 from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
 from training.archs.quality_net import QUALITY_ARCHS, build_quality_arch
 from training.data.quality import QualityDataConfig, QualityDataModule
-from training.lit_quality import QualityModelConfig, QualityModule
-from training.package import onnx_artifacts
-from training.quality_gates import QualityGatePolicy
-from training.quality_validate import validate_quality
+from training.fit.lit_quality import QualityModelConfig, QualityModule
+from training.gates.quality_gates import QualityGatePolicy
+from training.gates.quality_validate import validate_quality
+from training.registry.package import onnx_artifacts
 from training.tasks import Task
 
-MODEL_CODE = Path(__file__).resolve().parents[1] / "serving_quality.py"
+MODEL_CODE = Path(__file__).resolve().parents[1] / "serve" / "serving_quality.py"
 
 
 def build_arch(arch: str, scale: int | None, options: Mapping[str, Any]):
@@ -65,10 +65,10 @@ def score_image(model: Any, image: np.ndarray) -> float:
 def write_report(
     output: str, verdict: Any, *, storage: Any, exported: Any = None, photos: Any = (), **report: Any
 ):
-    """training/quality_report.py on the validation grid, with the product ranking of the images
+    """training/report/quality.py on the validation grid, with the product ranking of the images
     partitions the grid was made from (pairs/quality_grid/<date> comes from images/<date>)."""
     from pipeline.commit import committed_partitions
-    from training.quality_report import write_quality_report
+    from training.report.quality import write_quality_report
 
     grid = list(getattr(verdict.config, "grid_partitions", None) or [])
     images = sorted(set(grid) & set(committed_partitions(storage, "images")))

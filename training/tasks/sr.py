@@ -4,7 +4,7 @@ In: nothing. Out: `TASK`, the `Task` record (training/tasks/__init__.py) that wi
 the shared stack: the pair index schema (schemas/pairs.py), the arch zoo (training/archs), `SRModule`
 (L1 loss, PSNR-Y/SSIM-Y validation, EMA) and `SRDataModule` (range reads of pair blocks), `GatePolicy`
 and `validate` (bicubic margin, champion, latency, export parity on odd sizes), the uint8 HxWx3 pyfunc
-(training/serving_pyfunc.py) with its signature, and `upscale_image` (tiled serving with overlap).
+(training/serve/serving_pyfunc.py) with its signature, and `upscale_image` (tiled serving with overlap).
 """
 
 from __future__ import annotations
@@ -17,16 +17,16 @@ import numpy as np
 
 from schemas.pairs import PAIR_INDEX_SCHEMA
 from training.archs import ARCHS, build_arch
-from training.checkpoint import MONITOR
 from training.data.module import DataConfig, SRDataModule
-from training.lit_module import ModelConfig, SRModule
-from training.package import torchscript_artifacts
-from training.policy import GatePolicy
+from training.fit.checkpoint import MONITOR
+from training.fit.lit_module import ModelConfig, SRModule
+from training.gates.policy import GatePolicy
+from training.gates.validate import validate
+from training.registry.package import torchscript_artifacts
+from training.serve.upscale import upscale_image
 from training.tasks import Task
-from training.upscale import upscale_image
-from training.validate import validate
 
-MODEL_CODE = Path(__file__).resolve().parents[1] / "serving_pyfunc.py"
+MODEL_CODE = Path(__file__).resolve().parents[1] / "serve" / "serving_pyfunc.py"
 
 
 def signature():
@@ -60,8 +60,8 @@ def input_example() -> np.ndarray:
 
 
 def write_sr_report(output: str, verdict: Any, *, storage: Any, exported: Any = None, **report: Any):
-    """training/report.py: benchmarks vs bicubic, curves, side-by-sides on `photos`."""
-    from training.report import write_report
+    """training/report/sr.py: benchmarks vs bicubic, curves, side-by-sides on `photos`."""
+    from training.report.sr import write_report
 
     return write_report(output, verdict, **report)
 

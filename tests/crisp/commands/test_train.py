@@ -9,7 +9,7 @@ import pytest
 from crisp.commands import train as command
 from crisp.settings import ConfigError, load_settings
 from tests.support.pairs_fixture import tiny_pairs  # noqa: F401 (fixture)
-from training.train import load_train_config
+from training.fit.train import load_train_config
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -74,7 +74,7 @@ def test_one_merge_for_every_entry_point(tmp_path):
 
 
 def test_module_entry_point_uses_the_same_merge(monkeypatch, capsys):
-    from training import train as module
+    from training.fit import train as module
 
     seen = {}
 
@@ -110,7 +110,7 @@ def test_release_refuses_looser_gates_before_training(monkeypatch, tmp_path):
 def test_train_release_promotes_under_the_settings_policy(monkeypatch, tmp_path, tiny_pairs, shared_data):  # noqa: F811
     from pipeline.storage import Storage
     from tests.support.pairs_fixture import TINY_PARTITION, copy_root
-    from training.registry import list_versions
+    from training.registry.versions import list_versions
 
     root = Storage(f"file://{tmp_path}/root")
     copy_root(tiny_pairs, root)
@@ -163,7 +163,7 @@ def test_train_release_of_a_quality_model(monkeypatch, tmp_path, grid_root):
     from pipeline.storage import Storage
     from tests.support.pairs_fixture import copy_root
     from tests.support.quality_grid import PARTITION
-    from training.registry import list_versions
+    from training.registry.versions import list_versions
 
     root = Storage(f"file://{tmp_path}/root")
     copy_root(grid_root, root)

@@ -18,7 +18,7 @@ from tests.support.bad_images import corrupt_jpeg, encode
 from tests.support.checkpoints import TRAINED_ARCH_KWARGS, trained_checkpoint, trained_espcn_state
 from tests.support.image_partitions import write_image_partition
 from training.archs import build_arch
-from training.upscale import upscale_image
+from training.serve.upscale import upscale_image
 
 torch.set_num_threads(1)
 

@@ -1,7 +1,7 @@
 """Fixtures for the ingest tests: a real learned quality model, as training exports it.
 
 `quality_model_file` is a seeded, randomly initialised small `QualityNet` exported by
-`training/export_onnx.py` (the exporter the release flow uses, which checks ONNX against eager and writes
+`training/serve/export_onnx.py` (the exporter the release flow uses, which checks ONNX against eager and writes
 `canvas_long_side` into the file's metadata). Its scores carry no meaning, but they are a real model's
 scores: the tests check that ingest stores, ranks and filters by exactly what the data side's scorer says.
 torch is imported only by the tests that ask for the model.
@@ -21,7 +21,7 @@ def quality_model_file(tmp_path_factory) -> Path:
     import torch
 
     from training.archs.quality_net import QualityNet
-    from training.export_onnx import export_onnx
+    from training.serve.export_onnx import export_onnx
 
     torch.set_num_threads(1)
     torch.manual_seed(13)

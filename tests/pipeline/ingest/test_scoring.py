@@ -2,7 +2,7 @@
 min_quality), one scorer per process and model, and the rank of each product's images.
 
 The registry is a real MLflow SQLite store under a file:// root, where `registry_tracking_uri` looks
-when the settings name no tracking URI; versions are logged as training/registry.py logs them.
+when the settings name no tracking URI; versions are logged as training/registry/versions.py logs them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """pipeline/quality/model_file.py: model references to local ONNX files, and the ONNX contract.
 
-Registered versions live in a real MLflow SQLite registry under tmp_path, logged as training/registry.py
+Registered versions live in a real MLflow SQLite registry under tmp_path, logged as training/registry/versions.py
 logs them (a run's artifacts, then a model version with an alias).
 """
 
@@ -121,7 +121,7 @@ def test_canvas_long_side_comes_from_the_metadata(tmp_path):
 
 
 def test_the_tracking_uri_is_the_registrys_own_rule(tmp_path, monkeypatch):
-    from training.registry import RegistryConfig
+    from training.registry.versions import RegistryConfig
 
     monkeypatch.chdir(tmp_path)
     for root in (f"file://{tmp_path / 'root'}", "s3://bucket/crisp"):

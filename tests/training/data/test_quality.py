@@ -19,11 +19,11 @@ from pipeline.pairs.job import build_pairs
 from pipeline.storage import Storage
 from pipeline.tile_codec import decode_tile
 from tests.support.image_partitions import write_image_partition
-from training.checkpoint import crisp_meta
+from training.fit.checkpoint import crisp_meta
 from training.data.catalog import DataError, manifest_hash
 from training.data.module import SRDataModule
 from training.data.quality import CROP_LATTICE, QualityDataConfig, QualityDataModule
-from training.lit_quality import QualityModelConfig
+from training.fit.lit_quality import QualityModelConfig
 
 from tests.support.quality_grid import FAMILIES, PARTITION, TRAIN_GROUPS, VAL_GROUPS
 
@@ -207,7 +207,7 @@ def test_unusable_data_raises_one_clear_data_error(grid_root, tmp_path):
 def test_a_trainer_fits_the_quality_module_on_it_and_saves_the_loader_position(grid_root, tmp_path):
     import lightning.pytorch as pl
 
-    from training.lit_quality import QualityModule
+    from training.fit.lit_quality import QualityModule
 
     torch.manual_seed(0)
     data = QualityDataModule(data_config(grid_root, val_max_groups=1), QualityModelConfig())
