@@ -3,7 +3,7 @@
 In: a model reference, one of
 - a `.onnx` file;
 - an MLflow model folder holding `artifacts/model.onnx` (the layout of a registered version, as
-  training/package.py writes it; the folder `artifacts/` itself is accepted too);
+  training/registry/package.py writes it; the folder `artifacts/` itself is accepted too);
 - `models:/<name>@<alias>` or `models:/<name>/<version>` in the MLflow Model Registry at a tracking URI
   (`registry_tracking_uri`: the settings' `mlflow_tracking_uri`, else SQLite under the storage root).
 Out: `resolve_model_file` -> a `ModelFile` (the local ONNX path, and `source`: the reference with the
@@ -59,7 +59,7 @@ def registry_tracking_uri(
     root: str, tracking_uri: str | None = None, local_dir: Path = DEFAULT_LOCAL_DIR
 ) -> str:
     """The MLflow store of the settings: `tracking_uri` when set, else SQLite `<root>/mlflow/mlflow.db` for
-    a `file://` root, `<local_dir>/mlflow.db` otherwise. The one rule: training/registry.py's
+    a `file://` root, `<local_dir>/mlflow.db` otherwise. The one rule: training/registry/versions.py's
     RegistryConfig.resolved_tracking_uri calls it and adds the mkdir (reading must not create a registry)."""
     if tracking_uri:
         return tracking_uri
