@@ -33,7 +33,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	@bash scripts/ensure_chromium.sh || echo "warning: chromium unavailable; the report-render test will fail"
 	@bash scripts/ensure_docker_compose.sh || echo "warning: docker-compose unavailable; tests/infra/test_compose.py will skip"
-	$(PY) -m pytest -q -ra $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+	$(PY) -m pytest -q -ra --durations=25 $(PYTEST_ARGS); rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 # A production-shaped stack on this machine, no containers (scripts/stack.py, wiring in infra/stack.env):
 # PostgreSQL, moto S3, Dask scheduler + 2 workers, MLflow server, Airflow 3 on LocalExecutor.
