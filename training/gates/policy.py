@@ -21,7 +21,14 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from schemas.errors import InputError
-from training.gates.verdict import BenchmarkRef, GateConfig, GateResult, Verdict, _default_benchmarks
+from training.gates.verdict import (
+    BenchmarkRef,
+    GateConfig,
+    GateResult,
+    Verdict,
+    _default_benchmarks,
+    failed_reasons,
+)
 
 # threshold -> +1 when a larger value is stricter, -1 when a smaller one is
 _DIRECTION = {
@@ -153,12 +160,7 @@ class GatePolicy(ThresholdPolicy):
             required.add(f"pairs/{verdict.meta.recipe}:{self.pair_split}")
         problems += [f"required set {name!r} was not scored" for name in sorted(required - scored)]
         problems += [f"verdict measured with {p}" for p in self.looser(verdict.config)]
-        gates = threshold_gates(verdict, self, verdict.meta.scale)
-        problems += [
-            f"{g.gate}: {g.detail} (measured {g.measured}, threshold {g.threshold})"
-            for g in gates
-            if not g.passed
-        ]
+        problems += failed_reasons(threshold_gates(verdict, self, verdict.meta.scale))
         return list(dict.fromkeys(problems))
 
 

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from training.gates.policy import ThresholdPolicy
-from training.gates.verdict import GateResult, QualityGateConfig, Verdict
+from training.gates.verdict import GateResult, QualityGateConfig, Verdict, failed_reasons
 
 FAMILY_PREFIX = "srcc/"  # verdict.metrics key of one family's SRCC: srcc/<family>
 CHAMPION_PREFIX = "champion/"  # the champion's metrics on the same grid: champion/srcc
@@ -74,11 +74,7 @@ class QualityGatePolicy(ThresholdPolicy):
                 f"verdict scored split {verdict.config.grid_split!r}, the policy requires {self.grid_split!r}"
             )
         problems += [f"verdict measured with {p}" for p in self.looser(verdict.config)]
-        problems += [
-            f"{g.gate}: {g.detail} (measured {g.measured}, threshold {g.threshold})"
-            for g in quality_threshold_gates(verdict, self)
-            if not g.passed
-        ]
+        problems += failed_reasons(quality_threshold_gates(verdict, self))
         return list(dict.fromkeys(problems))
 
 

@@ -27,7 +27,7 @@ from training.fit.lit_quality import quality_metrics
 from training.gates.quality_gates import CHAMPION_PREFIX, quality_threshold_gates
 from training.gates.safe_load import CheckpointRejected, LoadReason, safe_load
 from training.gates.validate import Champion, Validation, read_candidate
-from training.gates.verdict import GateResult, QualityGateConfig
+from training.gates.verdict import GateResult, QualityGateConfig, failed_reasons
 from training.serve.export_onnx import export_onnx, onnx_latency_ms
 
 LATENCY_SIDE = 512  # the photo size of the latency target (issue #13)
@@ -125,10 +125,6 @@ def validate_quality(
                 "champion": champion.ref if champion is not None else None}
     )  # fmt: skip
     gates += quality_threshold_gates(verdict, config)
-    reasons = [
-        f"{g.gate}: {g.detail} (measured {g.measured}, threshold {g.threshold})"
-        for g in gates
-        if not g.passed
-    ]
+    reasons = failed_reasons(gates)
     verdict = verdict.model_copy(update={"gates": gates, "reasons": reasons, "passed": not reasons})
     return Validation(verdict, exported, data)

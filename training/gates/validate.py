@@ -33,7 +33,7 @@ from training.archs import build_arch
 from training.gates import measure
 from training.gates.policy import threshold_gates
 from training.gates.safe_load import CheckpointRejected, LoadReason, safe_load
-from training.gates.verdict import ChampionRef, GateConfig, GateResult, SetScore, Verdict
+from training.gates.verdict import ChampionRef, GateConfig, GateResult, SetScore, Verdict, failed_reasons
 from training.serve.export import ExportResult, export_torchscript
 from training.serve.upscale import resolve_device
 
@@ -188,11 +188,7 @@ def validate(
         }
     )
     gates += threshold_gates(verdict, config, scale)
-    reasons = [
-        f"{g.gate}: {g.detail} (measured {g.measured}, threshold {g.threshold})"
-        for g in gates
-        if not g.passed
-    ]
+    reasons = failed_reasons(gates)
     verdict = verdict.model_copy(update={"gates": gates, "reasons": reasons, "passed": not reasons})
     return Validation(verdict, exported, data)
 

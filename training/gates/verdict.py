@@ -113,6 +113,15 @@ class GateResult(BaseModel):
     threshold: float | None = None
     detail: str = ""
 
+    def reason(self) -> str:
+        """The one line a verdict's reasons and a refused promotion give for this gate."""
+        return f"{self.gate}: {self.detail} (measured {self.measured}, threshold {self.threshold})"
+
+
+def failed_reasons(gates: list[GateResult]) -> list[str]:
+    """The reason of every gate that did not pass, in order."""
+    return [g.reason() for g in gates if not g.passed]
+
 
 class ChampionRef(BaseModel):
     uri: str
