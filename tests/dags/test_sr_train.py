@@ -161,7 +161,7 @@ def test_failing_gate_fails_promote_and_leaves_champion(airflow_db, root, policy
 
 @pytest.mark.slow
 def test_on_kubernetes_the_train_task_runs_a_job_and_the_release_follows(
-    airflow_db, root, policy, tmp_path, monkeypatch, caplog
+    airflow_db, root, policy, tmp_path, monkeypatch, caplog, capfd
 ):
     """launch.kind=kubernetes: `train` submits the Job of infra/k8s/train-job.yaml through the Airflow
     connection, the pod (torchrun -m crisp train, settings from the crisp-settings ConfigMap) trains, and
@@ -200,5 +200,9 @@ def test_on_kubernetes_the_train_task_runs_a_job_and_the_release_follows(
     result = run.get_task_instance("train").xcom_pull(task_ids="train")
     assert result["global_step"] == 2 and result["last_ckpt_uri"].startswith(f"{root.root}/runs/sr_train/")
     assert '"global_step": 2' in bytes(pod.log).decode()  # crisp train's result, printed by rank 0
+    # ... and followed into the task log, which Airflow writes to the console or, once an earlier test
+    # configured logging, hands to the log records
+    out, err = capfd.readouterr()
     streamed = [r.getMessage() for r in caplog.records if r.name == "crisp.train_dag"]
-    assert any('"global_step": 2' in line for line in streamed)  # ... and followed into the task log
+    streamed += [line for line in (out + err).splitlines() if "[crisp.train_dag]" in line]
+    assert any('"global_step": 2' in line for line in streamed)
