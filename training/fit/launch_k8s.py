@@ -156,18 +156,6 @@ def run_job(
     batch, core = client.BatchV1Api(api_client), client.CoreV1Api(api_client)
     job, *owned = objects
     name, namespace = job["metadata"]["name"], launch.namespace
-    _delete_job(batch, name, namespace, wait_s=300)  # an earlier try of this run must not train beside it
-    created = batch.create_namespaced_job(namespace, job)
-    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": created.metadata.uid}
-    for obj in owned:
-        obj["metadata"]["ownerReferences"] = [{**owner, "blockOwnerDeletion": True}]
-        create = (
-            core.create_namespaced_config_map
-            if obj["kind"] == "ConfigMap"
-            else core.create_namespaced_service
-        )
-        create(namespace, obj)
-    log.info("submitted Job %s/%s", namespace, name)
     tail: list[str] = []
     stop = threading.Event()
 
@@ -177,21 +165,37 @@ def run_job(
         del tail[:-tail_lines]
 
     follower = threading.Thread(target=_follow_rank0, args=(core, name, namespace, keep, stop), daemon=True)
-    follower.start()
     deadline = time.monotonic() + timeout_s if timeout_s else None
     done = False
-    try:
-        with terminate_on_signals(lambda: _delete_job(batch, name, namespace)):
+    # from before the Job exists: a signal between its creation and the wait must delete it too
+    with terminate_on_signals(lambda: _delete_job(batch, name, namespace)):
+        try:
+            _delete_job(
+                batch, name, namespace, wait_s=300
+            )  # an earlier try of this run must not train beside it
+            created = batch.create_namespaced_job(namespace, job)
+            owner = {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": created.metadata.uid}
+            for obj in owned:
+                obj["metadata"]["ownerReferences"] = [{**owner, "blockOwnerDeletion": True}]
+                create = (
+                    core.create_namespaced_config_map
+                    if obj["kind"] == "ConfigMap"
+                    else core.create_namespaced_service
+                )
+                create(namespace, obj)
+            log.info("submitted Job %s/%s", namespace, name)
+            follower.start()
             while (reason := _finished(batch.read_namespaced_job_status(name, namespace))) is None:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TrainingFailed(f"training Job {name} ran past its {timeout_s:g} s timeout")
                 time.sleep(launch.poll_s)
-        done = True
-    finally:
-        stop.set()
-        if not done:  # an error, a timeout or a signal: the pods must not run on
-            _delete_job(batch, name, namespace)
-        follower.join(timeout=10)
+            done = True
+        finally:
+            stop.set()
+            if not done:  # an error, a timeout or a signal: the pods must not run on
+                _delete_job(batch, name, namespace)
+            if follower.is_alive():
+                follower.join(timeout=10)
     if reason != "Complete":
         raise TrainingFailed(f"training Job {name} failed ({reason}):\n" + "\n".join(tail))
     return 0
