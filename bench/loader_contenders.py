@@ -67,6 +67,7 @@ def crisp_epochs(spec: dict[str, Any]) -> dict[str, Any]:
         batch_size=spec["batch_size"],
         workers=spec["workers"],
         val_split="train",
+        **spec.get("data", {}),
     )
     module = SRDataModule(config, SCALE)
     loader = module.train_dataloader()

@@ -80,7 +80,6 @@ def run_demo(
     started = time.perf_counter()
     storage = Storage(root)
     partition = datetime.now(UTC).date().isoformat()
-    work = Path(tempfile.mkdtemp(prefix="crisp-demo-"))
     # few products: give val/test enough of them to measure on
     ingest_config = IngestConfig(
         crawl=CrawlConfig(allow_hosts=["127.0.0.1", *allow_hosts]),
@@ -89,8 +88,11 @@ def run_demo(
 
     _say(f"root {storage.root}, partition {partition}")
     if catalog is None:
-        with StaticServer(photo_folder()) as server:
-            feed = work / "feed.csv"
+        with (
+            StaticServer(photo_folder()) as server,
+            tempfile.TemporaryDirectory(prefix="crisp-demo-") as work,
+        ):
+            feed = Path(work) / "feed.csv"
             rows = write_feed(feed, server.url)
             _say(
                 f"1/{STEPS} ingest: {rows} catalog rows served from {server.url} (real photos from scikit-image)"
@@ -205,11 +207,12 @@ def _upscale_sample(storage, version: int) -> str:
     model, meta = load_model(f"models:/{MODEL_NAME}/{version}", RegistryConfig(root=storage.root))
     sample = Image.open(photo_folder() / "chelsea.png").convert("RGB")
     out = upscale_image(model, sample, meta.scale)
-    out_dir = Path(tempfile.mkdtemp(prefix="crisp-upscaled-"))
-    Image.fromarray(out).save(out_dir / "chelsea_x4.png")
-    write_side_by_side(sample, out, meta.scale, out_dir / "chelsea_side_by_side.png")
-    for name in ("chelsea_x4.png", "chelsea_side_by_side.png"):
-        storage.upload(str(out_dir / name), f"demo/upscaled/{name}")
+    with tempfile.TemporaryDirectory(prefix="crisp-upscaled-") as tmp:
+        out_dir = Path(tmp)
+        Image.fromarray(out).save(out_dir / "chelsea_x4.png")
+        write_side_by_side(sample, out, meta.scale, out_dir / "chelsea_side_by_side.png")
+        for name in ("chelsea_x4.png", "chelsea_side_by_side.png"):
+            storage.upload(str(out_dir / name), f"demo/upscaled/{name}")
     _say(f"7/{STEPS} upscale: chelsea.png {sample.size} -> {out.shape[1]}x{out.shape[0]}")
     return storage.uri("demo/upscaled/chelsea_side_by_side.png")
 

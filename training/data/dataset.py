@@ -11,7 +11,8 @@ members next to each other and pairs one after another, so consecutive samples o
 blocks (fewer, larger requests: object stores charge and wait per request, and moto's test server
 even copies the whole object per ranged GET); validation reads one pair per request. Each loader
 worker keeps a thread pool (`read_threads`) that fetches the next window of blocks while the current
-one is decoded. The measured comparison (per-pair reads, block reads, whole-shard streaming; local
+one is decoded, by `decode_threads` threads (decoding is CPU work: loader processes already use the
+cores, and more threads than cores only contend; docs/training.md has the measurement). The measured comparison (per-pair reads, block reads, whole-shard streaming; local
 and moto S3) is in docs/training.md.
 
 Augmentation is a pure function of (seed, epoch, sample index): a random LR crop of `patch` pixels,
@@ -135,10 +136,18 @@ class TrainPairStream(IterableDataset):
     """
 
     def __init__(
-        self, reader: PairReader, plan: EpochPlan, rank: int, scale: int, patch: int, read_threads: int = 8
+        self,
+        reader: PairReader,
+        plan: EpochPlan,
+        rank: int,
+        scale: int,
+        patch: int,
+        read_threads: int = 8,
+        decode_threads: int = 1,
     ) -> None:
         self.reader, self.plan, self.rank = reader, plan, rank
-        self.scale, self.patch, self.read_threads = scale, patch, read_threads
+        self.scale, self.patch = scale, patch
+        self.read_threads, self.decode_threads = read_threads, decode_threads
         self._cursor = torch.zeros(2, dtype=torch.int64).share_memory_()  # (epoch, start batch)
 
     @property
@@ -191,10 +200,13 @@ class TrainPairStream(IterableDataset):
         epoch, bounds, reader = self.epoch, self.plan.bounds, self.reader
         windows = self._windows(worker)
         lookahead = 2 * self.plan.batch_size
-        with ThreadPoolExecutor(max(1, self.read_threads)) as pool:
+        with (
+            ThreadPoolExecutor(max(1, self.read_threads)) as reads,
+            ThreadPoolExecutor(max(1, self.decode_threads)) as decodes,
+        ):
 
             def fetch(blocks: np.ndarray) -> dict[int, Any]:
-                return {int(b): pool.submit(reader.fetch_block, bounds[b], bounds[b + 1]) for b in blocks}
+                return {int(b): reads.submit(reader.fetch_block, bounds[b], bounds[b + 1]) for b in blocks}
 
             upcoming = fetch(windows[0][0]) if windows else {}
             for number, (_, samples) in enumerate(windows):
@@ -202,9 +214,13 @@ class TrainPairStream(IterableDataset):
                 upcoming = fetch(windows[number + 1][0]) if number + 1 < len(windows) else {}
                 blocks = {b: f.result() for b, f in current.items()}
                 owner = np.searchsorted(bounds, samples, side="right") - 1
+                if self.decode_threads <= 1:  # in this thread: a pool of one only adds hand-offs
+                    for index, block in zip(samples.tolist(), owner.tolist(), strict=True):
+                        yield self.augmented(index, blocks[block], epoch)
+                    continue
                 pending: deque = deque()
                 for index, block in zip(samples.tolist(), owner.tolist(), strict=True):
-                    pending.append(pool.submit(self.augmented, index, blocks[block], epoch))
+                    pending.append(decodes.submit(self.augmented, index, blocks[block], epoch))
                     if len(pending) >= lookahead:
                         yield pending.popleft().result()
                 while pending:

@@ -22,6 +22,7 @@ seed, val split, benchmark folders) and the model's scale. Out: `SRDataModule`, 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import date
 from functools import cached_property
@@ -53,6 +54,9 @@ class DataConfig(BaseModel):
     batch_size: int = Field(default=16, ge=1)
     workers: int = Field(default=2, ge=0)  # loader processes per rank (0 = read in the training process)
     read_threads: int = Field(default=8, ge=1)  # concurrent range reads per loader process
+    # threads decoding + augmenting per loader process; None: this node's cores divided among the loader
+    # processes of its ranks (more only contend: 8 threads cost a third of the rate on 2 cores)
+    decode_threads: int | None = Field(default=None, ge=1)
     block_size: int = Field(default=16, ge=1)  # consecutive pairs of a shard fetched in one ranged read
     shuffle_window: int = Field(default=16, ge=1)  # blocks whose pairs are shuffled together
     seed: int = 0
@@ -202,7 +206,9 @@ class SRDataModule(ResumableLoader, pl.LightningDataModule):
             train = self._train_rows()
             plan = self._plan(train, world)
             reader = PairReader(train, cfg.root, cfg.storage_options)
-            self.train_set = TrainPairStream(reader, plan, rank, self.scale, cfg.patch_size, cfg.read_threads)
+            self.train_set = TrainPairStream(
+                reader, plan, rank, self.scale, cfg.patch_size, cfg.read_threads, self._decode_threads()
+            )
         if not self.val_sets:
             val = _spread(self.catalog.split(cfg.val_split), cfg.val_max_pairs)
             if val.num_rows:
@@ -213,6 +219,13 @@ class SRDataModule(ResumableLoader, pl.LightningDataModule):
                 raise DataError(
                     f"no validation data: split {cfg.val_split!r} is empty and no benchmarks are set"
                 )
+
+    def _decode_threads(self) -> int:
+        if self.config.decode_threads is not None:
+            return self.config.decode_threads
+        # the loader processes of every rank on this node (torchrun's LOCAL_WORLD_SIZE) share its cores
+        processes = max(1, self.config.workers) * int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        return max(1, len(os.sched_getaffinity(0)) // processes)
 
     def train_dataloader(self) -> DataLoader:
         if self.train_set is None:

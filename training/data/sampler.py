@@ -5,12 +5,15 @@ ranged read), world size, loader workers per rank, batch size, seed and shuffle 
 an epoch, a rank, a worker and the batch the epoch resumes at. Out: sample indices per batch.
 
 Per epoch (all randomness from `numpy.random.default_rng([seed, epoch, ...])`, identical everywhere):
-1. the blocks are permuted and dealt round-robin to `world_size * workers` slots (slot = rank, role);
-2. each slot's blocks are cut into windows of `window` blocks and the samples of a window are shuffled
-   together (the shuffle buffer of WebDataset / LitData, but reproducible);
-3. every slot keeps the same number of full batches, `batches_per_slot`, a bound that holds for any
-   dealing, so the epoch length never changes; a few samples of some slots wait for another epoch.
-Slots never share a block, so the shares of ranks and workers are disjoint and equal; ranks never pad.
+1. the blocks are permuted, and the samples in that order are cut into `world_size * workers` runs of
+   ``num_samples // slots`` (slot = rank, role); a block at a cut is read by the two slots it straddles,
+   each keeping its own samples;
+2. each slot's blocks are grouped into windows of `window` blocks and the samples of a window are
+   shuffled together (the shuffle buffer of WebDataset / LitData, but reproducible);
+3. every slot keeps the same number of full batches, ``num_samples // slots // batch_size``, so the epoch
+   length never changes and fewer than `batch_size` samples per slot wait for another epoch (dealing
+   whole blocks round-robin, as before, left up to a block per slot more: a tenth of a small epoch).
+The shares of ranks and workers are disjoint and equal; ranks never pad.
 `block_size = 1` turns this into a plain global shuffle with one ranged read per sample.
 
 Order: batch j of a rank comes from role j mod workers, as batch j // workers of that role: exactly the
@@ -27,7 +30,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -83,11 +85,9 @@ class EpochPlan:
     def slots(self) -> int:
         return self.world_size * self.workers
 
-    @cached_property
+    @property
     def batches_per_slot(self) -> int:
-        # Any dealing gives a slot at least num_blocks // slots blocks: the smallest ones bound its samples.
-        sizes = np.sort(np.diff(np.asarray(self.bounds)))
-        return int(sizes[: self.num_blocks // self.slots].sum()) // self.batch_size
+        return self.num_samples // self.slots // self.batch_size
 
     @property
     def batches_per_rank(self) -> int:
@@ -107,19 +107,31 @@ class EpochPlan:
             "batch_size": self.batch_size,
             "seed": self.seed,
             "window": self.window,
+            "dealing": "cut",  # plans of earlier releases dealt whole blocks round-robin
         }
 
     def slot_windows(self, epoch: int, slot: int) -> list[Window]:
         """The windows of `slot` in `epoch`, in reading order (before the equal-length cut)."""
         if not 0 <= slot < self.slots:
             raise ValueError(f"slot {slot} is outside {self.slots} rank x worker slots")
-        blocks = np.random.default_rng([self.seed, epoch]).permutation(self.num_blocks)[slot :: self.slots]
+        bounds = np.asarray(self.bounds)
+        blocks = np.random.default_rng([self.seed, epoch]).permutation(self.num_blocks)
+        ends = np.cumsum(bounds[blocks + 1] - bounds[blocks])  # where each block ends in the permuted run
+        starts = ends - (bounds[blocks + 1] - bounds[blocks])
+        share = self.num_samples // self.slots
+        lo, hi = slot * share, (slot + 1) * share
+        mine = np.flatnonzero((ends > lo) & (starts < hi))
         windows = []
-        for number, start in enumerate(range(0, len(blocks), self.window)):
-            chosen = blocks[start : start + self.window]
-            samples = np.concatenate([np.arange(self.bounds[b], self.bounds[b + 1]) for b in chosen])
+        for number, first in enumerate(range(0, len(mine), self.window)):
+            chosen = mine[first : first + self.window]
+            samples = np.concatenate(
+                [
+                    np.arange(max(starts[i], lo), min(ends[i], hi)) - starts[i] + bounds[blocks[i]]
+                    for i in chosen
+                ]
+            )
             order = np.random.default_rng([self.seed, epoch, slot, number]).permutation(len(samples))
-            windows.append(Window(blocks=chosen, samples=samples[order]))
+            windows.append(Window(blocks=blocks[chosen], samples=samples[order]))
         return windows
 
     def slot_samples(self, epoch: int, slot: int) -> np.ndarray:

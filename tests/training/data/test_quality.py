@@ -5,7 +5,6 @@ workers and after a mid-epoch resume, disjoint rank shares, SR's lineage keys an
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,18 +13,14 @@ import pytest
 import torch
 
 from pipeline.commit import read_manifest, read_verified
-from pipeline.pairs.config import PairsConfig
-from pipeline.pairs.job import build_pairs
 from pipeline.storage import Storage
 from pipeline.tile_codec import decode_tile
-from tests.support.image_partitions import write_image_partition
-from training.fit.checkpoint import crisp_meta
+from tests.support.quality_grid import FAMILIES, PARTITION, TRAIN_GROUPS, VAL_GROUPS
 from training.data.catalog import DataError, manifest_hash
 from training.data.module import SRDataModule
 from training.data.quality import CROP_LATTICE, QualityDataConfig, QualityDataModule
+from training.fit.checkpoint import crisp_meta
 from training.fit.lit_quality import QualityModelConfig
-
-from tests.support.quality_grid import FAMILIES, PARTITION, TRAIN_GROUPS, VAL_GROUPS
 
 MEMBERS = 1 + 5 * len(FAMILIES)  # pristine + 5 levels per family
 
