@@ -212,15 +212,16 @@ class TrainPairStream(IterableDataset):
             for number, (_, samples) in enumerate(windows):
                 current = upcoming
                 upcoming = fetch(windows[number + 1][0]) if number + 1 < len(windows) else {}
-                blocks = {b: f.result() for b, f in current.items()}
                 owner = np.searchsorted(bounds, samples, side="right") - 1
+                # each sample waits for its own block only, not the whole window: an epoch's first batch
+                # comes after one ranged read
                 if self.decode_threads <= 1:  # in this thread: a pool of one only adds hand-offs
                     for index, block in zip(samples.tolist(), owner.tolist(), strict=True):
-                        yield self.augmented(index, blocks[block], epoch)
+                        yield self.augmented(index, current[block].result(), epoch)
                     continue
                 pending: deque = deque()
                 for index, block in zip(samples.tolist(), owner.tolist(), strict=True):
-                    pending.append(decodes.submit(self.augmented, index, blocks[block], epoch))
+                    pending.append(decodes.submit(self.augmented, index, current[block].result(), epoch))
                     if len(pending) >= lookahead:
                         yield pending.popleft().result()
                 while pending:
