@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS = (
@@ -72,6 +73,12 @@ def configure_logging(verbose: int = 0, quiet: bool = False) -> None:
     root.setLevel(root_level)
     for name in PACKAGES:
         logging.getLogger(name).setLevel(own_level)
+    # distributed sets its own loggers to INFO when it is imported (dask config `logging.distributed`):
+    # a LocalCluster's start and stop would print dozens of lines, and a closing comm's traceback
+    distributed_level = logging.getLevelName(root_level).lower()
+    os.environ["DASK_LOGGING__DISTRIBUTED"] = distributed_level
+    if "distributed" in sys.modules:
+        logging.getLogger("distributed").setLevel(root_level)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,9 +64,9 @@ def _push_reference_sets(storage) -> dict[str, str]:
 def run_demo(
     root: str = "file://./demo-out",
     catalog: str | None = None,
-    steps: int = 1500,
+    steps: int = 1000,
     allow_hosts: tuple = (),
-    quality_steps: int = 400,
+    quality_steps: int = 250,
 ) -> DemoResult:
     from crisp.demo_catalog import StaticServer, photo_folder, write_feed
     from pipeline.crawl import CrawlConfig

@@ -18,9 +18,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--catalog", help="a real catalog feed URI (CSV/JSONL/Parquet) instead of the embedded one"
     )
-    p.add_argument("--steps", type=int, default=1500, help="training steps (default 1500, a few minutes)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps (default 1000, about 3 minutes)")
     p.add_argument(
-        "--quality-steps", type=int, default=400, help="quality model training steps (default 400)"
+        "--quality-steps", type=int, default=250, help="quality model training steps (default 250)"
     )
     p.add_argument(
         "--allow-host", action="append", default=[], help="extra hosts past the private-address guard"
