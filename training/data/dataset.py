@@ -11,9 +11,9 @@ members next to each other and pairs one after another, so consecutive samples o
 blocks (fewer, larger requests: object stores charge and wait per request, and moto's test server
 even copies the whole object per ranged GET); validation reads one pair per request. Each loader
 worker keeps a thread pool (`read_threads`) that fetches the next window of blocks while the current
-one is decoded, by `decode_threads` threads (decoding is CPU work: loader processes already use the
-cores, and more threads than cores only contend; docs/training.md has the measurement). The measured comparison (per-pair reads, block reads, whole-shard streaming; local
-and moto S3) is in docs/training.md.
+one is decoded by `decode_threads` threads (decoding is CPU work: loader processes already use the
+cores, and more threads than cores only contend). The measured comparisons (thread counts; per-pair
+reads, block reads, whole-shard streaming; local and moto S3) are in docs/training.md.
 
 Augmentation is a pure function of (seed, epoch, sample index): a random LR crop of `patch` pixels,
 the HR crop at the same place times `scale`, then one of the 8 flips/90-degree rotations. The worker

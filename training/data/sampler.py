@@ -116,8 +116,9 @@ class EpochPlan:
             raise ValueError(f"slot {slot} is outside {self.slots} rank x worker slots")
         bounds = np.asarray(self.bounds)
         blocks = np.random.default_rng([self.seed, epoch]).permutation(self.num_blocks)
-        ends = np.cumsum(bounds[blocks + 1] - bounds[blocks])  # where each block ends in the permuted run
-        starts = ends - (bounds[blocks + 1] - bounds[blocks])
+        sizes = bounds[blocks + 1] - bounds[blocks]
+        ends = np.cumsum(sizes)  # where each block ends in the permuted run of samples
+        starts = ends - sizes
         share = self.num_samples // self.slots
         lo, hi = slot * share, (slot + 1) * share
         mine = np.flatnonzero((ends > lo) & (starts < hi))
