@@ -8,6 +8,7 @@ Typical use, one pair::
     recipe = get_recipe("realworld_x4")
     params = recipe.sample_params(SeedKey(image_id, variant=0))   # record these with the pair
     hr, lr = recipe.crop_hr(image), recipe.apply(image, params)     # regenerates bit for bit
+    get_recipe(record["recipe"], version=record["recipe_version"])  # the recipe a stored pair was made by
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ValidationError
 from pipeline.degrade.bicubic import BicubicConfig, BicubicRecipe, bicubic_downscale, bicubic_upscale
 from pipeline.degrade.kernels import BlurConfig
 from pipeline.degrade.ops import NoiseConfig
+from pipeline.degrade.realworld import VERSIONS as REALWORLD_VERSIONS
 from pipeline.degrade.realworld import RealworldConfig, RealworldRecipe
 from pipeline.degrade.recipe import Recipe, SeedKey, Severity
 from pipeline.degrade.restore import JpegConfig, RestoreBlur, RestoreJpeg, RestoreNoise
@@ -29,34 +31,48 @@ from pipeline.degrade.restore import JpegConfig, RestoreBlur, RestoreJpeg, Resto
 
 @dataclass(frozen=True)
 class RecipeEntry:
-    """How to build one named recipe: its config model and a constructor taking a validated config."""
+    """How to build one named recipe: its config model, a constructor taking a validated config and a
+    version, and the versions it has (the last one is what new pairs use)."""
 
     config_model: type[BaseModel]
-    build: Callable[[Any], Recipe]
+    build: Callable[[Any, int], Recipe]
+    versions: tuple[int, ...] = (1,)
 
 
 RECIPES: Mapping[str, RecipeEntry] = MappingProxyType(
     {
-        "bicubic_x2": RecipeEntry(BicubicConfig, lambda cfg: BicubicRecipe(2, cfg)),
-        "bicubic_x3": RecipeEntry(BicubicConfig, lambda cfg: BicubicRecipe(3, cfg)),
-        "bicubic_x4": RecipeEntry(BicubicConfig, lambda cfg: BicubicRecipe(4, cfg)),
-        "realworld_x2": RecipeEntry(RealworldConfig, lambda cfg: RealworldRecipe(2, cfg)),
-        "realworld_x4": RecipeEntry(RealworldConfig, lambda cfg: RealworldRecipe(4, cfg)),
-        "restore_x1_noise": RecipeEntry(NoiseConfig, RestoreNoise),
-        "restore_x1_blur": RecipeEntry(BlurConfig, RestoreBlur),
-        "restore_x1_jpeg": RecipeEntry(JpegConfig, RestoreJpeg),
+        "bicubic_x2": RecipeEntry(BicubicConfig, lambda cfg, _: BicubicRecipe(2, cfg)),
+        "bicubic_x3": RecipeEntry(BicubicConfig, lambda cfg, _: BicubicRecipe(3, cfg)),
+        "bicubic_x4": RecipeEntry(BicubicConfig, lambda cfg, _: BicubicRecipe(4, cfg)),
+        "realworld_x2": RecipeEntry(
+            RealworldConfig, lambda cfg, v: RealworldRecipe(2, cfg, v), REALWORLD_VERSIONS
+        ),
+        "realworld_x4": RecipeEntry(
+            RealworldConfig, lambda cfg, v: RealworldRecipe(4, cfg, v), REALWORLD_VERSIONS
+        ),
+        "restore_x1_noise": RecipeEntry(NoiseConfig, lambda cfg, _: RestoreNoise(cfg)),
+        "restore_x1_blur": RecipeEntry(BlurConfig, lambda cfg, _: RestoreBlur(cfg)),
+        "restore_x1_jpeg": RecipeEntry(JpegConfig, lambda cfg, _: RestoreJpeg(cfg)),
     }
 )
 
 
-def get_recipe(name: str, config: BaseModel | Mapping[str, Any] | None = None) -> Recipe:
-    """The recipe called `name`, with its default config or `config` (a model or a plain mapping).
+def get_recipe(
+    name: str, config: BaseModel | Mapping[str, Any] | None = None, version: int | None = None
+) -> Recipe:
+    """The recipe called `name`, with its default config or `config` (a model or a plain mapping), at
+    `version` (default: the latest; pass a pair record's `recipe_version` to regenerate it).
 
-    Raises ValueError listing the known recipes for an unknown name, and naming the field for a bad config.
+    Raises ValueError listing the known recipes for an unknown name, the known versions for an unknown
+    version, and naming the field for a bad config.
     """
     entry = RECIPES.get(name)
     if entry is None:
         raise ValueError(f"unknown recipe {name!r}; known recipes: {', '.join(sorted(RECIPES))}")
+    if version is None:
+        version = entry.versions[-1]
+    elif version not in entry.versions:
+        raise ValueError(f"recipe {name} has versions {entry.versions}, not {version!r}")
     if config is None:
         parsed = entry.config_model()
     elif isinstance(config, entry.config_model):
@@ -68,7 +84,7 @@ def get_recipe(name: str, config: BaseModel | Mapping[str, Any] | None = None) -
             raise ValueError(f"invalid config for recipe {name}: {err}") from None
     else:
         raise ValueError(f"config for recipe {name} must be a {entry.config_model.__name__} or a mapping")
-    return entry.build(parsed)
+    return entry.build(parsed, version)
 
 
 __all__ = [

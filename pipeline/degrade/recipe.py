@@ -85,7 +85,7 @@ class Recipe(ABC):
     `_sample`, `_check_ranges`, `_apply` and `severity`."""
 
     name: str
-    version: ClassVar[int] = 1
+    version: int = 1  # part of the seed key; a change of the bytes a recipe makes is a new version
     scale: int = 1
     params_model: ClassVar[type[BaseModel]]
     config: BaseModel

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.bench_pairs import PARTITION, PairsBenchConfig, commit_photo_partition, floor_pass, job_figures
+from bench.bench_pairs import (
+    PARTITION,
+    PairsBenchConfig,
+    commit_photo_partition,
+    floor_pass,
+    job_figures,
+    targets,
+)
 
 
 @pytest.fixture
@@ -101,3 +108,24 @@ def test_job_figures_median_and_per_core():
     assert figures["bicubic_x4_2w_hr_mp_per_s_per_core"]["value"] == 0.5
     assert figures["bicubic_x4_2w_bytes_per_pair"]["value"] == 1000
     assert figures["bicubic_x4_2w_worker_busy"]["value"] == 0.5  # median of 0.5, 0.75, 0.5
+
+
+def test_targets_flag_each_ratio_met_or_missed():
+    ratio = {
+        "bicubic_x4_1w_over_floor_with_labels_per_core": 0.86,
+        "bicubic_x4_scaling_2w_over_1w": 1.86,
+        "realworld_x4_scaling_2w_over_1w": 1.9,
+        "realworld_x4_1w_over_bicubic_x4_1w_pairs_per_s": 0.52,
+        "realworld_x4_2w_over_bicubic_x4_2w_pairs_per_s": 0.41,
+    }
+    out = targets(PairsBenchConfig(), ratio)
+    assert set(out) == set(ratio)
+    assert [name for name, t in out.items() if not t["met"]] == [
+        "realworld_x4_2w_over_bicubic_x4_2w_pairs_per_s"
+    ]
+    assert out["bicubic_x4_1w_over_floor_with_labels_per_core"] == {
+        "target": ">= 0.85",
+        "measured": 0.86,
+        "met": True,
+    }
+    assert not targets(PairsBenchConfig(), {})["bicubic_x4_scaling_2w_over_1w"]["met"]  # not measured: missed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections import Counter
@@ -105,15 +106,57 @@ def test_final_step_covers_orders_modes_and_sinc(samples: list[dict]) -> None:
     assert {k["size"] for k in sincs} == set(config.final_sinc_sizes)
 
 
+@pytest.mark.parametrize("version", [1, 2])
 @pytest.mark.parametrize("name", ["realworld_x4", "realworld_x2"])
-def test_apply_is_deterministic_and_regenerates_from_the_record(photo: np.ndarray, name: str) -> None:
-    recipe = get_recipe(name)
+def test_apply_is_deterministic_and_regenerates_from_the_record(
+    photo: np.ndarray, name: str, version: int
+) -> None:
+    recipe = get_recipe(name, version=version)
+    assert recipe.version == version
     for variant in range(4):
         params = recipe.sample_params(SeedKey("photo", variant))
         assert params == recipe.sample_params(SeedKey("photo", variant))
         lr = recipe.apply(photo, params)
         assert lr.shape == (192 // recipe.scale, 192 // recipe.scale, 3) and lr.dtype == np.uint8
         assert recipe.apply(photo, json.loads(json.dumps(params))).tobytes() == lr.tobytes()
+
+
+# sha256 over the LRs of variants 0..3 of "photo", made by version 1 before version 2 existed (Pillow's
+# libjpeg from the lock): the version-1 code path must keep making exactly these bytes
+V1_DIGESTS = {
+    "realworld_x4": "993eb1aee0800fd71af5174ff5131ecc908a8f3af6008d6ef96c782676ffa26e",
+    "realworld_x2": "35d6f3f65fb3887b05db7b3267ae7d9fe493d26829e645f5734d15905e3efd52",
+}
+
+
+@pytest.mark.parametrize("name", sorted(V1_DIGESTS))
+def test_version_1_pairs_still_regenerate_bit_for_bit(photo: np.ndarray, name: str) -> None:
+    recipe, digest = get_recipe(name, version=1), hashlib.sha256()
+    for variant in range(4):
+        digest.update(recipe.apply(photo, recipe.sample_params(SeedKey("photo", variant))).tobytes())
+    assert digest.hexdigest() == V1_DIGESTS[name]
+    assert get_recipe(name).version == 2  # new pairs: the latest version
+    with pytest.raises(ValueError, match=r"has versions \(1, 2\), not 3"):
+        get_recipe(name, version=3)
+
+
+def test_version_2_makes_what_version_1_makes_up_to_the_noise_draw(photo: np.ndarray) -> None:
+    """Same params, both versions: a mild chain (noise sigma 1, a large anisotropic blur, a bicubic
+    shrink, integer-factor area steps) agrees closely; a harsh one keeps its strength (the noise differs
+    by its draw only). A non-integer area shrink differs more: PyTorch pools whole pixels, OpenCV their
+    fractions (about 36 dB on this photo's edges)."""
+    v1, v2 = get_recipe("realworld_x4", version=1), get_recipe("realworld_x4", version=2)
+    mild = _mildest()
+    mild["stage1"]["blur"] = {"kind": "aniso", "size": 21, "sigma_x": 2.5, "sigma_y": 0.8, "theta": 0.7}
+    mild["stage1"]["resize"] = {"direction": "down", "factor": 0.5, "mode": "bicubic"}
+    assert psnr_y(v2.apply(photo, mild), v1.apply(photo, mild)) > 40.0
+    harsh = _mildest()
+    harsh["stage1"]["noise"] = {"kind": "poisson", "scale": 3.0, "gray": False, "seed": 5}
+    harsh["stage2"]["jpeg_quality"] = 30
+    reference = ops.to_uint8(ops.resize(ops.to_float(photo), 48, 48, "area"))
+    assert psnr_y(v2.apply(photo, harsh), reference) == pytest.approx(
+        psnr_y(v1.apply(photo, harsh), reference), abs=1.0
+    )
 
 
 def _mildest() -> dict:

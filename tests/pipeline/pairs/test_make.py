@@ -55,7 +55,8 @@ def test_pairs_match_their_shards_and_regenerate_bit_for_bit(local_storage, imag
             ]
             assert all(set(m) == {"hr.npy.zst", "lr.png"} for _, m in members)
 
-    recipe = get_recipe("realworld_x4")
+    recipe = get_recipe("realworld_x4", version=records[0]["recipe_version"])
+    assert recipe.version == 2  # new pairs are made by the latest version
     _, shards = read_input_shards(local_storage, partition)
     rows = {row["image_id"]: (shard, row) for shard, shard_rows in shards for row in shard_rows}
     for record in records[:3] + records[-2:]:
