@@ -24,9 +24,17 @@ from pipeline.degrade.bicubic import BicubicConfig, BicubicRecipe, bicubic_downs
 from pipeline.degrade.kernels import BlurConfig
 from pipeline.degrade.ops import NoiseConfig
 from pipeline.degrade.realworld import VERSIONS as REALWORLD_VERSIONS
-from pipeline.degrade.realworld import RealworldConfig, RealworldRecipe
+from pipeline.degrade.realworld import RealworldConfig, RealworldRecipe, StageConfig
 from pipeline.degrade.recipe import Recipe, SeedKey, Severity
-from pipeline.degrade.restore import JpegConfig, RestoreBlur, RestoreJpeg, RestoreNoise
+from pipeline.degrade.restore import (
+    MIXED_VERSIONS,
+    JpegConfig,
+    RestoreBlur,
+    RestoreJpeg,
+    RestoreMixed,
+    RestoreNoise,
+)
+from pipeline.degrade.restore import VERSIONS as RESTORE_VERSIONS
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,7 @@ class RecipeEntry:
     config_model: type[BaseModel]
     build: Callable[[Any, int], Recipe]
     versions: tuple[int, ...] = (1,)
+    default_config: Callable[[int], BaseModel] | None = None  # per version; else config_model()
 
 
 RECIPES: Mapping[str, RecipeEntry] = MappingProxyType(
@@ -50,9 +59,14 @@ RECIPES: Mapping[str, RecipeEntry] = MappingProxyType(
         "realworld_x4": RecipeEntry(
             RealworldConfig, lambda cfg, v: RealworldRecipe(4, cfg, v), REALWORLD_VERSIONS
         ),
-        "restore_x1_noise": RecipeEntry(NoiseConfig, lambda cfg, _: RestoreNoise(cfg)),
-        "restore_x1_blur": RecipeEntry(BlurConfig, lambda cfg, _: RestoreBlur(cfg)),
-        "restore_x1_jpeg": RecipeEntry(JpegConfig, lambda cfg, _: RestoreJpeg(cfg)),
+        "restore_x1_noise": RecipeEntry(
+            NoiseConfig, RestoreNoise, RESTORE_VERSIONS, RestoreNoise.default_config
+        ),
+        "restore_x1_blur": RecipeEntry(BlurConfig, RestoreBlur, RESTORE_VERSIONS, RestoreBlur.default_config),
+        "restore_x1_jpeg": RecipeEntry(JpegConfig, RestoreJpeg, RESTORE_VERSIONS, RestoreJpeg.default_config),
+        "restore_x1_mixed": RecipeEntry(
+            StageConfig, RestoreMixed, MIXED_VERSIONS, RestoreMixed.default_config
+        ),
     }
 )
 
@@ -73,13 +87,14 @@ def get_recipe(
         version = entry.versions[-1]
     elif version not in entry.versions:
         raise ValueError(f"recipe {name} has versions {entry.versions}, not {version!r}")
+    default = entry.default_config(version) if entry.default_config else entry.config_model()
     if config is None:
-        parsed = entry.config_model()
+        parsed = default
     elif isinstance(config, entry.config_model):
         parsed = config
-    elif isinstance(config, Mapping):
+    elif isinstance(config, Mapping):  # fields given replace those of the version's default
         try:
-            parsed = entry.config_model.model_validate(dict(config))
+            parsed = entry.config_model.model_validate({**default.model_dump(), **dict(config)})
         except ValidationError as err:
             raise ValueError(f"invalid config for recipe {name}: {err}") from None
     else:

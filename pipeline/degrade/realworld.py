@@ -121,7 +121,7 @@ def _pick(rng: np.random.Generator, options: tuple[Any, ...]) -> Any:
     return options[int(rng.integers(len(options)))]
 
 
-def _sample_stage(rng: np.random.Generator, config: StageConfig, modes: tuple[str, ...]) -> dict[str, Any]:
+def sample_stage(rng: np.random.Generator, config: StageConfig, modes: tuple[str, ...]) -> dict[str, Any]:
     blur = kernels.sample_kernel(rng, config.blur) if rng.random() < config.blur_prob else None
     direction = ("up", "down", "keep")[int(rng.choice(3, p=config.resize_probs))]
     low, high = config.resize_range
@@ -138,7 +138,7 @@ def _sample_stage(rng: np.random.Generator, config: StageConfig, modes: tuple[st
     }
 
 
-def _check_stage(
+def check_stage(
     stage: StageParams, config: StageConfig, modes: tuple[str, ...], what: str, name: str
 ) -> None:
     if (stage.blur is None and config.blur_prob >= 1.0) or (
@@ -181,8 +181,8 @@ class RealworldRecipe(Recipe):
 
     def _sample(self, rng: np.random.Generator) -> dict[str, Any]:
         cfg = self.config
-        stage1 = _sample_stage(rng, cfg.stage1, cfg.resize_modes)
-        stage2 = _sample_stage(rng, cfg.stage2, cfg.resize_modes)
+        stage1 = sample_stage(rng, cfg.stage1, cfg.resize_modes)
+        stage2 = sample_stage(rng, cfg.stage2, cfg.resize_modes)
         sinc_first = rng.random() < cfg.sinc_first_prob
         final_mode = _pick(rng, cfg.resize_modes)
         final_sinc = None
@@ -199,8 +199,8 @@ class RealworldRecipe(Recipe):
     def _check_ranges(self, params: BaseModel) -> None:
         assert isinstance(params, RealworldParams)
         cfg = self.config
-        _check_stage(params.stage1, cfg.stage1, cfg.resize_modes, "stage1", self.name)
-        _check_stage(params.stage2, cfg.stage2, cfg.resize_modes, "stage2", self.name)
+        check_stage(params.stage1, cfg.stage1, cfg.resize_modes, "stage1", self.name)
+        check_stage(params.stage2, cfg.stage2, cfg.resize_modes, "stage2", self.name)
         if params.final_resize_mode not in cfg.resize_modes:
             raise ValueError(
                 f"recipe {self.name}: final_resize_mode={params.final_resize_mode} is not allowed"

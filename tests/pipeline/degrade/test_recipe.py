@@ -25,6 +25,7 @@ def test_registry_lists_every_recipe_of_the_issue() -> None:
         "restore_x1_noise",
         "restore_x1_blur",
         "restore_x1_jpeg",
+        "restore_x1_mixed",
     }
     for name in ALL:
         recipe = get_recipe(name)
@@ -113,10 +114,10 @@ def test_extra_or_missing_params_fail_before_any_work() -> None:
         recipe.apply(image, {"quality": 50, "seed": 1})
     with pytest.raises(ValueError, match="invalid params for recipe restore_x1_jpeg"):
         recipe.apply(image, {})
-    with pytest.raises(ValueError, match="quality=20 is outside its configured range \\[30, 95\\]"):
-        recipe.apply(image, {"quality": 20})
-    with pytest.raises(ValueError, match="quality=20"):
-        recipe.apply("not even an image", {"quality": 20})  # type: ignore[arg-type]  # params checked first
+    with pytest.raises(ValueError, match="quality=5 is outside its configured range \\[10, 95\\]"):
+        recipe.apply(image, {"quality": 5})
+    with pytest.raises(ValueError, match="quality=5"):
+        recipe.apply("not even an image", {"quality": 5})  # type: ignore[arg-type]  # params checked first
 
 
 def test_image_checks() -> None:
