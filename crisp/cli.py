@@ -23,6 +23,7 @@ COMMANDS = (
     "registry",
     "reference",
     "upscale",
+    "restore",
     "quality",
     "demo",
     "config",

@@ -42,7 +42,7 @@ from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
 from schemas.errors import InputError
 from training.fit.launcher import LaunchConfig
-from training.gates.policy import GatePolicy
+from training.gates.policy import GatePolicy, RestoreGatePolicy
 from training.gates.quality_gates import QualityGatePolicy
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,9 @@ class GateSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     sr: GatePolicy = Field(default_factory=GatePolicy)  # super-resolution (training/gates/policy.py)
     quality: QualityGatePolicy = Field(default_factory=QualityGatePolicy)  # training/gates/quality_gates.py
+    restore: RestoreGatePolicy = Field(
+        default_factory=RestoreGatePolicy
+    )  # restorers, scale 1 (same file as sr)
 
 
 class Settings(BaseSettings):

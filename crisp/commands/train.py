@@ -1,4 +1,4 @@
-"""`crisp train`: train a model (any task: `sr`, `quality`) from committed sample partitions (Lightning, DDP-ready).
+"""`crisp train`: train a model (any task: `sr`, `quality`, `restore`) from committed sample partitions (Lightning, DDP-ready).
 
 In: --config PATH (a YAML in training/configs/: sections task, model, optim, data, trainer) and/or --task
 NAME (without --config: the task's default YAML, `DEFAULT_CONFIGS`), and any number of --set
@@ -25,7 +25,11 @@ import argparse
 from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[2] / "training" / "configs"
-DEFAULT_CONFIGS = {"sr": "espcn_x4.yaml", "quality": "quality_net.yaml"}  # --task without --config
+DEFAULT_CONFIGS = {
+    "sr": "espcn_x4.yaml",
+    "quality": "quality_net.yaml",
+    "restore": "ffdnet_x1.yaml",
+}  # --task without --config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--task",
         choices=sorted(DEFAULT_CONFIGS),
-        help="the model kind; without --config its default YAML (sr: espcn_x4, quality: quality_net)",
+        help="the model kind; without --config its default YAML (sr: espcn_x4, quality: quality_net, restore: ffdnet_x1)",
     )
     # dest differs from the global --config (the settings file), which stays available as `crisp --config`.
     p.add_argument(
@@ -169,7 +173,7 @@ def _release_policy(args: argparse.Namespace, settings, task: str):
 
 def release_target(settings, config, model_name: str | None = None, photos=()):
     """Where a training `config` releases to (every entry point: `crisp train --release`, the training
-    DAGs): `model_name` (default the task's, crisp-sr-x<scale> / crisp-quality), the settings' storage
+    DAGs): `model_name` (default the task's, crisp-sr-x<scale> / crisp-quality / crisp-restore), the settings' storage
     and the task's registry and policy, the sample partitions it trained on ("all" resolved)."""
     from pipeline.commit import committed_partitions
     from training.registry.release import ReleaseTarget

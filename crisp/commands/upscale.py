@@ -144,6 +144,18 @@ def decode_input(data: bytes) -> Image.Image:
 
 
 def run(args: argparse.Namespace) -> int:
+    return serve_images(args, "upscale", lambda stem, scale: f"{stem}_x{scale}.png")
+
+
+def serve_images(
+    args: argparse.Namespace,
+    command: str,
+    output_name: Callable[[str, int], str],
+    check_model: Callable[[object], str | None] = lambda meta: None,
+) -> int:
+    """The batch loop of `crisp upscale` and `crisp restore`: load `args.model` (refused with the reason
+    `check_model(meta)` gives, if any), then serve every input image tile by tile into
+    `<out>/<output_name(stem, scale)>`; a bad file is reported on its own line and the others finish."""
     import numpy as np
     from tqdm import tqdm
 
@@ -160,17 +172,20 @@ def run(args: argparse.Namespace) -> int:
         config = RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri)
         options = settings.s3.storage_options() if args.model.startswith("s3://") else None
         model, meta = load_model(args.model, config, storage_options=options)
+        refusal = check_model(meta)
+        if refusal:
+            raise ValueError(f"{args.model}: {refusal}")
     except (ValueError, LookupError, OSError, CheckpointRejected, UnknownModelError) as exc:
-        print(f"crisp upscale: {exc}", file=sys.stderr)
+        print(f"crisp {command}: {exc}", file=sys.stderr)
         return 2
     if not items:
-        print("crisp upscale: no images found in the inputs", file=sys.stderr)
+        print(f"crisp {command}: no images found in the inputs", file=sys.stderr)
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     scale, failed = meta.scale, 0
     bar = tqdm(total=0, unit="tile", desc=f"x{scale} {meta.arch}", file=sys.stderr)
     for stem, load in items:
-        target = out_dir / f"{stem}_x{scale}.png"
+        target = out_dir / output_name(stem, scale)
         try:
             image = decode_input(load())
             bar.total += count_tiles(image.height, image.width, args.tile, args.overlap)
@@ -179,7 +194,8 @@ def run(args: argparse.Namespace) -> int:
             bands = upscale_bands(
                 model, image, scale, args.tile, args.overlap, args.device, args.batch_size, bar.update
             )
-            if args.side_by_side and shape[0] * shape[1] / 1e6 <= args.side_by_side_max_megapixels:
+            side_by_side = getattr(args, "side_by_side", False)
+            if side_by_side and shape[0] * shape[1] / 1e6 <= args.side_by_side_max_megapixels:
                 result = np.concatenate([band for _, band in bands])
                 save_png(target, shape, [result])
                 write_side_by_side(image, result, scale, out_dir / f"{stem}_x{scale}_compare.png")
@@ -188,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, ValueError) as exc:
             target.unlink(missing_ok=True)  # never leave a truncated PNG behind
             failed += 1
-            bar.write(f"crisp upscale: {stem}: {exc}", file=sys.stderr)  # a line of its own, not in the bar
+            bar.write(f"crisp {command}: {stem}: {exc}", file=sys.stderr)  # a line of its own, not in the bar
     bar.close()
     print(f"wrote {len(items) - failed} of {len(items)} images to {out_dir} with {meta.source}")
     return 1 if failed else 0

@@ -8,8 +8,9 @@ an `index.parquet` in the declared pair schema (`schemas/pairs.py`, a superset o
 columns in COMMON.md) and a manifest written by `PartitionWriter.commit` with the pairs job's
 schema_versions key; the function returns that `Manifest`.
 
-LR tiles come from `pipeline.degrade` (Pillow BICUBIC, antialiased) and are cut by `tile_pair`, so
-the tiles match what the pairs job produces. Splits are assigned per image (every `val_every`-th image
+LR tiles come from the recipe of `pipeline.degrade` (Pillow BICUBIC for bicubic_*; any recipe with its
+params sampled as the pairs job samples them, variant 0) and are cut by `tile_pair`, so the tiles match
+what the pairs job produces. Splits are assigned per image (every `val_every`-th image
 by sorted id goes to "val"). Labels come from `pipeline.degrade.labels.pair_labels` and
 `pipeline.clean.quality.measure_degradation`, as in the pairs job; `labels=False` leaves them NaN (fast, for
 loader benchmarks). `source_*` columns describe no real image partition: the images are files.
@@ -30,7 +31,7 @@ from PIL import Image
 
 from pipeline.clean.quality import measure_degradation
 from pipeline.commit import PartitionWriter
-from pipeline.degrade import get_recipe
+from pipeline.degrade import SeedKey, get_recipe
 from pipeline.degrade.labels import pair_labels
 from pipeline.degrade.tiles import TileConfig, tile_pair
 from pipeline.shards import ShardWriter
@@ -89,13 +90,15 @@ def write_pair_partition(
     for number, (image_id, product_id, image) in enumerate(keyed):
         split = "val" if val_every and number % val_every == val_every - 1 else "train"
         hr = degrade.crop_hr(image)
-        lr = degrade.apply(image, {})
+        params = degrade.sample_params(SeedKey(image_id, 0))  # {} for bicubic
+        lr = degrade.apply(image, params)
+        severity = degrade.severity(params)
         for tile in tile_pair(hr, lr, scale, tiles).tiles:
             pair_id = f"{image_id}_0_{tile.y}_{tile.x}"
             loc = shards.add(
                 pair_id, {HR_MEMBER: encode_tile(tile.hr, "zstd"), LR_MEMBER: encode_tile(tile.lr, "png")}
             )
-            label = pair_labels(tile.hr, np.ascontiguousarray(tile.lr), degrade, {}) if labels else None
+            label = pair_labels(tile.hr, np.ascontiguousarray(tile.lr), degrade, params) if labels else None
             nr = measure_degradation(np.ascontiguousarray(tile.lr)) if labels else None
             rows.append(
                 {
@@ -118,14 +121,14 @@ def write_pair_partition(
                     "hr_size": loc.members[HR_MEMBER][1],
                     "lr_offset": loc.members[LR_MEMBER][0],
                     "lr_size": loc.members[LR_MEMBER][1],
-                    "params": json.dumps({}),
+                    "params": json.dumps(params),
                     "psnr_y": label.psnr_y if label else NAN,
                     "ssim_y": label.ssim_y if label else NAN,
                     "quality_score": label.quality_score if label else NAN,
                     "quality_class": label.quality_class if label else "unlabelled",
-                    "blur_sigma": 0.0,
-                    "noise_sigma": 0.0,
-                    "jpeg_quality": 100,
+                    "blur_sigma": severity.blur_sigma,
+                    "noise_sigma": severity.noise_sigma,
+                    "jpeg_quality": severity.jpeg_quality,
                     "lr_sharpness": nr.sharpness if nr else NAN,
                     "lr_noise_sigma": nr.noise_sigma if nr else NAN,
                     "lr_blockiness": nr.blockiness if nr else NAN,

@@ -1,6 +1,6 @@
 """Architecture registry: a name and a scale in, a single-device `nn.Module` out.
 
-Every arch takes a float tensor N x 3 x h x w in [0, 1] and returns N x 3 x (h*s) x (w*s).
+Every arch takes a float tensor N x 3 x h x w in [0, 1] and returns N x 3 x (h*s) x (w*s) (s = 1: a restorer).
 `ARCHS` maps the config name to the class; `check_arch` validates a name, scale and overrides without
 building anything; `build_arch(name, scale, **overrides)` validates them and
 passes the overrides to the class (e.g. `residual=True` for espcn, `dim=48` for safmn).
@@ -16,6 +16,7 @@ from torch import nn
 from training.archs.bicubic import BicubicUpsampler
 from training.archs.edsr_baseline import EDSRBaseline
 from training.archs.espcn import ESPCN
+from training.archs.ffdnet import FFDNet
 from training.archs.safmn import SAFMN
 
 ARCHS: dict[str, type[nn.Module]] = {
@@ -23,6 +24,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "espcn": ESPCN,
     "edsr_baseline": EDSRBaseline,
     "safmn": SAFMN,
+    "ffdnet": FFDNet,  # scale 1: the restorer (training/tasks/restore.py)
 }
 
 
@@ -40,6 +42,12 @@ def check_arch(name: str, scale: int, overrides: dict[str, object] | None = None
         raise ValueError(
             f"arch {name!r} has no option(s) {sorted(unknown)}; its options are {sorted(accepted)}"
         )
+
+
+def baseline_arch(scale: int) -> nn.Module:
+    """What a model must beat without learning anything: Pillow bicubic at scale > 1; at scale 1 (a restorer)
+    the degraded input itself."""
+    return nn.Identity() if scale == 1 else build_arch("bicubic", scale)
 
 
 def build_arch(name: str, scale: int, **overrides: object) -> nn.Module:

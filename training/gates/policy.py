@@ -128,6 +128,7 @@ class GatePolicy(ThresholdPolicy):
         """The GateConfig of one validation: these thresholds and sets, plus how to measure."""
         fields = {name: getattr(self, name) for name in THRESHOLDS}
         fields["benchmarks"] = self.benchmarks
+        fields["settings_key"] = self.SETTINGS
         if self.pair_split is None:
             measurement["pair_recipe"] = None
         else:
@@ -164,6 +165,17 @@ class GatePolicy(ThresholdPolicy):
         return list(dict.fromkeys(problems))
 
 
+class RestoreGatePolicy(GatePolicy):
+    """A restorer's thresholds (scale 1, settings `gates.restore.*`): its PSNR-Y over the degraded input
+    (the baseline role at scale 1) on the held-out pairs of the recipe it was trained on. No HR benchmark
+    folder by default: the gates' folders are degraded by bicubic downscaling, which a restorer never sees."""
+
+    SETTINGS: ClassVar[str] = "gates.restore"
+
+    margin_db: float = 1.0  # PSNR-Y over the degraded input required on every set
+    benchmarks: dict[str, BenchmarkRef] = Field(default_factory=dict)
+
+
 def _gate(
     name: str, passed: bool, measured: float | None, threshold: float | None, detail: str
 ) -> GateResult:
@@ -171,12 +183,13 @@ def _gate(
 
 
 def threshold_gates(verdict: Verdict, policy: GatePolicy | GateConfig, scale: int) -> list[GateResult]:
-    """The threshold gates on a verdict's measurements: margin over bicubic per set, the champion's
+    """The threshold gates on a verdict's measurements: margin over bicubic (a restorer: its input) per set, the champion's
     scale, tolerance and mean improvement, latency, export. `policy` may be a GateConfig (same names)."""
     gates = []
+    baseline = "the degraded input" if scale == 1 else "bicubic"
     for s in verdict.scores:
         gain = s.psnr_y - s.bicubic_psnr_y
-        detail = f"{s.psnr_y:.3f} dB vs bicubic {s.bicubic_psnr_y:.3f} dB"
+        detail = f"{s.psnr_y:.3f} dB vs {baseline} {s.bicubic_psnr_y:.3f} dB"
         gates.append(
             _gate(f"bicubic_margin:{s.name}", gain >= policy.margin_db, gain, policy.margin_db, detail)
         )

@@ -29,7 +29,7 @@ from torch import nn
 
 from pipeline.reference_sets import materialize
 from pipeline.storage import read_uri
-from training.archs import build_arch
+from training.archs import baseline_arch
 from training.gates import measure
 from training.gates.policy import threshold_gates
 from training.gates.safe_load import CheckpointRejected, LoadReason, safe_load
@@ -121,7 +121,7 @@ def validate(
 
     `storage` (a pipeline Storage) is where pair partitions and root-relative benchmark sets (`reference/Set5`,
     pipeline/reference_sets.py) are read; a missing set raises ReferenceSetError (a ValueError) naming the
-    setting `gates.sr.benchmarks.<name>`; `storage_options` open the
+    setting `<config.settings_key>.benchmarks.<name>`; `storage_options` open the
     checkpoint (default: the storage's options when `uri` is on the same scheme).
     """
     config = config or GateConfig()
@@ -144,7 +144,7 @@ def validate(
 
     # export on CPU, before the measurements move the model to the configured device
     exported = export_torchscript(model, measure.golden_input(config.golden_size), config.export_atol)
-    models = {"model": model, "bicubic": build_arch("bicubic", scale)}
+    models = {"model": model, "bicubic": baseline_arch(scale)}  # at scale 1: the input
     if champion is not None and champion.module is not None and champion.ref.scale == scale:
         models["champion"] = champion.module
     device = str(resolve_device(config.device))
@@ -159,10 +159,12 @@ def validate(
             storage, config.pair_recipe, config.pair_partitions, config.pair_split, config.max_pairs, scale
         )
     if not config.benchmarks and not pairs:  # with no set to score, no quality gate would run at all
-        raise ValueError("no benchmark sets and no pair partitions configured: set gates.sr.benchmarks")
+        raise ValueError(
+            f"no benchmark sets and no pair partitions configured: set {config.settings_key}.benchmarks"
+        )
     with tempfile.TemporaryDirectory(prefix="crisp-reference-") as work:
         folders = {
-            name: materialize(name, ref, storage, Path(work), f"gates.sr.benchmarks.{name}")
+            name: materialize(name, ref, storage, Path(work), f"{config.settings_key}.benchmarks.{name}")
             for name, ref in config.benchmarks.items()
         }
         scores = _scores(measure.score_sets(models, folders, scale, pairs, device))

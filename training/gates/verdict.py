@@ -75,6 +75,7 @@ class GateConfig(BaseModel):
     tile: int = 256  # serving tile (LR px) used for the latency measurement
     overlap: int = 16
     device: str = "cpu"  # "auto" uses CUDA when present
+    settings_key: str = "gates.sr"  # where the policy's thresholds and sets live: messages name it
 
 
 class QualityGateConfig(BaseModel):

@@ -1,7 +1,7 @@
 """Model kinds ("tasks"): what each one declares; the trainer, loader, gates, registry, release flow and
 serving are shared.
 
-In: a task name (`sr`, `quality`; `matte`, `restore` next). Out: the `Task` record, whose fields are the
+In: a task name (`sr`, `quality`, `restore`; `matte` next). Out: the `Task` record, whose fields are the
 pieces a model kind supplies: its sample schema (the index the shared loader reads), its arch zoo, the
 types of its `model` and `data` config sections (TrainConfig validates them by task), its Lightning module
 (loss and metrics) and data module, the metric best.ckpt maximizes, its gate policy class (thresholds in the settings
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-KNOWN = ("sr", "quality")
+KNOWN = ("sr", "quality", "restore")
 
 
 @dataclass(frozen=True)
@@ -49,9 +49,9 @@ class Task:
     report: Callable[..., tuple[str, str]]  # (output, verdict, *, storage, ...) -> (report.html, report.json)
 
     def registry_name(self, meta: Any) -> str:
-        """The default registered-model name for a checkpoint's meta, e.g. crisp-sr-x4."""
+        """The default registered-model name for a checkpoint's meta: crisp-sr-x4; crisp-restore (scale 1)."""
         scale = getattr(meta, "scale", None)
-        return f"crisp-{self.name}-x{scale}" if scale else f"crisp-{self.name}"
+        return f"crisp-{self.name}-x{scale}" if scale and scale > 1 else f"crisp-{self.name}"
 
 
 def get_task(name: str) -> Task:

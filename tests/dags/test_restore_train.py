@@ -1,0 +1,51 @@
+"""restore_train: the same check -> train -> validate -> register -> promote DAG as sr_train (crisp/train_dag.py),
+with the restore task's Params and config."""
+
+from __future__ import annotations
+
+from tests.support.airflow import load_dagbag
+
+
+def test_dag_shape_and_params():
+    dag = load_dagbag().dags["restore_train"]
+    assert [t.task_id for t in dag.topological_sort()] == [
+        "check",
+        "train",
+        "validate",
+        "register",
+        "promote",
+    ]
+    assert set(dag.params) == {"partitions", "max_steps", "devices", "overrides", "model_name", "gates"}
+    assert dag.params["model_name"] == "crisp-restore"
+    assert dag.catchup is False and dag.max_active_runs == 1 and "crisp train --task restore" in dag.doc_md
+
+
+def test_params_become_the_restore_config(monkeypatch, tmp_path):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
+    spec = importlib.util.spec_from_file_location("restore_train_dag", REPO / "dags" / "restore_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    params = {"partitions": ["2026-11-20"], "max_steps": 700, "devices": 1,
+              "overrides": ["data.recipe=restore_x1_jpeg"]}  # fmt: skip
+    config = module.train_config(params, "manual_1")
+    assert (config.task, config.model.arch, config.model.scale, config.data.recipe) == (
+        "restore", "ffdnet", 1, "restore_x1_jpeg")  # fmt: skip
+    assert config.data.partitions == ["2026-11-20"] and config.trainer.max_steps == 700
+    assert config.output == f"file://{tmp_path}/root/runs/restore_train/manual_1"
+    assert config.mlflow_experiment == "crisp-restore"
+
+
+def test_a_trigger_may_only_tighten_the_restore_gates(monkeypatch):
+    import pytest
+
+    from crisp.train_dag import gate_policy
+    from training.gates.policy import GatePolicyError
+
+    monkeypatch.setenv("CRISP_GATES__RESTORE__MARGIN_DB", "1.5")
+    assert gate_policy("restore", {"gates": {"margin_db": 2.0}}).margin_db == 2.0
+    with pytest.raises(GatePolicyError, match="margin_db=1.0 is looser than the policy's 1.5"):
+        gate_policy("restore", {"gates": {"margin_db": 1.0}})

@@ -1,0 +1,136 @@
+"""The restore task for real: a tiny FFDNet trained on restore_x1_noise pairs, validated against its own
+noisy input, released as `crisp-restore`, and served at the input's size by `crisp restore`."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from crisp.commands import restore as restore_cmd
+from pipeline.degrade.tiles import TileConfig
+from pipeline.sr_metrics import psnr_y
+from pipeline.storage import Storage
+from tests.support.checkpoints import trained_checkpoint
+from tests.support.pairs_fixture import TINY_PARTITION, load_images, write_pair_partition
+from training.fit.train import load_train_config, train
+from training.gates.measure import load_pair_split
+from training.gates.policy import RestoreGatePolicy
+from training.registry.release import ReleaseTarget, release
+from training.registry.versions import RegistryConfig, load_model
+from training.serve.upscale import upscale_image
+from training.tasks import get_task
+
+REPO = Path(__file__).resolve().parents[3]
+RECIPE = "restore_x1_noise"
+TINY = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data.block_size=2", "data.workers=0",
+        "trainer.val_check_interval=2", "trainer.enable_progress_bar=false", "trainer.max_steps=2",
+        "trainer.accelerator=cpu", "model.arch_options={features: 8, depth: 3}"]  # fmt: skip
+
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory, shared_data):
+    storage = Storage(f"file://{tmp_path_factory.mktemp('restore')}/root")
+    images = load_images(shared_data / "sr_train" / "T91", limit=8)
+    tiles = TileConfig(hr_tile=64, overlap=0, min_hr_side=32)
+    write_pair_partition(storage, images, RECIPE, TINY_PARTITION, tiles, shard_bytes=256 * 1024)
+    # a permissive deployment policy (two steps of training), scored on the held-out val split
+    policy = RestoreGatePolicy(margin_db=-100.0, golden_output_range=(-1.0, 2.0), pair_split="val")
+    target = ReleaseTarget(
+        model_name="crisp-restore",
+        storage=storage,
+        registry=RegistryConfig(root=storage.root, policy=policy, experiment="crisp-restore"),
+        recipe=RECIPE,
+        partitions=[TINY_PARTITION],
+        task="restore",
+    )
+    overrides = [*TINY, f"data.root={storage.root}", f"data.partitions=[{TINY_PARTITION}]",
+                 f"output={storage.uri('runs/tiny')}", "resume=never"]  # fmt: skip
+    config = load_train_config(REPO / "training" / "configs" / "ffdnet_x1.yaml", overrides)
+    result = train(config)
+    return target, config, release(target, config.model_dump(mode="json"), asdict(result), run_name="tiny")
+
+
+def test_the_default_config_trains_a_restorer_named_crisp_restore(released):
+    _, config, outcome = released
+    assert config.task == "restore" and config.model.arch == "ffdnet" and config.model.scale == 1
+    assert get_task("restore").registry_name(config.model) == "crisp-restore"
+    assert outcome.promoted and outcome.version == 1 and outcome.champion == 1
+    assert outcome.verdict.meta.task == "restore" and outcome.verdict.meta.recipe == RECIPE
+
+
+def test_the_baseline_at_scale_one_is_the_noisy_input_itself(released):
+    target, _, outcome = released
+    (score,) = outcome.verdict.scores
+    assert score.name == f"pairs/{RECIPE}:val"
+    pairs = load_pair_split(target.storage, RECIPE, [TINY_PARTITION], "val", 200, 1)
+    assert score.images == len(pairs) > 0
+    noisy = float(np.mean([psnr_y(lr, hr, 1) for lr, hr in pairs]))
+    assert score.bicubic_psnr_y == pytest.approx(noisy, abs=1e-9)
+    assert noisy < 40  # the recipe really added noise (sigma 0..75 or Poisson)
+    margin = next(g for g in outcome.verdict.gates if g.gate.startswith("bicubic_margin"))
+    assert "vs the degraded input" in margin.detail
+    assert outcome.verdict.config.settings_key == "gates.restore"
+
+
+def _cli(*argv):
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config")
+    restore_cmd.register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["restore", *argv])
+    return args.run(args)
+
+
+def test_crisp_restore_serves_the_champion_at_each_inputs_size(
+    released, product_photos, tmp_path, monkeypatch, capsys
+):
+    target, _, _ = released
+    monkeypatch.setenv("CRISP_ROOT", target.storage.root)
+    photo = sorted(product_photos.glob("*.jpg"))[0]
+    folder = tmp_path / "in"
+    folder.mkdir()
+    Image.open(photo).convert("RGB").resize((45, 33)).save(folder / "odd.png")
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    out = tmp_path / "out"
+    code = _cli(str(folder), "--out", str(out), "--tile", "32", "--overlap", "4")
+    captured = capsys.readouterr()
+    assert code == 1 and "broken" in captured.err and "wrote 1 of 2 images" in captured.out
+    restored = np.asarray(Image.open(out / "odd.png"))
+    assert restored.shape == (33, 45, 3) and not (out / "broken.png").exists()
+    model, meta = load_model("models:/crisp-restore@champion", target.registry)
+    assert meta.scale == 1
+    pixels = np.asarray(Image.open(folder / "odd.png").convert("RGB"))
+    np.testing.assert_array_equal(restored, upscale_image(model, pixels, 1, 32, 4, "cpu"))
+
+
+def test_the_registered_pyfunc_restores_odd_sizes_like_the_eager_model(released, monkeypatch):
+    import mlflow
+
+    target, _, _ = released
+    uri = target.registry.resolved_tracking_uri()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
+    pyfunc = mlflow.pyfunc.load_model("models:/crisp-restore@champion")
+    model, _ = load_model("models:/crisp-restore@champion", target.registry)
+    for height, width in ((37, 53), (211, 97)):
+        image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
+        served = pyfunc.predict(image, params={"output": "float"})
+        with torch.inference_mode():
+            eager = model(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0)[0].clamp(0, 1)
+        assert served.shape == (height, width, 3)
+        assert np.abs(served - eager.permute(1, 2, 0).numpy()).max() <= 1e-4
+
+
+def test_crisp_restore_refuses_an_upscaler(shared_data, tmp_path, capsys):
+    ckpt = trained_checkpoint(tmp_path / "x4.ckpt", shared_data / "sr_train" / "T91")
+    image = tmp_path / "a.png"
+    Image.new("RGB", (20, 20), (120, 80, 40)).save(image)
+    assert _cli(str(image), "--model", str(ckpt), "--out", str(tmp_path / "out")) == 2
+    assert "is an x4 upscaler (use crisp upscale), not a restorer" in capsys.readouterr().err

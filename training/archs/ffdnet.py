@@ -1,0 +1,49 @@
+"""FFDNet-style restorer (Zhang et al., TIP 2018): denoise / de-JPEG / deblur at scale 1, at half resolution.
+
+In: a float tensor N x 3 x h x w in [0, 1], any h and w (odd included). Out: N x 3 x h x w (unclamped; the
+caller quantizes).
+
+FFDNet's design: a reversible 2x2 downsampling (space-to-depth, 3 -> 12 channels), `depth` 3x3 convolutions
+with ReLU at half resolution (where a 3x3 kernel sees as far as a 6x6 one at full size, for a quarter of the
+work), then depth-to-space back. Here the space-to-depth and its 1x1 mixing are one 2x2 stride-2
+convolution and depth-to-space is a 2x2 stride-2 transposed convolution: the same linear maps, but an odd
+side is handled by replicating the last row/column and cropping the output back to `x`'s size with
+shapes read from `x`, so a `torch.jit.trace` serves every input size (training/serve/export.py checks odd
+sizes). The network predicts the residual (input + correction, as DnCNN/FFDNet learn the noise).
+
+Differences from the paper, deliberate: blind by default (no noise-level map input: crawled photos carry
+no known sigma); no batch norm (small batches on CPU, and it would need folding for serving).
+Default 96 features x 12 layers, the paper's colour model: 0.85M parameters (64 features: 0.38M).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+
+class FFDNet(nn.Module):
+    supported_scales = (1,)
+
+    def __init__(self, scale: int = 1, channels: int = 3, features: int = 96, depth: int = 12) -> None:
+        super().__init__()
+        if scale not in self.supported_scales:
+            raise ValueError(f"ffdnet restores at scale 1, got {scale}")
+        if depth < 2:
+            raise ValueError(f"ffdnet needs depth >= 2 (first and last convolution), got {depth}")
+        self.scale = scale
+        self.down = nn.Conv2d(channels, channels * 4, kernel_size=2, stride=2)
+        layers: list[nn.Module] = [nn.Conv2d(channels * 4, features, 3, padding=1), nn.ReLU(inplace=True)]
+        for _ in range(depth - 2):
+            layers += [nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True)]
+        layers.append(nn.Conv2d(features, channels * 4, 3, padding=1))
+        self.body = nn.Sequential(*layers)
+        self.up = nn.ConvTranspose2d(channels * 4, channels, kernel_size=2, stride=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2], x.shape[-1]
+        # one replicated row and column always: even sides then drop it again, odd ones keep the last pixel
+        padded = F.pad(x, (0, 1, 0, 1), mode="replicate")
+        correction = self.up(self.body(self.down(padded)))
+        return x + correction[..., :height, :width]
