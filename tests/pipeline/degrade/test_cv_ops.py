@@ -36,6 +36,21 @@ def test_blur_matches_the_exact_correlation_within_the_tolerance(image: np.ndarr
     assert {"iso", "aniso", "sinc"} <= kinds and separable > 0  # both code paths ran
 
 
+def test_trimming_drops_only_tails_within_the_budget_and_keeps_the_kernel_centred() -> None:
+    taps = kernels.build_kernel(
+        kernels.KernelParams(kind="iso", size=21, sigma_x=0.8, sigma_y=0.8, theta=0.0)
+    )
+    trimmed, spent = cv_ops.trim_kernel(taps, 5e-4)
+    assert trimmed.shape[0] % 2 == 1 and trimmed.shape[1] % 2 == 1 and trimmed.shape[0] <= 7
+    margin_y, margin_x = (21 - trimmed.shape[0]) // 2, (21 - trimmed.shape[1]) // 2
+    np.testing.assert_array_equal(trimmed, taps[margin_y : 21 - margin_y, margin_x : 21 - margin_x])
+    assert spent == pytest.approx(np.abs(taps).sum() - np.abs(trimmed).sum()) and spent <= 5e-4
+    wide = kernels.build_kernel(
+        kernels.KernelParams(kind="iso", size=21, sigma_x=3.0, sigma_y=3.0, theta=0.0)
+    )
+    assert cv_ops.trim_kernel(wide, 5e-4)[0].shape[0] > trimmed.shape[0]  # more spread, more taps kept
+
+
 @pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
 @pytest.mark.parametrize("size", [(41, 37), (160, 131), (97, 83)])
 def test_resize_agrees_with_pytorch_semantics(image: np.ndarray, mode: str, size: tuple[int, int]) -> None:
