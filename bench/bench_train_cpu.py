@@ -158,7 +158,11 @@ def ingest_sources(config: TrainCpuBenchConfig, storage: Any, workdir: Path) -> 
     return ingest_partition(feed.as_uri(), PARTITION, storage, ingest, run_id="bench-train-cpu")
 
 
-def train_budgeted(config: TrainCpuBenchConfig, root_uri: str, output_uri: str) -> dict[str, Any]:
+def train_budgeted(
+    config: TrainCpuBenchConfig, root_uri: str, output_uri: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`train()` of the config's model under the wall-clock budget; `extra` overrides (e.g. data.recipe)
+    go last."""
     import torch
     from lightning.pytorch.callbacks import Timer
 
@@ -172,7 +176,7 @@ def train_budgeted(config: TrainCpuBenchConfig, root_uri: str, output_uri: str) 
         "optim.min_lr_ratio": config.min_lr_ratio, "optim.ema_decay": config.ema_decay,
         "trainer.max_steps": 10_000_000, "trainer.devices": 1, "trainer.accelerator": "cpu",
         "trainer.val_check_interval": config.val_every, "trainer.enable_progress_bar": False,
-        "trainer.log_every": 100,
+        "trainer.log_every": 100, **(extra or {}),
     }  # fmt: skip
     train_config = load_train_config(
         REPO / "training" / "configs" / f"{config.model_config_name}.yaml",

@@ -24,6 +24,7 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk import Param, dag, task
@@ -64,6 +65,25 @@ def shared_overrides(params: Mapping[str, Any]) -> list[str]:
         f"trainer.devices={int(params['devices'])}",
         *params.get("overrides", []),
     ]
+
+
+def yaml_train_config(path: Path) -> Callable[[Mapping[str, Any], str], Any]:
+    """The `train_config` of a DAG whose Params are the shared ones: settings < the YAML at `path` <
+    Params < overrides (the merge of `crisp train`); the function raises ValueError for a bad config."""
+
+    def train_config(params: Mapping[str, Any], run_dir: str):
+        from crisp.commands.train import train_config_from_settings
+
+        return train_config_from_settings(path, shared_overrides(params), run_name=run_dir)
+
+    return train_config
+
+
+def report_photos() -> list:
+    """Two product photos of the demo catalog (shipped in the package): the report's before/after crops."""
+    from crisp.demo_catalog import photo_folder
+
+    return [photo_folder() / "coffee.png", photo_folder() / "rocket.jpg"]
 
 
 def gate_policy(task_name: str, params: Mapping[str, Any]):

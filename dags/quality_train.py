@@ -30,20 +30,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from crisp.train_dag import shared_overrides, shared_params, train_dag
+from crisp.train_dag import shared_params, train_dag, yaml_train_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "quality_net.yaml"
 SCHEDULE = os.environ.get("CRISP_QUALITY_TRAIN_SCHEDULE") or None
-
-
-def train_config(params: dict[str, Any], run_dir: str):
-    """settings < quality_net.yaml < Params < overrides (the merge of `crisp train`). Raises ValueError."""
-    from crisp.commands.train import train_config_from_settings
-
-    return train_config_from_settings(CONFIG, shared_overrides(params), run_name=run_dir)
-
+train_config = yaml_train_config(CONFIG)  # settings < quality_net.yaml < Params < overrides
 
 train_dag(
     "quality_train",

@@ -29,20 +29,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
-from crisp.train_dag import shared_overrides, shared_params, train_dag
+from crisp.train_dag import report_photos, shared_params, train_dag, yaml_train_config
 
 CONFIG = Path(__file__).resolve().parents[1] / "training" / "configs" / "ffdnet_x1.yaml"
 SCHEDULE = os.environ.get("CRISP_RESTORE_TRAIN_SCHEDULE") or None
-
-
-def train_config(params: dict[str, Any], run_dir: str):
-    """settings < ffdnet_x1.yaml < Params < overrides (the merge of `crisp train`). Raises ValueError."""
-    from crisp.commands.train import train_config_from_settings
-
-    return train_config_from_settings(CONFIG, shared_overrides(params), run_name=run_dir)
-
+train_config = yaml_train_config(CONFIG)  # settings < ffdnet_x1.yaml < Params < overrides
 
 train_dag(
     "restore_train",
@@ -52,4 +44,5 @@ train_dag(
     doc_md=__doc__,
     tags=["crisp", "training", "restore"],
     schedule=SCHEDULE,
+    photos=report_photos,  # before/after crops: the photo degraded by the recipe, then restored
 )

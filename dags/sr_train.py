@@ -40,7 +40,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from crisp.train_dag import shared_overrides, shared_params, train_dag
+from crisp.train_dag import report_photos, shared_overrides, shared_params, train_dag
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEDULE = os.environ.get("CRISP_SR_TRAIN_SCHEDULE") or None
@@ -63,12 +63,6 @@ def train_config(params: dict[str, Any], run_dir: str):
         *shared_overrides(params),  # after the arch/recipe ones: a free override still wins
     ]
     return train_config_from_settings(base, overrides, run_name=run_dir)
-
-
-def report_photos() -> list:
-    from crisp.demo_catalog import photo_folder
-
-    return [photo_folder() / "coffee.png", photo_folder() / "rocket.jpg"]
 
 
 train_dag(

@@ -5,8 +5,9 @@ champion URI. Out: a gate table on stdout, or the verdict JSON with `--json` (as
 `--json`: JSON on stdout instead of the table); `--out FILE` also writes it to a file; exit 0 when every gate
 passed, 1 when a gate failed or the checkpoint was rejected, 2 for bad input (no such checkpoint,
 bad options, a missing reference set (named by its setting `gates.sr.benchmarks.<name>`), malformed
-champion URI). The sets and thresholds default to the settings' policy (`gates.sr.*`): Set5 and Set14
-pushed to the storage root with `crisp reference push`.
+champion URI). The sets and thresholds default to the settings' policy of `--task` (`gates.sr.*`: Set5
+and Set14 pushed to the storage root with `crisp reference push`; `--task restore`: `gates.restore.*`,
+the held-out pairs of `--pair-recipe`, scored against the degraded input).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="measure a checkpoint and apply the promotion gates")
     p.add_argument("checkpoint", help="checkpoint path or URI (.ckpt, or .safetensors with a .json sidecar)")
+    p.add_argument(
+        "--task", choices=("sr", "restore"), default="sr", help="whose policy: gates.sr or gates.restore"
+    )
     p.add_argument("--champion", help="compare with this model: models:/<name>@champion or a checkpoint")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON instead of a table")
     p.add_argument(
@@ -37,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def gate_config(args: argparse.Namespace, policy):
-    """GateConfig: the settings' policy (gates.sr), then --gates YAML, then the flags; ValueError names a
+    """GateConfig: the settings' policy (gates.<task>), then --gates YAML, then the flags; ValueError names a
     bad value. Looser thresholds measure fine here: promotion re-applies the policy to the verdict."""
     import yaml
     from pydantic import ValidationError
@@ -79,10 +83,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args.config)
     try:
-        config = gate_config(args, settings.gates.sr)
+        config = gate_config(args, getattr(settings.gates, args.task))
         storage = settings.storage()  # pairs, root-relative reference sets, s3:// checkpoints
         options = storage.options
-        champion = resolve_champion(args.champion, settings.registry(), options)
+        champion = resolve_champion(args.champion, settings.registry(args.task), options)
         verdict = validate_checkpoint(args.checkpoint, config, champion, storage=storage)
     except (ValueError, OSError, UnknownModelError, CheckpointRejected) as exc:
         print(f"crisp validate: {exc}", file=sys.stderr)
@@ -96,8 +100,9 @@ def run(args: argparse.Namespace) -> int:
     for gate in verdict.gates:
         measured = "" if gate.measured is None else f"{gate.measured:.4g}"
         print(f"{'PASS' if gate.passed else 'FAIL'}  {gate.gate:<34} {measured:>10}  {gate.detail}")
+    baseline = "input" if verdict.meta is not None and verdict.meta.scale == 1 else "bicubic"
     for score in verdict.scores:
-        print(f"      {score.name:<34} PSNR-Y {score.psnr_y:.3f} dB (bicubic {score.bicubic_psnr_y:.3f})")
+        print(f"      {score.name:<34} PSNR-Y {score.psnr_y:.3f} dB ({baseline} {score.bicubic_psnr_y:.3f})")
     print(f"verdict: {'PASSED' if verdict.passed else 'FAILED'}")
     for reason in verdict.reasons:
         print(f"  reason: {reason}", file=sys.stderr)

@@ -5,12 +5,14 @@ In: an output folder or fsspec URI, the run's `Verdict` (or its JSON / dict), op
 lineage overrides. Out: `(report.html, report.json)` paths/URIs. The page holds: PSNR-Y / SSIM-Y per
 benchmark next to the measured bicubic row, the champion and the published anchors; the gates; the
 training curves (PNG, matplotlib Agg canvas, no global backend switch); before/after crops on product
-photos (bicubic | model | HR, PNG, with their PSNR-Y); dataset lineage (partitions, manifest hash,
+photos (bicubic | model | HR, PNG, with their PSNR-Y; a restorer at scale 1: degraded input | model |
+clean, the input degraded by the recipe it was trained on); dataset lineage (partitions, manifest hash,
 recipe, code version, checkpoint). Images are linked relatively, so the folder can move or be served.
 The parts every report shares (style, gates and lineage tables, curves, staging) are training/report/common.py.
 
 Crops: the most detailed `crop_size` square of each photo (largest gradient energy on a coarse grid) is
-the HR; its LR is the standard-protocol bicubic downscale; the scores use pipeline.sr_metrics.
+the HR; its LR is the standard-protocol bicubic downscale (scale 1: the checkpoint's recipe with params
+seeded by the photo's name); the scores use pipeline.sr_metrics.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from pipeline.degrade import bicubic_downscale, bicubic_upscale
+from pipeline.degrade import SeedKey, bicubic_downscale, bicubic_upscale, get_recipe
 from pipeline.sr_metrics import PUBLISHED_BICUBIC_Y_PSNR, psnr_y
 from training.gates.evaluate import super_resolve
 from training.gates.verdict import Verdict
@@ -95,8 +97,24 @@ def _detail_crop(image: np.ndarray, size: int, scale: int) -> np.ndarray:
     return np.ascontiguousarray(image[y : y + size, x : x + size])
 
 
+def _degrade(hr: np.ndarray, scale: int, recipe: str | None, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """(model input, baseline output): the bicubic LR and its bicubic upscale; at scale 1 the recipe's
+    degradation (restore_x1_mixed when the checkpoint names none), which is also the baseline."""
+    if scale > 1:
+        lr = bicubic_downscale(hr, scale)
+        return lr, bicubic_upscale(lr, scale)
+    degrade = get_recipe(recipe or "restore_x1_mixed")
+    degraded = degrade.apply(hr, degrade.sample_params(SeedKey(f"report-{label}")))
+    return degraded, degraded
+
+
 def _crops(
-    model: nn.Module, photos: Sequence[Path | np.ndarray], scale: int, config: ReportConfig, folder: Path
+    model: nn.Module,
+    photos: Sequence[Path | np.ndarray],
+    scale: int,
+    config: ReportConfig,
+    folder: Path,
+    recipe: str | None = None,
 ):
     (folder / "crops").mkdir(exist_ok=True)
     entries = []
@@ -108,17 +126,17 @@ def _crops(
             else np.asarray(photo)
         )
         hr = _detail_crop(image, config.crop_size, scale)
-        lr = bicubic_downscale(hr, scale)
-        bicubic, restored = bicubic_upscale(lr, scale), super_resolve(model, lr)
+        lr, baseline = _degrade(hr, scale, recipe, label)
+        restored = super_resolve(model, lr)
         gap = np.full((hr.shape[0], 6, 3), 255, dtype=np.uint8)
         file = f"crops/{number:02d}.png"
-        Image.fromarray(np.concatenate([bicubic, gap, restored, gap, hr], axis=1)).save(folder / file)
+        Image.fromarray(np.concatenate([baseline, gap, restored, gap, hr], axis=1)).save(folder / file)
         entries.append(
             {
                 "file": file,
                 "photo": label,
                 "size": list(hr.shape[:2]),
-                "bicubic_psnr_y": psnr_y(bicubic, hr, scale),
+                "bicubic_psnr_y": psnr_y(baseline, hr, scale),  # the baseline's (scale 1: the input's)
                 "model_psnr_y": psnr_y(restored, hr, scale),
             }
         )
@@ -140,9 +158,10 @@ def _html(data: dict[str, Any], config: ReportConfig) -> str:
     curve_figures = "".join(
         f'<figure><img src="{e(f)}" alt="training curves {e(f)}"></figure>' for f in data["curves"]
     )
+    baseline, target = ("degraded input", "clean") if data["scale"] == 1 else ("bicubic", "HR")
     crops = "".join(
-        f'<figure><img src="{e(c["file"])}" alt="before/after {e(c["photo"])}"><figcaption>{e(c["photo"])}: bicubic '
-        f"{c['bicubic_psnr_y']:.2f} dB | model {c['model_psnr_y']:.2f} dB | HR (left to right)</figcaption></figure>"
+        f'<figure><img src="{e(c["file"])}" alt="before/after {e(c["photo"])}"><figcaption>{e(c["photo"])}: {baseline} '
+        f"{c['bicubic_psnr_y']:.2f} dB | model {c['model_psnr_y']:.2f} dB | {target} (left to right)</figcaption></figure>"
         for c in data["crops"]
     )
     status = '<b class="pass">PASSED</b>' if data["passed"] else '<b class="fail">FAILED</b>'
@@ -153,7 +172,7 @@ def _html(data: dict[str, Any], config: ReportConfig) -> str:
 <p>Verdict: {status} &middot; x{data["scale"]} &middot; {e(str(data["lineage"].get("arch", "")))} &middot; {e(data["created_at"])}</p>
 <ul class="reasons">{reasons}</ul>
 <h2>Benchmarks (PSNR-Y dB / SSIM-Y, border = scale)</h2>
-<table id="metrics"><thead><tr><th class=l>set</th><th>images</th><th>bicubic (measured)</th><th>bicubic (paper)</th>
+<table id="metrics"><thead><tr><th class=l>set</th><th>images</th><th>{baseline} (measured)</th><th>bicubic (paper)</th>
 <th>this model</th><th>gain</th><th>champion</th>{head}</tr></thead><tbody>{rows}</tbody></table>
 <h2>Gates</h2>
 {gates_table(data["gates"])}
@@ -192,7 +211,7 @@ def write_report(
             "gates": [g.model_dump() for g in verdict.gates],
             "latency_ms": verdict.latency_ms,
             "curves": curves(str(metrics_csv), folder, storage_options) if metrics_csv else [],
-            "crops": _crops(model, photos, scale, config, folder) if photos else [],
+            "crops": _crops(model, photos, scale, config, folder, verdict.meta.recipe) if photos else [],
             "lineage": report_lineage(verdict, lineage),
         }
         (folder / "report.html").write_text(_html(data, config))

@@ -4,8 +4,6 @@ The odd encodings (EXIF-rotated JPEG, 16-bit PNG, CMYK JPEG, transparent PNG) ar
 Set5 image; each output must equal the tiled upscale of the pixels ingest's `normalize` keeps.
 """
 
-import argparse
-
 import numpy as np
 import pytest
 import torch
@@ -16,6 +14,7 @@ from crisp.commands.upscale import save_png
 from pipeline.clean import NormalizedImage, normalize
 from tests.support.bad_images import corrupt_jpeg, encode
 from tests.support.checkpoints import TRAINED_ARCH_KWARGS, trained_checkpoint, trained_espcn_state
+from tests.support.cli import run_command
 from tests.support.image_partitions import write_image_partition
 from training.archs import build_arch
 from training.serve.upscale import upscale_image
@@ -24,11 +23,7 @@ torch.set_num_threads(1)
 
 
 def _cli(*argv):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    upscale_cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["upscale", *argv])
-    return args.run(args)
+    return run_command(upscale_cmd, "upscale", *argv)
 
 
 def test_cli_upscales_files_folders_and_a_partition(

@@ -21,6 +21,7 @@ from pipeline.sr_metrics import psnr_y, ssim_y
 from pipeline.storage import Storage
 from tests.conftest import REPO, s3_options
 from tests.support.pairs_fixture import TINY_PARTITION, copy_root
+from tests.support.train_callbacks import Killed, Recorder
 from training.data.module import DataConfig, SRDataModule
 from training.fit.checkpoint import load_checkpoint
 from training.fit.lit_module import NonFiniteLossError, ema_arch_from_checkpoint, to_uint8_hwc
@@ -37,23 +38,6 @@ from training.gates.evaluate import evaluate_folder
 torch.set_num_threads(1)
 TINY = ["data.patch_size=16", "data.batch_size=4", "data.block_size=2", "data.shuffle_window=2",
         "trainer.enable_progress_bar=false", "trainer.log_every=1", "resume=auto"]  # fmt: skip
-
-
-class Killed(RuntimeError):
-    pass
-
-
-class Recorder(Callback):
-    """Records the sample keys of every training step; raises `Killed` at the start of step `kill_at`."""
-
-    def __init__(self, kill_at: int | None = None) -> None:
-        self.steps: dict[int, list[str]] = {}
-        self.kill_at = kill_at
-
-    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        if trainer.global_step == self.kill_at:
-            raise Killed(f"simulated kill at step {self.kill_at}")
-        self.steps[trainer.global_step] = list(batch["key"])
 
 
 def _config(tiny_pairs, output: Path, *extra: str):

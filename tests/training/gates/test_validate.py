@@ -1,4 +1,3 @@
-import argparse
 import json
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from crisp.commands import validate as validate_cmd
 from pipeline.reference_sets import push
 from pipeline.storage import Storage
 from tests.support.checkpoints import random_state, trained_checkpoint, write_checkpoint
+from tests.support.cli import run_command
 from training.gates.validate import GateConfig, Verdict, exit_code, validate_checkpoint
 from training.registry.versions import resolve_champion
 
@@ -193,11 +193,7 @@ def test_missing_or_no_benchmark_is_a_config_error(trained, tmp_path, reference_
 
 
 def _cli(*argv):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    validate_cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["validate", *argv])
-    return args.run(args)
+    return run_command(validate_cmd, "validate", *argv)
 
 
 def test_cli_exit_codes_and_json(trained, tmp_path, shared_data, monkeypatch, capsys):

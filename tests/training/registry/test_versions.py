@@ -1,4 +1,3 @@
-import argparse
 import json
 
 import numpy as np
@@ -13,6 +12,7 @@ from tests.support.checkpoints import (
     trained_espcn_state,
     write_checkpoint,
 )
+from tests.support.cli import run_command
 from training.gates.policy import GatePolicy
 from training.gates.safe_load import CheckpointRejected, LoadReason
 from training.gates.validate import validate_checkpoint
@@ -262,14 +262,6 @@ def test_unknown_model_uris_are_clear_errors(config, checkpoints, gates):
     )
 
 
-def _cli(module, *argv):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    module.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(list(argv))
-    return args.run(args)
-
-
 def test_cli_list_register_promote_rollback_and_upscale(
     config, checkpoints, gates, tmp_path, monkeypatch, capsys, product_photos
 ):
@@ -284,7 +276,7 @@ def test_cli_list_register_promote_rollback_and_upscale(
     weak_file = tmp_path / "weak.json"
     weak_file.write_text(validate_checkpoint(str(checkpoints["random"]), gates).model_dump_json())
     assert (
-        _cli(
+        run_command(
             registry_cmd,
             "registry",
             "register",
@@ -297,7 +289,7 @@ def test_cli_list_register_promote_rollback_and_upscale(
         == 0
     )
     assert (
-        _cli(
+        run_command(
             registry_cmd,
             "registry",
             "register",
@@ -309,30 +301,35 @@ def test_cli_list_register_promote_rollback_and_upscale(
         )
         == 0
     )
-    assert _cli(registry_cmd, "registry", "promote", name, "2") == 1
+    assert run_command(registry_cmd, "registry", "promote", name, "2") == 1
     assert "refused" in capsys.readouterr().err
-    assert _cli(registry_cmd, "registry", "promote", name, "2", "--force") == 2  # --force needs --reason
+    assert (
+        run_command(registry_cmd, "registry", "promote", name, "2", "--force") == 2
+    )  # --force needs --reason
     assert "--reason" in capsys.readouterr().err
-    assert _cli(registry_cmd, "registry", "promote", name, "1") == 0
-    assert _cli(registry_cmd, "registry", "rollback", name) == 1  # nothing to roll back to
-    assert _cli(registry_cmd, "registry", "list", name) == 0
+    assert run_command(registry_cmd, "registry", "promote", name, "1") == 0
+    assert run_command(registry_cmd, "registry", "rollback", name) == 1  # nothing to roll back to
+    assert run_command(registry_cmd, "registry", "list", name) == 0
     listing = capsys.readouterr().out
     assert "champion" in listing and "failed" in listing and "Set5.psnr_y" in listing
-    assert _cli(registry_cmd, "registry", "list", name, "--json") == 0
+    assert run_command(registry_cmd, "registry", "list", name, "--json") == 0
     assert [v["version"] for v in json.loads(capsys.readouterr().out)] == [2, 1]
-    assert _cli(registry_cmd, "registry", "list", "nope") == 2
-    assert _cli(registry_cmd, "registry", "promote", name, "42") == 2
+    assert run_command(registry_cmd, "registry", "list", "nope") == 2
+    assert run_command(registry_cmd, "registry", "promote", name, "42") == 2
 
     image = tmp_path / "photo.png"
     Image.open(sorted(product_photos.glob("*.jpg"))[0]).convert("RGB").resize((48, 40)).save(image)
     out = tmp_path / "out"
     assert (
-        _cli(upscale_cmd, "upscale", str(image), "--model", f"models:/{name}@champion", "--out", str(out))
+        run_command(
+            upscale_cmd, "upscale", str(image), "--model", f"models:/{name}@champion", "--out", str(out)
+        )
         == 0
     )
     assert Image.open(out / "photo_x4.png").size == (192, 160)
     assert (
-        _cli(upscale_cmd, "upscale", str(image), "--model", "models:/nope@champion", "--out", str(out)) == 2
+        run_command(upscale_cmd, "upscale", str(image), "--model", "models:/nope@champion", "--out", str(out))
+        == 2
     )
     assert "no registered model 'nope'" in capsys.readouterr().err
 

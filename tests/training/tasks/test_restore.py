@@ -3,7 +3,6 @@ noisy input, released as `crisp-restore`, and served at the input's size by `cri
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import asdict
 from pathlib import Path
 
@@ -17,7 +16,9 @@ from pipeline.degrade.tiles import TileConfig
 from pipeline.sr_metrics import psnr_y
 from pipeline.storage import Storage
 from tests.support.checkpoints import trained_checkpoint
+from tests.support.cli import run_command
 from tests.support.pairs_fixture import TINY_PARTITION, load_images, write_pair_partition
+from tests.support.train_callbacks import Killed, Recorder
 from training.fit.train import load_train_config, train
 from training.gates.measure import load_pair_split
 from training.gates.policy import RestoreGatePolicy
@@ -35,12 +36,30 @@ TINY = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data
 torch.set_num_threads(1)
 
 
+def _config(storage: Storage, output: str, *extra: str):
+    overrides = [
+        *TINY,
+        f"data.root={storage.root}",
+        f"data.partitions=[{TINY_PARTITION}]",
+        f"output={output}",
+        *extra,
+    ]
+    return load_train_config(REPO / "training" / "configs" / "ffdnet_x1.yaml", overrides)
+
+
 @pytest.fixture(scope="module")
-def released(tmp_path_factory, shared_data):
+def restore_pairs(tmp_path_factory, shared_data) -> Storage:
+    """pairs/restore_x1_noise/2026-01-01 cut from 8 T91 images (64 px tiles, every 4th image in val)."""
     storage = Storage(f"file://{tmp_path_factory.mktemp('restore')}/root")
     images = load_images(shared_data / "sr_train" / "T91", limit=8)
     tiles = TileConfig(hr_tile=64, overlap=0, min_hr_side=32)
     write_pair_partition(storage, images, RECIPE, TINY_PARTITION, tiles, shard_bytes=256 * 1024)
+    return storage
+
+
+@pytest.fixture(scope="module")
+def released(restore_pairs, product_photos):
+    storage = restore_pairs
     # a permissive deployment policy (two steps of training), scored on the held-out val split
     policy = RestoreGatePolicy(margin_db=-100.0, golden_output_range=(-1.0, 2.0), pair_split="val")
     target = ReleaseTarget(
@@ -49,13 +68,32 @@ def released(tmp_path_factory, shared_data):
         registry=RegistryConfig(root=storage.root, policy=policy, experiment="crisp-restore"),
         recipe=RECIPE,
         partitions=[TINY_PARTITION],
+        photos=sorted(product_photos.glob("*.jpg"))[:1],  # the report's before/after crop
         task="restore",
     )
-    overrides = [*TINY, f"data.root={storage.root}", f"data.partitions=[{TINY_PARTITION}]",
-                 f"output={storage.uri('runs/tiny')}", "resume=never"]  # fmt: skip
-    config = load_train_config(REPO / "training" / "configs" / "ffdnet_x1.yaml", overrides)
+    config = _config(storage, storage.uri("runs/tiny"), "resume=never")
     result = train(config)
     return target, config, release(target, config.model_dump(mode="json"), asdict(result), run_name="tiny")
+
+
+def test_a_killed_restore_training_resumes_exactly(restore_pairs, tmp_path):
+    from training.fit.checkpoint import load_checkpoint
+
+    run = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.checkpoint_every_n_steps=3"]
+    whole = Recorder()
+    train(_config(restore_pairs, f"file://{tmp_path}/whole", *run), callbacks=[whole])
+    killed = Recorder(kill_at=5)
+    with pytest.raises(Killed):
+        train(_config(restore_pairs, f"file://{tmp_path}/killed", *run), callbacks=[killed])
+    resumed = Recorder()
+    train(_config(restore_pairs, f"file://{tmp_path}/killed", *run), callbacks=[resumed])
+    assert sorted(resumed.steps) == [3, 4, 5]
+    assert {**{s: k for s, k in killed.steps.items() if s < 3}, **resumed.steps} == whole.steps
+    a, b = (load_checkpoint(f"file://{tmp_path}/{n}/checkpoints/last.ckpt") for n in ("whole", "killed"))
+    assert a["global_step"] == b["global_step"] == 6 and a["SRDataModule"] == b["SRDataModule"]
+    for section in ("state_dict", "ema_state_dict"):
+        for name, tensor in a[section].items():
+            assert torch.equal(tensor, b[section][name]), (section, name)
 
 
 def test_the_default_config_trains_a_restorer_named_crisp_restore(released):
@@ -80,12 +118,21 @@ def test_the_baseline_at_scale_one_is_the_noisy_input_itself(released):
     assert outcome.verdict.config.settings_key == "gates.restore"
 
 
+def test_the_report_shows_the_degraded_input_next_to_the_restored_photo(released):
+    import json
+
+    from pipeline.storage import read_uri
+
+    _, _, outcome = released
+    data = json.loads(read_uri(outcome.report.removesuffix(".html") + ".json"))
+    (crop,) = data["crops"]
+    assert crop["bicubic_psnr_y"] < 45 and crop["model_psnr_y"] > 0  # the recipe degraded it
+    html = read_uri(outcome.report).decode()
+    assert "degraded input (measured)" in html and "| clean (left to right)" in html
+
+
 def _cli(*argv):
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--config")
-    restore_cmd.register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["restore", *argv])
-    return args.run(args)
+    return run_command(restore_cmd, "restore", *argv)
 
 
 def test_crisp_restore_serves_the_champion_at_each_inputs_size(
@@ -126,6 +173,29 @@ def test_the_registered_pyfunc_restores_odd_sizes_like_the_eager_model(released,
             eager = model(torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0)[0].clamp(0, 1)
         assert served.shape == (height, width, 3)
         assert np.abs(served - eager.permute(1, 2, 0).numpy()).max() <= 1e-4
+
+
+def test_crisp_validate_task_restore_applies_the_restore_policy(released, tmp_path, capsys):
+    import json
+
+    from crisp.commands import validate as validate_cmd
+
+    target, _, outcome = released
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(
+        f"root: {target.storage.root}\n"
+        "gates: {restore: {margin_db: -100.0, golden_output_range: [-1.0, 2.0], pair_split: val},\n"
+        "        sr: {golden_output_range: [-1.0, 2.0]}}\n"
+    )
+    pairs = ["--pair-recipe", RECIPE, "--pair-partition", TINY_PARTITION]
+    argv = ["--config", str(settings), "validate", outcome.checkpoint, "--task", "restore", *pairs, "--json"]
+    assert run_command(validate_cmd, *argv) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["config"]["settings_key"] == "gates.restore" and verdict["config"]["margin_db"] == -100.0
+    assert [s["name"] for s in verdict["scores"]] == [f"pairs/{RECIPE}:val"]
+    # the SR policy instead wants its HR benchmark sets, which this root does not hold
+    assert run_command(validate_cmd, *argv[:4]) == 2
+    assert "gates.sr.benchmarks.Set5" in capsys.readouterr().err
 
 
 def test_crisp_restore_refuses_an_upscaler(shared_data, tmp_path, capsys):

@@ -1,0 +1,63 @@
+"""bench/bench_restore.py: the test protocol (seeded 8-bit noise, JPEG q=10, RGB PSNR), the settings from
+the environment, and a target flagged missed when the model falls short of its baseline."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from bench import bench_restore
+
+
+def test_rgb_psnr_of_a_known_error():
+    clean = np.full((8, 8, 3), 100, dtype=np.uint8)
+    assert bench_restore.rgb_psnr(clean, clean) == 100.0
+    off = clean + np.uint8(5)  # mse 25
+    assert bench_restore.rgb_psnr(off, clean) == pytest.approx(10 * np.log10(255**2 / 25))
+
+
+def test_the_noisy_input_is_seeded_8_bit_and_has_the_stated_sigma():
+    clean = np.full((200, 200, 3), 128, dtype=np.uint8)
+    first, again = bench_restore.noisy_input(clean, 3), bench_restore.noisy_input(clean, 3)
+    assert first.dtype == np.uint8 and np.array_equal(first, again)
+    assert not np.array_equal(first, bench_restore.noisy_input(clean, 4))
+    assert np.std(first.astype(float) - 128) == pytest.approx(25.0, rel=0.03)
+
+
+def test_the_jpeg_input_is_a_lossy_round_trip_of_the_same_size(shared_data):
+    (name, clean), *_ = bench_restore.test_images(1)
+    degraded = bench_restore.jpeg_input(clean)
+    assert degraded.shape == clean.shape and 20 < bench_restore.rgb_psnr(degraded, clean) < 35, name
+
+
+def test_unknown_tasks_are_refused(monkeypatch):
+    monkeypatch.setenv("CRISP_BENCH_RESTORE_TASKS", "denoise,deblur")
+    with pytest.raises(ValueError, match="unknown \\['deblur'\\]"):
+        bench_restore.RestoreBenchConfig.from_env()
+    monkeypatch.setenv("CRISP_BENCH_RESTORE_TASKS", "dejpeg")
+    monkeypatch.setenv("CRISP_BENCH_QUICK", "1")
+    quick = bench_restore.RestoreBenchConfig.from_env()
+    assert quick.tasks == ("dejpeg",) and quick.test_images == 3 and quick.minutes == 1.0
+
+
+def test_each_target_is_flagged_met_or_missed_against_its_baseline():
+    config = bench_restore.RestoreBenchConfig(minutes=30)
+    run = {"result": SimpleNamespace(global_step=10), "call_seconds": 100.0, "step_seconds": 90.0,
+           "val_curve": [], "load_samples": [1.0]}  # fmt: skip
+
+    def task(means):
+        return {"scored": {"means": means, "rows": [], "seconds": {"model": 1.0, "cbm3d": 2.0}},
+                "run": run, "weights": "ema", "pairs": SimpleNamespace(pairs=5), "pairs_s": 1.0}  # fmt: skip
+
+    results = {"denoise": task({"model": 30.0, "input": 20.0, "cbm3d": 30.5}),
+               "dejpeg": task({"model": 28.5, "input": 27.0})}  # fmt: skip
+    ingest = SimpleNamespace(inputs=3, accepted=3)
+    _, baseline, ratio, targets, _ = bench_restore.summarize(config, results, ingest, 1.0, (0, 0, 0))
+    assert targets["denoise_model_minus_cbm3d_db"] == {"target": ">= -0.2", "measured": -0.5, "met": False}
+    assert (
+        targets["dejpeg_model_minus_jpeg_input_db"]["met"]
+        and ratio["dejpeg_model_minus_jpeg_input_db"] == 1.5
+    )
+    assert set(baseline) == {"denoise", "dejpeg"} and targets["denoise_budget_minutes"]["met"]
