@@ -20,6 +20,7 @@ Out: bench/results/restore.json; targets (CPU budget): denoise >= CBM3D - 0.2 dB
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import shutil
@@ -107,6 +108,8 @@ def ensure_bm3d() -> str:
     done = subprocess.run(install, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
         return f"bm3d could not be installed into {SITE}: {(done.stderr or done.stdout).strip()[-300:]}"
+    importlib.invalidate_caches()  # SITE did not exist when the path finders were cached
+    sys.path_importer_cache.pop(str(SITE), None)
     import bm3d  # noqa: F401
 
     return ""
