@@ -40,6 +40,18 @@ class FFDNet(nn.Module):
         layers.append(nn.Conv2d(features, channels * 4, 3, padding=1))
         self.body = nn.Sequential(*layers)
         self.up = nn.ConvTranspose2d(channels * 4, channels, kernel_size=2, stride=2)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        # He init keeps the signal alive through the plain ReLU stack (PyTorch's default init shrinks it
+        # layer by layer: without batch norm, 12 layers trained to a dead, input-blind net); a near-zero
+        # last layer starts the restorer at the identity.
+        for module in (self.down, *self.body):
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.up.weight, std=1e-3)
+        nn.init.zeros_(self.up.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]

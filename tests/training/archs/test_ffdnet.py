@@ -55,3 +55,20 @@ def test_only_scale_one_and_a_real_depth():
         build_arch("ffdnet", 2)
     with pytest.raises(ValueError, match="depth"):
         FFDNet(depth=1)
+
+
+def test_it_starts_near_the_identity_with_a_signal_that_survives_its_depth():
+    # PyTorch's default init shrank the activations layer by layer; the 30-minute bench model trained to
+    # an input-blind net (bench/results/restore.json at cf752e0). He init keeps them at one scale.
+    torch.manual_seed(0)
+    model = FFDNet(features=64, depth=12)
+    x = torch.rand(2, 3, 64, 64)
+    with torch.no_grad():
+        hidden = model.down(torch.nn.functional.pad(x, (0, 1, 0, 1), mode="replicate"))
+        spreads = []
+        for layer in model.body:
+            hidden = layer(hidden)
+            if isinstance(layer, torch.nn.ReLU):
+                spreads.append(float(hidden.std()))
+        assert min(spreads) > 0.5 * spreads[0], spreads
+        assert float((model(x) - x).abs().max()) < 0.05
