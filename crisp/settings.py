@@ -42,7 +42,7 @@ from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
 from schemas.errors import InputError
 from training.fit.launcher import LaunchConfig
-from training.gates.policy import GatePolicy, RestoreGatePolicy
+from training.gates.policy import GanGatePolicy, GatePolicy, RestoreGatePolicy
 from training.gates.quality_gates import QualityGatePolicy
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,7 @@ class GateSettings(BaseModel):
     restore: RestoreGatePolicy = Field(
         default_factory=RestoreGatePolicy
     )  # restorers, scale 1 (same file as sr)
+    sr_gan: GanGatePolicy = Field(default_factory=GanGatePolicy)  # GAN-fine-tuned x4 (same file as sr)
 
 
 class Settings(BaseSettings):

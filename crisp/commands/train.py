@@ -1,4 +1,5 @@
-"""`crisp train`: train a model (any task: `sr`, `quality`, `restore`) from committed sample partitions (Lightning, DDP-ready).
+"""`crisp train`: train a model of any task (`sr`, `quality`, `restore`, `sr_gan`) from committed sample
+partitions (Lightning, DDP-ready).
 
 In: --config PATH (a YAML in training/configs/: sections task, model, optim, data, trainer) and/or --task
 NAME (without --config: the task's default YAML, `DEFAULT_CONFIGS`), and any number of --set
@@ -14,8 +15,8 @@ this same command once per extra rank; multi-node runs use torchrun / srun (see 
 
 `--release` then runs the release flow on rank 0 (training/registry/release.py, the same steps as the sr_train DAG
 and `crisp demo`): the training as an MLflow run, validation under the settings' gate policy of the task
-(`gates.sr.*`, `gates.quality.*`; `--gate KEY=VALUE` may only tighten it), the report, a new version of
-`--model-name` (default crisp-sr-x<scale>, crisp-quality) as @challenger and @champion when the
+(`gates.<task>.*`; `--gate KEY=VALUE` may only tighten it), the report, a new version of
+`--model-name` (default crisp-sr-x<scale>, crisp-quality, crisp-restore, crisp-sr-x<scale>-real) as @challenger and @champion when the
 registry's policy lets it. Exit 1 when the version is not promoted.
 """
 
@@ -29,19 +30,20 @@ DEFAULT_CONFIGS = {
     "sr": "espcn_x4.yaml",
     "quality": "quality_net.yaml",
     "restore": "ffdnet_x1.yaml",
+    "sr_gan": "gan_x4_real.yaml",
 }  # --task without --config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (sr, quality) on pairs/<recipe>/<dates> (Lightning, DDP)",
+        help="train a model (sr, quality, restore, sr_gan) on committed sample partitions (Lightning, DDP)",
         description="Train a model from committed sample partitions; checkpoints go to `output`.",
     )
     p.add_argument(
         "--task",
         choices=sorted(DEFAULT_CONFIGS),
-        help="the model kind; without --config its default YAML (sr: espcn_x4, quality: quality_net, restore: ffdnet_x1)",
+        help="the model kind; without --config its default YAML (sr: espcn_x4, quality: quality_net, restore: ffdnet_x1, sr_gan: gan_x4_real)",
     )
     # dest differs from the global --config (the settings file), which stays available as `crisp --config`.
     p.add_argument(
@@ -57,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--release", action="store_true", help="then validate, register and promote (rank 0)")
     p.add_argument(
-        "--model-name", help="registered model for --release (default crisp-sr-x<scale>, crisp-quality)"
+        "--model-name",
+        help="registered model for --release (default: the task's, e.g. crisp-sr-x<scale>, crisp-restore)",
     )
     p.add_argument(
         "--gate",

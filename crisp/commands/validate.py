@@ -21,7 +21,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("validate", help="measure a checkpoint and apply the promotion gates")
     p.add_argument("checkpoint", help="checkpoint path or URI (.ckpt, or .safetensors with a .json sidecar)")
     p.add_argument(
-        "--task", choices=("sr", "restore"), default="sr", help="whose policy: gates.sr or gates.restore"
+        "--task",
+        choices=("sr", "restore", "sr_gan"),
+        default="sr",
+        help="whose policy: gates.sr, gates.restore or gates.sr_gan",
     )
     p.add_argument("--champion", help="compare with this model: models:/<name>@champion or a checkpoint")
     p.add_argument("--json", action="store_true", help="print the verdict as JSON instead of a table")

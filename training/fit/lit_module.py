@@ -171,6 +171,10 @@ class SRModule(pl.LightningModule):
         super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
         self.ema.update(self.net)
 
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Adam's parameter groups (the schedule scales each group's lr): the arch; a GAN adds its critic."""
+        return [{"params": list(self.net.parameters())}]
+
     def configure_optimizers(self) -> dict[str, Any]:
         cfg = self.optim_cfg
         total = cfg.max_steps or self.trainer.estimated_stepping_batches
@@ -180,7 +184,7 @@ class SRModule(pl.LightningModule):
         if cfg.warmup_steps >= total:
             raise ValueError(f"warmup_steps={cfg.warmup_steps} must be below the {total} training steps")
         optimizer = torch.optim.Adam(
-            self.net.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
+            self.param_groups(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay
         )
         schedule = torch.optim.lr_scheduler.LambdaLR(
             optimizer, lambda step: lr_factor(step, cfg.warmup_steps, total, cfg.min_lr_ratio)

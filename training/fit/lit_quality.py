@@ -175,6 +175,7 @@ class QualityModule(pl.LightningModule):
         return self.net(image)
 
     # SR's, shared unchanged: they read only self.net, self.ema, self.optim_cfg and the trainer.
+    param_groups = SRModule.param_groups
     configure_optimizers = SRModule.configure_optimizers
     _stop_if_not_finite = SRModule._stop_if_not_finite
     on_save_checkpoint = SRModule.on_save_checkpoint

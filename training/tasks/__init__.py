@@ -1,7 +1,7 @@
 """Model kinds ("tasks"): what each one declares; the trainer, loader, gates, registry, release flow and
 serving are shared.
 
-In: a task name (`sr`, `quality`, `restore`; `matte` next). Out: the `Task` record, whose fields are the
+In: a task name (`sr`, `quality`, `restore`, `sr_gan`; `matte` next). Out: the `Task` record, whose fields are the
 pieces a model kind supplies: its sample schema (the index the shared loader reads), its arch zoo, the
 types of its `model` and `data` config sections (TrainConfig validates them by task), its Lightning module
 (loss and metrics) and data module, the metric best.ckpt maximizes, its gate policy class (thresholds in the settings
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-KNOWN = ("sr", "quality", "restore")
+KNOWN = ("sr", "quality", "restore", "sr_gan")
 
 
 @dataclass(frozen=True)
@@ -47,10 +47,14 @@ class Task:
     ]  # training/registry/package.py: what a version's artifacts hold
     serving_requirements: Callable[[], list[str]]  # pinned packages the pyfunc needs besides mlflow, numpy
     report: Callable[..., tuple[str, str]]  # (output, verdict, *, storage, ...) -> (report.html, report.json)
+    registered_as: str = ""  # the default registered name, "{scale}" filled in; "": crisp-<name>[-x<scale>]
 
     def registry_name(self, meta: Any) -> str:
-        """The default registered-model name for a checkpoint's meta: crisp-sr-x4; crisp-restore (scale 1)."""
+        """The default registered-model name for a checkpoint's meta: crisp-sr-x4; crisp-restore (scale 1);
+        crisp-sr-x4-real (sr_gan)."""
         scale = getattr(meta, "scale", None)
+        if self.registered_as:
+            return self.registered_as.format(scale=scale)
         return f"crisp-{self.name}-x{scale}" if scale and scale > 1 else f"crisp-{self.name}"
 
 

@@ -1,0 +1,26 @@
+"""The GAN fine-tuning task: real-world LR/HR pairs in, an x4 upscaler whose output looks sharp out.
+
+In: nothing. Out: `TASK`, the `Task` record (training/tasks/__init__.py). The generator is an SR arch and
+its product an upscaler, so the SR task's pieces serve it unchanged (pair index of the `realworld_x*`
+recipes, `SRDataModule`, `validate`, TorchScript export at odd sizes, the uint8 pyfunc, tiled serving by
+`crisp upscale`). What is its own: `GANModule` with `GanModelConfig` (training/fit/lit_gan.py: critic,
+weight-free perceptual and adversarial losses, the generator started from its L1 twin), the gate policy
+`GanGatePolicy` (settings `gates.sr_gan.*`) and the registered name `crisp-sr-x4-real`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from training.fit.lit_gan import GanModelConfig, GANModule
+from training.gates.policy import GanGatePolicy
+from training.tasks.sr import TASK as SR_TASK
+
+TASK = replace(
+    SR_TASK,
+    name="sr_gan",
+    model_config=GanModelConfig,
+    lit_module=GANModule,
+    policy=GanGatePolicy,
+    registered_as="crisp-sr-x{scale}-real",
+)
