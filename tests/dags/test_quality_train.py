@@ -3,7 +3,7 @@ with the quality task's Params and config."""
 
 from __future__ import annotations
 
-from tests.support.airflow import load_dagbag
+from tests.support.airflow import load_dag_file, load_dagbag
 
 
 def test_dag_shape_and_params():
@@ -21,14 +21,8 @@ def test_dag_shape_and_params():
 
 
 def test_params_become_the_quality_config(monkeypatch, tmp_path):
-    import importlib.util
-
-    from tests.conftest import REPO
-
     monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
-    spec = importlib.util.spec_from_file_location("quality_train_dag", REPO / "dags" / "quality_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_dag_file("quality_train")
     params = {"partitions": ["2026-11-20"], "max_steps": 700, "devices": 1, "overrides": ["data.crop=64"]}
     config = module.train_config(params, "manual_1")
     assert (config.task, config.data.partitions, config.trainer.max_steps, config.data.crop) == (

@@ -3,7 +3,7 @@ with the restore task's Params and config."""
 
 from __future__ import annotations
 
-from tests.support.airflow import load_dagbag
+from tests.support.airflow import load_dag_file, load_dagbag
 
 
 def test_dag_shape_and_params():
@@ -21,14 +21,8 @@ def test_dag_shape_and_params():
 
 
 def test_params_become_the_restore_config(monkeypatch, tmp_path):
-    import importlib.util
-
-    from tests.conftest import REPO
-
     monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
-    spec = importlib.util.spec_from_file_location("restore_train_dag", REPO / "dags" / "restore_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_dag_file("restore_train")
     params = {"partitions": ["2026-11-20"], "max_steps": 700, "devices": 1,
               "overrides": ["data.recipe=restore_x1_jpeg"]}  # fmt: skip
     config = module.train_config(params, "manual_1")

@@ -3,12 +3,9 @@ with the GAN task's config, its L1 twin as a Param, and the gates.sr_gan policy.
 
 from __future__ import annotations
 
-import importlib.util
-
 import pytest
 
-from tests.conftest import REPO
-from tests.support.airflow import load_dagbag
+from tests.support.airflow import load_dag_file, load_dagbag
 
 
 def test_dag_shape_and_params():
@@ -27,16 +24,9 @@ def test_dag_shape_and_params():
     assert dag.catchup is False and dag.max_active_runs == 1 and "crisp train --task sr_gan" in dag.doc_md
 
 
-def _module(monkeypatch, tmp_path):
-    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
-    spec = importlib.util.spec_from_file_location("sr_gan_train_dag", REPO / "dags" / "sr_gan_train.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_params_become_the_gan_config_with_its_twin(monkeypatch, tmp_path):
-    module = _module(monkeypatch, tmp_path)
+    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
+    module = load_dag_file("sr_gan_train")
     twin = f"file://{tmp_path}/root/runs/sr_train/a/checkpoints/best.ckpt"
     params = {"init_from": twin, "partitions": ["2026-11-20"], "max_steps": 700, "devices": 1,
               "overrides": ["model.adversarial_weight=0.05"]}  # fmt: skip

@@ -2,7 +2,8 @@
 
 In: the test environment from tests/conftest.py (AIRFLOW_HOME in a temp dir, DAGS_FOLDER = <repo>/dags,
 no examples, small parallelism). Out: the `airflow_db` session fixture (runs `airflow db migrate` once,
-in a subprocess so the test process's Airflow import sees a ready SQLite DB) and `run_dag(dag_id,
+in a subprocess so the test process's Airflow import sees a ready SQLite DB), `load_dag_file(name)` (a DAG
+file's module, for its functions) and `run_dag(dag_id,
 logical_date, conf)`, which loads the DAG from the repository's dags/ through a DagBag, runs it with
 `dag.test()` and returns the DagRun, failing the test with each failed task's log when it did not succeed.
 """
@@ -45,6 +46,16 @@ def load_dagbag():
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(DAGS_FOLDER))
+
+
+def load_dag_file(name: str):
+    """The module of dags/<name>.py, executed afresh (after a test has set the settings' environment)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"{name}_dag", DAGS_FOLDER / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def run_dag(dag_id: str, logical_date: datetime, conf: dict[str, Any] | None = None, retries: int = 0):

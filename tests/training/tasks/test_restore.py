@@ -18,7 +18,7 @@ from pipeline.storage import Storage
 from tests.support.checkpoints import trained_checkpoint
 from tests.support.cli import run_command
 from tests.support.pairs_fixture import TINY_PARTITION, load_images, write_pair_partition
-from tests.support.train_callbacks import Killed, Recorder
+from tests.support.train_callbacks import kill_and_resume
 from training.fit.train import load_train_config, train
 from training.gates.measure import load_pair_split
 from training.gates.policy import RestoreGatePolicy
@@ -77,23 +77,7 @@ def released(restore_pairs, product_photos):
 
 
 def test_a_killed_restore_training_resumes_exactly(restore_pairs, tmp_path):
-    from training.fit.checkpoint import load_checkpoint
-
-    run = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.checkpoint_every_n_steps=3"]
-    whole = Recorder()
-    train(_config(restore_pairs, f"file://{tmp_path}/whole", *run), callbacks=[whole])
-    killed = Recorder(kill_at=5)
-    with pytest.raises(Killed):
-        train(_config(restore_pairs, f"file://{tmp_path}/killed", *run), callbacks=[killed])
-    resumed = Recorder()
-    train(_config(restore_pairs, f"file://{tmp_path}/killed", *run), callbacks=[resumed])
-    assert sorted(resumed.steps) == [3, 4, 5]
-    assert {**{s: k for s, k in killed.steps.items() if s < 3}, **resumed.steps} == whole.steps
-    a, b = (load_checkpoint(f"file://{tmp_path}/{n}/checkpoints/last.ckpt") for n in ("whole", "killed"))
-    assert a["global_step"] == b["global_step"] == 6 and a["SRDataModule"] == b["SRDataModule"]
-    for section in ("state_dict", "ema_state_dict"):
-        for name, tensor in a[section].items():
-            assert torch.equal(tensor, b[section][name]), (section, name)
+    kill_and_resume(lambda output, *run: _config(restore_pairs, output, *run), tmp_path)
 
 
 def test_the_default_config_trains_a_restorer_named_crisp_restore(released):

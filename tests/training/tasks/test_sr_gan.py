@@ -19,7 +19,7 @@ from pipeline.storage import Storage
 from tests.support.checkpoints import trained_checkpoint
 from tests.support.cli import run_command
 from tests.support.pairs_fixture import TINY_PARTITION, load_images, write_pair_partition
-from tests.support.train_callbacks import Killed, Recorder
+from tests.support.train_callbacks import kill_and_resume
 from training.fit.train import load_train_config, train
 from training.gates.policy import GanGatePolicy
 from training.registry.release import ReleaseTarget, release
@@ -76,25 +76,11 @@ def released(gan_pairs, product_photos):
 
 
 def test_a_killed_gan_training_resumes_exactly(gan_pairs, tmp_path):
-    from training.fit.checkpoint import load_checkpoint
-
-    run = ["trainer.max_steps=6", "trainer.val_check_interval=3", "trainer.checkpoint_every_n_steps=3"]
-    whole = Recorder()
-    train(_config(gan_pairs, f"file://{tmp_path}/whole", *run), callbacks=[whole])
-    killed = Recorder(kill_at=5)
-    with pytest.raises(Killed):
-        train(_config(gan_pairs, f"file://{tmp_path}/killed", *run), callbacks=[killed])
-    resumed = Recorder()
-    train(_config(gan_pairs, f"file://{tmp_path}/killed", *run), callbacks=[resumed])
-    assert sorted(resumed.steps) == [3, 4, 5]
-    assert {**{s: k for s, k in killed.steps.items() if s < 3}, **resumed.steps} == whole.steps
-    a, b = (load_checkpoint(f"file://{tmp_path}/{n}/checkpoints/last.ckpt") for n in ("whole", "killed"))
-    assert a["global_step"] == b["global_step"] == 6 and a["SRDataModule"] == b["SRDataModule"]
-    assert any(k.startswith("disc.") and k.endswith("._u") for k in a["state_dict"])  # critic + its vectors
-    for section in ("state_dict", "ema_state_dict"):
-        for name, tensor in a[section].items():
-            assert torch.equal(tensor, b[section][name]), (section, name)
-    (opt_a,), (opt_b,) = a["optimizer_states"], b["optimizer_states"]
+    whole, resumed = kill_and_resume(lambda output, *run: _config(gan_pairs, output, *run), tmp_path)
+    assert any(
+        k.startswith("disc.") and k.endswith("._u") for k in whole["state_dict"]
+    )  # critic + its vectors
+    (opt_a,), (opt_b,) = whole["optimizer_states"], resumed["optimizer_states"]
     assert len(opt_a["param_groups"]) == 2  # generator and critic
     for index, state in opt_a["state"].items():
         for key, value in state.items():
