@@ -3,19 +3,13 @@ with the restore task's Params and config."""
 
 from __future__ import annotations
 
-from tests.support.airflow import load_dag_file, load_dagbag
+from tests.support.airflow import SHARED_PARAMS, TRAINING_TASKS, load_dag_file, load_dagbag
 
 
 def test_dag_shape_and_params():
     dag = load_dagbag().dags["restore_train"]
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "check",
-        "train",
-        "validate",
-        "register",
-        "promote",
-    ]
-    assert set(dag.params) == {"partitions", "max_steps", "devices", "overrides", "model_name", "gates"}
+    assert [t.task_id for t in dag.topological_sort()] == TRAINING_TASKS
+    assert set(dag.params) == SHARED_PARAMS
     assert dag.params["model_name"] == "crisp-restore"
     assert dag.catchup is False and dag.max_active_runs == 1 and "crisp train --task restore" in dag.doc_md
 

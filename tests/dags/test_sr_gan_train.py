@@ -5,21 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.airflow import load_dag_file, load_dagbag
+from tests.support.airflow import SHARED_PARAMS, TRAINING_TASKS, load_dag_file, load_dagbag
 
 
 def test_dag_shape_and_params():
     dag = load_dagbag().dags["sr_gan_train"]
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "check",
-        "train",
-        "validate",
-        "register",
-        "promote",
-    ]
-    assert set(dag.params) == {
-        "init_from", "partitions", "max_steps", "devices", "overrides", "model_name", "gates",
-    }  # fmt: skip
+    assert [t.task_id for t in dag.topological_sort()] == TRAINING_TASKS
+    assert set(dag.params) == {"init_from", *SHARED_PARAMS}
     assert dag.params["model_name"] == "crisp-sr-x4-real"
     assert dag.catchup is False and dag.max_active_runs == 1 and "crisp train --task sr_gan" in dag.doc_md
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from pipeline.storage import Storage
-from tests.support.airflow import load_dagbag, run_dag
+from tests.support.airflow import TRAINING_TASKS, load_dagbag, run_dag
 from tests.support.pairs_fixture import TINY_PARTITION, copy_root, tiny_pairs  # noqa: F401 (fixture)
 
 TINY = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data.block_size=2", "data.workers=0",
@@ -28,13 +28,7 @@ def root(tmp_path, tiny_pairs, monkeypatch):  # noqa: F811 (the fixture imported
 
 def test_dag_shape_and_params():
     dag = load_dagbag().dags["sr_train"]
-    assert [t.task_id for t in dag.topological_sort()] == [
-        "check",
-        "train",
-        "validate",
-        "register",
-        "promote",
-    ]
+    assert [t.task_id for t in dag.topological_sort()] == TRAINING_TASKS
     assert {
         "arch",
         "scale",

@@ -3,7 +3,7 @@
 In: the test environment from tests/conftest.py (AIRFLOW_HOME in a temp dir, DAGS_FOLDER = <repo>/dags,
 no examples, small parallelism). Out: the `airflow_db` session fixture (runs `airflow db migrate` once,
 in a subprocess so the test process's Airflow import sees a ready SQLite DB), `load_dag_file(name)` (a DAG
-file's module, for its functions) and `run_dag(dag_id,
+file's module, for its functions), the training DAGs' `TRAINING_TASKS` and `SHARED_PARAMS`, and `run_dag(dag_id,
 logical_date, conf)`, which loads the DAG from the repository's dags/ through a DagBag, runs it with
 `dag.test()` and returns the DagRun, failing the test with each failed task's log when it did not succeed.
 """
@@ -39,6 +39,11 @@ def airflow_db() -> Path:
             f"`airflow db migrate` failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
         )
     return home
+
+
+# Every training DAG of crisp/train_dag.py: its tasks in order, and the Params all of them have.
+TRAINING_TASKS = ["check", "train", "validate", "register", "promote"]
+SHARED_PARAMS = {"partitions", "max_steps", "devices", "overrides", "model_name", "gates"}
 
 
 def load_dagbag():
