@@ -45,7 +45,9 @@ def shared_params(task_name: str, model_name: str, max_steps: int, gates_example
         "max_steps": Param(max_steps, type="integer", minimum=1, description="optimizer steps"),
         "devices": Param(1, type="integer", minimum=1, description="GPUs (or CPU processes) on the worker"),
         "overrides": Param([], type="array", items={"type": "string"}, description="section.key=value"),
-        "model_name": Param(model_name, type="string", description="registered model name"),
+        "model_name": Param(
+            model_name, type="string", description="registered model name ('': the task's for the recipe)"
+        ),
         "gates": Param(
             {},
             type="object",
@@ -99,7 +101,7 @@ def release_target(config, params: Mapping[str, Any], photos: Callable[[], list]
     from crisp.commands.train import release_target as target_of
     from crisp.settings import load_settings
 
-    return target_of(load_settings(), config, params["model_name"], photos() if photos else ())
+    return target_of(load_settings(), config, params["model_name"] or None, photos() if photos else ())
 
 
 def train_dag(

@@ -1,10 +1,14 @@
-"""`crisp restore INPUT... --out DIR [--model URI]`: clean photos with a restorer, keeping their size.
+"""`crisp restore INPUT... --out DIR [--task denoise|dejpeg|deblur|auto] [--model URI]`: clean photos with a
+restorer, keeping their size.
 
 In: the inputs `crisp upscale` takes (image files, folders searched recursively, `images/<date>`
-partitions), decoded by ingest's normalizer; a restorer (a scale-1 model: `models:/crisp-restore@champion`
-by default, `models:/<name>/<version>` or a checkpoint path). Out: `<out>/<stem>.png` per image at the
-input's size, streamed band by band from the tiles (memory bounded by the tile size times the width, as
-in `crisp upscale`, whose loop this is). A file that does not decode is reported on one stderr line while
+partitions), decoded by ingest's normalizer; a restorer (a scale-1 model): `--task` picks the champion of
+one kind of damage (`models:/crisp-restore-denoise@champion`, training/tasks `RESTORE_KINDS`; `auto`,
+the default, is `crisp-restore`, trained on the mixed chain), or `--model` names one
+(`models:/<name>/<version>` or a checkpoint path; with a `--task` other than auto, it must have been
+trained on that task's recipe). Out: `<out>/<stem>.png` per image at the input's size, streamed band by
+band from the tiles (memory bounded by the tile size times the width, as in `crisp upscale`, whose loop
+this is). A file that does not decode is reported on one stderr line while
 the others finish. Exit 0 when every image was written, 1 when some failed, 2 for bad input (an
 upscaler given as the model is bad input: it would change the size).
 """
@@ -13,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 
-DEFAULT_MODEL = "models:/crisp-restore@champion"
+from training.tasks import RESTORE_KINDS as KINDS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "inputs", nargs="+", metavar="INPUT", help="image file, folder, or images/<date> partition"
     )
-    p.add_argument("--model", default=DEFAULT_MODEL, help=f"a scale-1 model (default {DEFAULT_MODEL})")
+    p.add_argument(
+        "--task",
+        choices=sorted(KINDS),
+        help="which kind of damage: the champion of crisp-restore-<task> (default auto: crisp-restore)",
+    )
+    p.add_argument("--model", help="a scale-1 model URI or checkpoint (default: the --task champion)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
     p.add_argument("--overlap", type=int, default=16, help="tile overlap in pixels (default 16)")
@@ -30,14 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def _not_a_restorer(meta) -> str | None:
-    if meta.scale == 1:
-        return None
-    kind = f"an x{meta.scale} upscaler (use crisp upscale)" if meta.scale else f"a {meta.task} model"
-    return f"is {kind}, not a restorer (scale 1)"
+def _refusal(meta, task: str | None) -> str | None:
+    """Why `meta` cannot serve `crisp restore --task task`, or None."""
+    if meta.scale != 1:
+        kind = f"an x{meta.scale} upscaler (use crisp upscale)" if meta.scale else f"a {meta.task} model"
+        return f"is {kind}, not a restorer (scale 1)"
+    recipe = KINDS[task][0] if task and task != "auto" else None
+    if recipe and meta.recipe and meta.recipe != recipe:
+        return f"was trained on {meta.recipe}, not on {recipe} (--task {task})"
+    return None
 
 
 def run(args: argparse.Namespace) -> int:
     from crisp.commands.upscale import serve_images
 
-    return serve_images(args, "restore", lambda stem, scale: f"{stem}.png", _not_a_restorer)
+    if args.model is None:
+        args.model = f"models:/{KINDS[args.task or 'auto'][1]}@champion"
+    return serve_images(args, "restore", lambda stem, scale: f"{stem}.png", lambda m: _refusal(m, args.task))

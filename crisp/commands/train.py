@@ -16,8 +16,8 @@ this same command once per extra rank; multi-node runs use torchrun / srun (see 
 `--release` then runs the release flow on rank 0 (training/registry/release.py, the same steps as the sr_train DAG
 and `crisp demo`): the training as an MLflow run, validation under the settings' gate policy of the task
 (`gates.<task>.*`; `--gate KEY=VALUE` may only tighten it), the report, a new version of
-`--model-name` (default crisp-sr-x<scale>, crisp-quality, crisp-restore, crisp-sr-x<scale>-real) as @challenger and @champion when the
-registry's policy lets it. Exit 1 when the version is not promoted.
+`--model-name` (default crisp-sr-x<scale>, crisp-quality, crisp-restore-<kind>, crisp-sr-x<scale>-real) as
+@challenger and @champion when the registry's policy lets it. Exit 1 when the version is not promoted.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--release", action="store_true", help="then validate, register and promote (rank 0)")
     p.add_argument(
         "--model-name",
-        help="registered model for --release (default: the task's, e.g. crisp-sr-x<scale>, crisp-restore)",
+        help="registered model for --release (default: the task's, e.g. crisp-sr-x4, crisp-restore-denoise)",
     )
     p.add_argument(
         "--gate",
@@ -176,7 +176,7 @@ def _release_policy(args: argparse.Namespace, settings, task: str):
 
 def release_target(settings, config, model_name: str | None = None, photos=()):
     """Where a training `config` releases to (every entry point: `crisp train --release`, the training
-    DAGs): `model_name` (default the task's, crisp-sr-x<scale> / crisp-quality / crisp-restore), the settings' storage
+    DAGs): `model_name` (default the task's for the recipe: crisp-sr-x<scale>, crisp-quality, crisp-restore-denoise...), the settings' storage
     and the task's registry and policy, the sample partitions it trained on ("all" resolved)."""
     from pipeline.commit import committed_partitions
     from training.registry.release import ReleaseTarget
@@ -187,7 +187,7 @@ def release_target(settings, config, model_name: str | None = None, photos=()):
     if partitions == "all":
         partitions = committed_partitions(storage, f"pairs/{config.data.recipe}")
     return ReleaseTarget(
-        model_name=model_name or get_task(config.task).registry_name(config.model),
+        model_name=model_name or get_task(config.task).registry_name(config.model, config.data.recipe),
         storage=storage,
         registry=settings.registry(config.task),
         recipe=config.data.recipe,

@@ -10,7 +10,7 @@ def test_dag_shape_and_params():
     dag = load_dagbag().dags["restore_train"]
     assert [t.task_id for t in dag.topological_sort()] == TRAINING_TASKS
     assert set(dag.params) == SHARED_PARAMS
-    assert dag.params["model_name"] == "crisp-restore"
+    assert dag.params["model_name"] == ""  # the recipe's: crisp-restore-denoise, -dejpeg, ...
     assert dag.catchup is False and dag.max_active_runs == 1 and "crisp train --task restore" in dag.doc_md
 
 
@@ -25,6 +25,10 @@ def test_params_become_the_restore_config(monkeypatch, tmp_path):
     assert config.data.partitions == ["2026-11-20"] and config.trainer.max_steps == 700
     assert config.output == f"file://{tmp_path}/root/runs/restore_train/manual_1"
     assert config.mlflow_experiment == "crisp-restore"
+    from crisp.train_dag import release_target
+
+    assert release_target(config, {"model_name": ""}).model_name == "crisp-restore-dejpeg"
+    assert release_target(config, {"model_name": "mine"}).model_name == "mine"
 
 
 def test_a_trigger_may_only_tighten_the_restore_gates(monkeypatch):

@@ -18,11 +18,19 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 KNOWN = ("sr", "quality", "restore", "sr_gan")
+# the restorers, one per kind of damage (`crisp restore --task KIND`): KIND -> (its recipe, registered name);
+# here, not in tasks/restore.py, so the CLI lists them without importing the training stack
+RESTORE_KINDS = {
+    "denoise": ("restore_x1_noise", "crisp-restore-denoise"),
+    "dejpeg": ("restore_x1_jpeg", "crisp-restore-dejpeg"),
+    "deblur": ("restore_x1_blur", "crisp-restore-deblur"),
+    "auto": ("restore_x1_mixed", "crisp-restore"),
+}
 
 
 @dataclass(frozen=True)
@@ -48,10 +56,13 @@ class Task:
     serving_requirements: Callable[[], list[str]]  # pinned packages the pyfunc needs besides mlflow, numpy
     report: Callable[..., tuple[str, str]]  # (output, verdict, *, storage, ...) -> (report.html, report.json)
     registered_as: str = ""  # the default registered name, "{scale}" filled in; "": crisp-<name>[-x<scale>]
+    name_by_recipe: Mapping[str, str] = field(default_factory=dict)  # recipe -> registered name, first
 
-    def registry_name(self, meta: Any) -> str:
-        """The default registered-model name for a checkpoint's meta: crisp-sr-x4; crisp-restore (scale 1);
-        crisp-sr-x4-real (sr_gan)."""
+    def registry_name(self, meta: Any, recipe: str | None = None) -> str:
+        """The default registered-model name for a model config or checkpoint meta trained on `recipe`:
+        crisp-sr-x4; crisp-sr-x4-real (sr_gan); crisp-restore-denoise (restore on restore_x1_noise)."""
+        if recipe in self.name_by_recipe:
+            return self.name_by_recipe[recipe]
         scale = getattr(meta, "scale", None)
         if self.registered_as:
             return self.registered_as.format(scale=scale)

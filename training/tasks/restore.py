@@ -7,7 +7,8 @@ model at scale 1, so it reuses the SR pieces unchanged: the pair index (schemas/
 `training.archs.baseline_arch`), the TorchScript export checked at odd sizes, the uint8 pyfunc and the
 tiled serving path (`crisp restore`). What is its own: the arch default (`ffdnet`, training/archs/ffdnet.py),
 the gate policy (`RestoreGatePolicy`, settings `gates.restore.*`: margin over the degraded input on the
-held-out pairs) and the registered name `crisp-restore`.
+held-out pairs) and the registered names: one model per kind of damage (`RESTORE_KINDS`, what `crisp restore
+--task` picks), `crisp-restore` for the mixed chain (`auto`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 from training.gates.policy import RestoreGatePolicy
+from training.tasks import RESTORE_KINDS
 from training.tasks.sr import TASK as SR_TASK
 
-TASK = replace(SR_TASK, name="restore", policy=RestoreGatePolicy)
+TASK = replace(
+    SR_TASK,
+    name="restore",
+    policy=RestoreGatePolicy,
+    name_by_recipe={recipe: name for recipe, name in RESTORE_KINDS.values()},
+)

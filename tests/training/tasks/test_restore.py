@@ -1,5 +1,6 @@
 """The restore task for real: a tiny FFDNet trained on restore_x1_noise pairs, validated against its own
-noisy input, released as `crisp-restore`, and served at the input's size by `crisp restore`."""
+noisy input, released as `crisp-restore-denoise`, and served at the input's size by `crisp restore --task
+denoise`."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from training.serve.upscale import upscale_image
 from training.tasks import get_task
 
 REPO = Path(__file__).resolve().parents[3]
-RECIPE = "restore_x1_noise"
+RECIPE, NAME = "restore_x1_noise", "crisp-restore-denoise"
 TINY = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data.block_size=2", "data.workers=0",
         "trainer.val_check_interval=2", "trainer.enable_progress_bar=false", "trainer.max_steps=2",
         "trainer.accelerator=cpu", "model.arch_options={features: 8, depth: 3}"]  # fmt: skip
@@ -63,9 +64,9 @@ def released(restore_pairs, product_photos):
     # a permissive deployment policy (two steps of training), scored on the held-out val split
     policy = RestoreGatePolicy(margin_db=-100.0, golden_output_range=(-1.0, 2.0), pair_split="val")
     target = ReleaseTarget(
-        model_name="crisp-restore",
+        model_name=NAME,
         storage=storage,
-        registry=RegistryConfig(root=storage.root, policy=policy, experiment="crisp-restore"),
+        registry=RegistryConfig(root=storage.root, policy=policy, experiment=NAME),
         recipe=RECIPE,
         partitions=[TINY_PARTITION],
         photos=sorted(product_photos.glob("*.jpg"))[:1],  # the report's before/after crop
@@ -80,10 +81,13 @@ def test_a_killed_restore_training_resumes_exactly(restore_pairs, tmp_path):
     kill_and_resume(lambda output, *run: _config(restore_pairs, output, *run), tmp_path)
 
 
-def test_the_default_config_trains_a_restorer_named_crisp_restore(released):
+def test_each_kind_of_restorer_has_its_own_registered_name(released):
     _, config, outcome = released
     assert config.task == "restore" and config.model.arch == "ffdnet" and config.model.scale == 1
-    assert get_task("restore").registry_name(config.model) == "crisp-restore"
+    task = get_task("restore")
+    assert task.registry_name(config.model, config.data.recipe) == NAME
+    assert task.registry_name(config.model, "restore_x1_jpeg") == "crisp-restore-dejpeg"
+    assert task.registry_name(config.model, "restore_x1_mixed") == "crisp-restore"
     assert outcome.promoted and outcome.version == 1 and outcome.champion == 1
     assert outcome.verdict.meta.task == "restore" and outcome.verdict.meta.recipe == RECIPE
 
@@ -130,12 +134,12 @@ def test_crisp_restore_serves_the_champion_at_each_inputs_size(
     Image.open(photo).convert("RGB").resize((45, 33)).save(folder / "odd.png")
     (folder / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
     out = tmp_path / "out"
-    code = _cli(str(folder), "--out", str(out), "--tile", "32", "--overlap", "4")
+    code = _cli(str(folder), "--task", "denoise", "--out", str(out), "--tile", "32", "--overlap", "4")
     captured = capsys.readouterr()
     assert code == 1 and "broken" in captured.err and "wrote 1 of 2 images" in captured.out
     restored = np.asarray(Image.open(out / "odd.png"))
     assert restored.shape == (33, 45, 3) and not (out / "broken.png").exists()
-    model, meta = load_model("models:/crisp-restore@champion", target.registry)
+    model, meta = load_model(f"models:/{NAME}@champion", target.registry)
     assert meta.scale == 1
     pixels = np.asarray(Image.open(folder / "odd.png").convert("RGB"))
     np.testing.assert_array_equal(restored, upscale_image(model, pixels, 1, 32, 4, "cpu"))
@@ -148,8 +152,8 @@ def test_the_registered_pyfunc_restores_odd_sizes_like_the_eager_model(released,
     uri = target.registry.resolved_tracking_uri()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)
-    pyfunc = mlflow.pyfunc.load_model("models:/crisp-restore@champion")
-    model, _ = load_model("models:/crisp-restore@champion", target.registry)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{NAME}@champion")
+    model, _ = load_model(f"models:/{NAME}@champion", target.registry)
     for height, width in ((37, 53), (211, 97)):
         image = np.random.default_rng(height).integers(0, 256, (height, width, 3), dtype=np.uint8)
         served = pyfunc.predict(image, params={"output": "float"})
@@ -180,6 +184,25 @@ def test_crisp_validate_task_restore_applies_the_restore_policy(released, tmp_pa
     # the SR policy instead wants its HR benchmark sets, which this root does not hold
     assert run_command(validate_cmd, *argv[:4]) == 2
     assert "gates.sr.benchmarks.Set5" in capsys.readouterr().err
+
+
+def test_crisp_restore_task_picks_its_champion_and_refuses_another_kinds_model(
+    released, tmp_path, monkeypatch, capsys
+):
+    target, _, _ = released
+    monkeypatch.setenv("CRISP_ROOT", target.storage.root)
+    image = tmp_path / "a.png"
+    Image.new("RGB", (20, 20), (120, 80, 40)).save(image)
+    # auto (the default) is the mixed-chain restorer, which this registry has never had
+    assert _cli(str(image), "--out", str(tmp_path / "auto")) == 2
+    assert "crisp-restore" in capsys.readouterr().err and not (tmp_path / "auto" / "a.png").exists()
+    denoiser = ["--model", f"models:/{NAME}@champion"]
+    assert _cli(str(image), *denoiser, "--task", "dejpeg", "--out", str(tmp_path / "jpeg")) == 2
+    assert (
+        "was trained on restore_x1_noise, not on restore_x1_jpeg (--task dejpeg)" in capsys.readouterr().err
+    )
+    assert _cli(str(image), *denoiser, "--task", "auto", "--out", str(tmp_path / "any")) == 0
+    assert (tmp_path / "any" / "a.png").exists()
 
 
 def test_crisp_restore_refuses_an_upscaler(shared_data, tmp_path, capsys):
