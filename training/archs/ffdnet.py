@@ -11,9 +11,17 @@ side is handled by replicating the last row/column and cropping the output back 
 shapes read from `x`, so a `torch.jit.trace` serves every input size (training/serve/export.py checks odd
 sizes). The network predicts the residual (input + correction, as DnCNN/FFDNet learn the noise).
 
-Differences from the paper, deliberate: blind by default (no noise-level map input: crawled photos carry
-no known sigma); no batch norm (small batches on CPU, and it would need folding for serving).
-Default 96 features x 12 layers, the paper's colour model: 0.85M parameters (64 features: 0.38M).
+Differences from the paper, deliberate: blind (no noise-level map input: crawled photos carry no known
+sigma); no batch norm (small batches on CPU); and the body's middle convolutions are paired into residual
+blocks (conv-ReLU-conv plus the block's input, EDSR-style, the second convolution's init scaled by 0.1)
+instead of the paper's plain conv-BN-ReLU stack. Measured (T91 crops, blind N(0, 0..75^2) training, gain at
+sigma 25 on held-out T91 crops, 64 features x 12 convolutions, Adam lr 1e-3, batch 16, patch 64, 400 steps):
+the plain stack +1.45 dB (+0.65 with batch norm; at lr 3e-3 it diverges), the residual blocks +5.00 dB,
+with the same parameters. Without BN the plain stack trained to an input-blind net in the 30-minute bench
+(bench/results/restore.json at a744040: +0.26 dB over its input).
+`depth` counts the 3x3 convolutions: the first, (depth - 2) // 2 residual blocks, one plain convolution
+when depth is odd, the last. Default 96 features x 12, the paper's colour model size: 0.85M parameters
+(64 features: 0.38M).
 """
 
 from __future__ import annotations
@@ -21,6 +29,21 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
+        for conv in (self.conv1, self.conv2):
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            self.conv2.weight.mul_(0.1)  # each block starts close to its identity: the stack stays at one scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.relu(self.conv1(x)))
 
 
 class FFDNet(nn.Module):
@@ -35,7 +58,8 @@ class FFDNet(nn.Module):
         self.scale = scale
         self.down = nn.Conv2d(channels, channels * 4, kernel_size=2, stride=2)
         layers: list[nn.Module] = [nn.Conv2d(channels * 4, features, 3, padding=1), nn.ReLU(inplace=True)]
-        for _ in range(depth - 2):
+        layers += [ResidualBlock(features) for _ in range((depth - 2) // 2)]
+        if depth % 2:
             layers += [nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True)]
         layers.append(nn.Conv2d(features, channels * 4, 3, padding=1))
         self.body = nn.Sequential(*layers)
@@ -43,9 +67,9 @@ class FFDNet(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # He init keeps the signal alive through the plain ReLU stack (PyTorch's default init shrinks it
-        # layer by layer: without batch norm, 12 layers trained to a dead, input-blind net); a near-zero
-        # last layer starts the restorer at the identity.
+        # He init keeps the signal alive through the ReLUs (PyTorch's default shrank it ~6x over 12 plain
+        # layers, 40-50 % of the units dead); a near-zero last layer starts the restorer at the identity.
+        # The residual blocks initialise their own convolutions.
         for module in (self.down, *self.body):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, nonlinearity="relu")

@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[3]
 RECIPE, NAME = "restore_x1_noise", "crisp-restore-denoise"
 TINY = ["optim.warmup_steps=0", "data.patch_size=16", "data.batch_size=4", "data.block_size=2", "data.workers=0",
         "trainer.val_check_interval=2", "trainer.enable_progress_bar=false", "trainer.max_steps=2",
-        "trainer.accelerator=cpu", "model.arch_options={features: 8, depth: 3}"]  # fmt: skip
+        "trainer.accelerator=cpu", "model.arch_options={features: 8, depth: 4}"]  # fmt: skip
 
 torch.set_num_threads(1)
 
