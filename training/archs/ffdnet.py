@@ -40,7 +40,7 @@ class ResidualBlock(nn.Module):
             nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
             nn.init.zeros_(conv.bias)
         with torch.no_grad():
-            self.conv2.weight.mul_(0.1)  # each block starts close to its identity: the stack stays at one scale
+            self.conv2.weight.mul_(0.1)  # each block starts near its identity: one scale through the stack
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(x)))
