@@ -101,7 +101,7 @@ def release_target(config, params: Mapping[str, Any], photos: Callable[[], list]
     from crisp.commands.train import release_target as target_of
     from crisp.settings import load_settings
 
-    return target_of(load_settings(), config, params["model_name"] or None, photos() if photos else ())
+    return target_of(load_settings(), config, params["model_name"], photos() if photos else ())
 
 
 def train_dag(

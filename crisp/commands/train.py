@@ -176,8 +176,8 @@ def _release_policy(args: argparse.Namespace, settings, task: str):
 
 def release_target(settings, config, model_name: str | None = None, photos=()):
     """Where a training `config` releases to (every entry point: `crisp train --release`, the training
-    DAGs): `model_name` (default the task's for the recipe: crisp-sr-x<scale>, crisp-quality, crisp-restore-denoise...), the settings' storage
-    and the task's registry and policy, the sample partitions it trained on ("all" resolved)."""
+    DAGs): `model_name` (default, also for '': the task's for the recipe, e.g. crisp-sr-x4, crisp-quality,
+    crisp-restore-denoise), the settings' storage and the task's registry and policy, the sample partitions it trained on ("all" resolved)."""
     from pipeline.commit import committed_partitions
     from training.registry.release import ReleaseTarget
     from training.tasks import get_task
