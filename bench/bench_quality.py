@@ -15,7 +15,7 @@ Steps: a CSV feed of `file://` URIs -> `ingest_partition` (split by product: tra
 training/configs/quality_net.yaml (the task's default; TrainConfig defaults when the file is absent) under a
 Lightning `Timer`, lr cosine over whichever of wall clock and max_steps runs out first; best.ckpt is the
 highest val/srcc (val split) -> export_onnx -> `QualityScorer(threads=1)` (what serving runs) scores every
-val and test canvas; on the same canvases, in a process pool: BRISQUE, NIQE (bench/iqa_baselines.py, lower =
+val and test canvas; on the same canvases, in a process pool: BRISQUE (bench/iqa_baselines.py), NIQE (pipeline/niqe.py), lower =
 better, negated) and `pipeline.clean.quality.measure`, from which the heuristic baseline is fitted on val
 (`fit_heuristic`) -> latency of the scorer on test photos resized to 512 px -> ingest of the same photos
 with quality_model "off" and with the exported model, when IngestConfig has that field.
@@ -285,8 +285,9 @@ def _pool_reader(reader: Any) -> None:
 
 def _baseline_chunk(rows: list[int]) -> list[tuple[float, float, dict[str, float]]]:
     """(BRISQUE, NIQE, metrics) of each canvas; NaN where a score is undefined (NIQE on flat canvases)."""
-    from bench.iqa_baselines import brisque_score, niqe_score
+    from bench.iqa_baselines import brisque_score
     from pipeline.clean.quality import measure
+    from pipeline.niqe import niqe_score
 
     out = []
     for canvas in _READER.read(rows):

@@ -60,7 +60,7 @@ NOTE = (
     "unattractive product scores high. It was learned from synthetic distortions of product photos "
     "(pipeline/distort), so real defects unlike those families may be scored less reliably."
 )
-BENCH_NOTE = "BRISQUE and NIQE (bench only: bench/iqa_baselines.py) are in bench/results/quality.json."
+BENCH_NOTE = "BRISQUE and NIQE of the same canvases are in bench/results/quality.json."
 LABELS = {
     "model": "this model (ONNX)",
     "log_sharpness": "log Laplacian sharpness",

@@ -21,7 +21,7 @@ The baselines, on the same canvases (pipeline/clean/quality.py `measure`, the in
   on: + log(1 + sharpness), - log(1 + noise_sigma), - log(blockiness), + contrast, + dark_score,
   + light_score (blurry, noisy, blocky, low-contrast, dark and washed-out canvases score low). The
   z-scores use the canvases' own mean and deviation, never the targets: no fitting.
-BRISQUE / NIQE are bench-only (bench/iqa_baselines.py; figures in bench/results/quality.json).
+BRISQUE (bench-only, bench/iqa_baselines.py) and NIQE (pipeline/niqe.py) figures are in bench/results/quality.json.
 """
 
 from __future__ import annotations
