@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
@@ -83,6 +83,9 @@ class OptimConfig(BaseModel):
     max_steps: int | None = Field(default=None, gt=0)
     ema_decay: float = Field(default=0.999, ge=0, lt=1)
     ema_warmup: bool = True
+    # the pixel term: l1 (SR's default); mse for restoration, where most pixels of a lightly damaged tile
+    # are already right and L1's median pull keeps the correction at zero (see training/configs/ffdnet_x1.yaml)
+    pixel_loss: Literal["l1", "mse"] = "l1"
     ssim_weight: float = Field(default=0.0, ge=0)
     fft_weight: float = Field(default=0.0, ge=0)
 
@@ -125,10 +128,12 @@ class SRModule(pl.LightningModule):
     def compute_loss(
         self, sr: torch.Tensor, hr: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Total loss and its named parts (L1, and SSIM / FFT terms when their weights are > 0)."""
+        """Total loss and its named parts (the pixel term, L1 or MSE, and SSIM / FFT terms when their weights
+        are > 0)."""
         cfg = self.optim_cfg
-        parts = {"l1": F.l1_loss(sr, hr)}
-        total = parts["l1"]
+        pixel = F.mse_loss if cfg.pixel_loss == "mse" else F.l1_loss
+        parts = {cfg.pixel_loss: pixel(sr, hr)}
+        total = parts[cfg.pixel_loss]
         if cfg.ssim_weight > 0:
             ssim = structural_similarity_index_measure(sr.float(), hr.float(), data_range=1.0)
             parts["ssim"] = 1.0 - ssim

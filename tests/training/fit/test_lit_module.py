@@ -203,6 +203,17 @@ def test_configs_reject_bad_values():
     with pytest.raises(ValueError, match="no trainable parameters"):
         SRModule(ModelConfig(arch="bicubic", scale=2), OptimConfig())
     assert OptimConfig().betas == (0.9, 0.99) and OptimConfig().lr == 2e-4
+    with pytest.raises(pydantic.ValidationError, match="pixel_loss"):
+        OptimConfig(pixel_loss="huber")
+
+
+def test_the_pixel_term_is_l1_or_mse():
+    sr, hr = torch.zeros(1, 3, 4, 4), torch.full((1, 3, 4, 4), 0.5)
+    model = ModelConfig(arch="espcn", scale=SCALE)
+    l1_total, l1_parts = SRModule(model, OptimConfig()).compute_loss(sr, hr)
+    mse_total, mse_parts = SRModule(model, OptimConfig(pixel_loss="mse")).compute_loss(sr, hr)
+    assert set(l1_parts) == {"l1"} and l1_total.item() == pytest.approx(0.5)
+    assert set(mse_parts) == {"mse"} and mse_total.item() == pytest.approx(0.25)
 
 
 def test_warmup_longer_than_the_run_is_an_error(tmp_path, train_pairs):
