@@ -42,7 +42,8 @@ from pipeline.ingest.config import IngestConfig
 from pipeline.pairs.config import PairsConfig
 from schemas.errors import InputError
 from training.fit.launcher import LaunchConfig
-from training.gates.policy import GanGatePolicy, GatePolicy, RestoreGatePolicy
+from training.gates.gan_gates import GanGatePolicy
+from training.gates.policy import GatePolicy, RestoreGatePolicy
 from training.gates.quality_gates import QualityGatePolicy
 
 log = logging.getLogger(__name__)

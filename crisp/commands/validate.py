@@ -7,7 +7,8 @@ passed, 1 when a gate failed or the checkpoint was rejected, 2 for bad input (no
 bad options, a missing reference set (named by its setting `gates.sr.benchmarks.<name>`), malformed
 champion URI). The sets and thresholds default to the settings' policy of `--task` (`gates.sr.*`: Set5
 and Set14 pushed to the storage root with `crisp reference push`; `--task restore`: `gates.restore.*`,
-the held-out pairs of `--pair-recipe`, scored against the degraded input).
+the held-out pairs of `--pair-recipe`, scored against the degraded input; `--task sr_gan`: `gates.sr_gan.*`,
+also against the L1 twin the checkpoint was fine-tuned from, training/gates/gan_gates.py).
 """
 
 from __future__ import annotations
@@ -49,9 +50,8 @@ def gate_config(args: argparse.Namespace, policy):
     import yaml
     from pydantic import ValidationError
 
-    from training.gates.verdict import GateConfig
-
-    data = policy.gate_config().model_dump()
+    template = policy.gate_config()  # GateConfig; GanGateConfig for gates.sr_gan
+    data = template.model_dump()
     if args.gates:
         loaded = yaml.safe_load(Path(args.gates).read_text()) or {}
         if not isinstance(loaded, dict):
@@ -73,7 +73,7 @@ def gate_config(args: argparse.Namespace, policy):
             raise ValueError(f"--benchmark takes NAME=DIR, got {args.benchmark}")
         data["benchmarks"] = {name: folder for name, _, folder in pairs}
     try:
-        return GateConfig.model_validate(data)
+        return type(template).model_validate(data)
     except ValidationError as exc:
         raise ValueError(f"invalid gate settings: {exc}") from None
 
@@ -81,8 +81,9 @@ def gate_config(args: argparse.Namespace, policy):
 def run(args: argparse.Namespace) -> int:
     from crisp.settings import load_settings
     from training.gates.safe_load import CheckpointRejected
-    from training.gates.validate import exit_code, validate_checkpoint
+    from training.gates.validate import exit_code
     from training.registry.versions import UnknownModelError, resolve_champion
+    from training.tasks import get_task
 
     settings = load_settings(args.config)
     try:
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         storage = settings.storage()  # pairs, root-relative reference sets, s3:// checkpoints
         options = storage.options
         champion = resolve_champion(args.champion, settings.registry(args.task), options)
-        verdict = validate_checkpoint(args.checkpoint, config, champion, storage=storage)
+        verdict = get_task(args.task).validate(args.checkpoint, config, champion, storage=storage).verdict
     except (ValueError, OSError, UnknownModelError, CheckpointRejected) as exc:
         print(f"crisp validate: {exc}", file=sys.stderr)
         return 2

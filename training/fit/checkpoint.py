@@ -13,7 +13,7 @@ uploads the finished file with `Storage.upload` (one PUT on S3, an atomic rename
 fixed name. Best-score tracking survives a resume even though the staging folder changes.
 
 Every checkpoint carries `crisp_meta`: {"model": {"arch", "scale", "arch_kwargs"}, "data_manifest_hash",
-"recipe", "schema_version", "code_version", "pair_partitions"} (plain data only), and `ema_state_dict`
+"recipe", "schema_version", "code_version", "pair_partitions", "init_from"} (plain data only), and `ema_state_dict`
 next to SRModule's own `ema` entry (`CrispCheckpointIO`, passed to the Trainer as a plugin).
 """
 
@@ -75,6 +75,7 @@ def crisp_meta(model: dict[str, Any], data: dict[str, Any], code: str, task: str
         "schema_version": data["schema_version"],
         "code_version": code,
         "pair_partitions": list(data["pair_partitions"]),
+        "init_from": model.get("init_from"),  # None unless fine-tuned from another checkpoint (a GAN's twin)
     }
 
 

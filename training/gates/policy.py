@@ -176,20 +176,6 @@ class RestoreGatePolicy(GatePolicy):
     benchmarks: dict[str, BenchmarkRef] = Field(default_factory=dict)
 
 
-class GanGatePolicy(GatePolicy):
-    """A GAN-fine-tuned x4 model's thresholds (settings `gates.sr_gan.*`), for now the SR gates on the held-out
-    pairs of its real-world recipe: PSNR-Y over bicubic there (`margin_db`, 0 by default: adversarial
-    texture costs PSNR, so the L1 model's 0.3 dB would refuse a good GAN model), champion, latency,
-    export. No bicubic benchmark folder by default (a real-world model is not trained for bicubic inputs).
-    The GAN's own gates (#15 item 5: the PSNR drop against its L1 twin, a NIQE gain, an edge/text fidelity
-    floor) are not measured yet."""
-
-    SETTINGS: ClassVar[str] = "gates.sr_gan"
-
-    margin_db: float = 0.0
-    benchmarks: dict[str, BenchmarkRef] = Field(default_factory=dict)
-
-
 def _gate(
     name: str, passed: bool, measured: float | None, threshold: float | None, detail: str
 ) -> GateResult:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -36,6 +37,9 @@ from training.gates.safe_load import CheckpointRejected, LoadReason, safe_load
 from training.gates.verdict import ChampionRef, GateConfig, GateResult, SetScore, Verdict, failed_reasons
 from training.serve.export import ExportResult, export_torchscript
 from training.serve.upscale import resolve_device
+
+# (model, meta, {pair set: [(lr, hr)]}, config, device, storage) -> (gates, metrics)
+TaskGates = Callable[..., tuple[list[GateResult], dict[str, float]]]
 
 __all__ = ["Champion", "GateConfig", "Validation", "Verdict", "exit_code", "validate", "validate_checkpoint"]
 
@@ -115,9 +119,13 @@ def validate(
     *,
     storage: Any = None,
     storage_options: dict[str, Any] | None = None,
+    task_gates: TaskGates | None = None,
 ) -> Validation:
     """The verdict plus what it was measured on: the checkpoint bytes and the checked export, so that
     registering the version reads the file and exports the model no second time.
+
+    `task_gates` (a task's own measurements on the same decoded pairs: the GAN's against its L1 twin,
+    training/gates/gan_validate.py) returns gates appended after the SR ones and the verdict's `metrics`.
 
     `storage` (a pipeline Storage) is where pair partitions and root-relative benchmark sets (`reference/Set5`,
     pipeline/reference_sets.py) are read; a missing set raises ReferenceSetError (a ValueError) naming the
@@ -190,8 +198,14 @@ def validate(
         }
     )
     gates += threshold_gates(verdict, config, scale)
+    metrics: dict[str, float] = {}
+    if task_gates is not None:
+        own, metrics = task_gates(model, meta, pairs, config, device, storage)
+        gates += own
     reasons = failed_reasons(gates)
-    verdict = verdict.model_copy(update={"gates": gates, "reasons": reasons, "passed": not reasons})
+    verdict = verdict.model_copy(
+        update={"gates": gates, "reasons": reasons, "passed": not reasons, "metrics": metrics}
+    )
     return Validation(verdict, exported, data)
 
 

@@ -44,6 +44,7 @@ class CheckpointMeta(BaseModel):
     schema_version: int | str | None = None
     code_version: str | None = None
     pair_partitions: list[str] = []
+    init_from: str | None = None  # the checkpoint training started from (a GAN's L1 twin)
     weights: str = "live"  # "ema" or "live"
     source: str = ""
     registry_name: str | None = None
@@ -76,6 +77,19 @@ class GateConfig(BaseModel):
     overlap: int = 16
     device: str = "cpu"  # "auto" uses CUDA when present
     settings_key: str = "gates.sr"  # where the policy's thresholds and sets live: messages name it
+
+
+class GanGateConfig(GateConfig):
+    """A GAN model's validation: the SR gates plus its own against the L1 twin it was fine-tuned from
+    (training/gates/gan_gates.py), on the same held-out pairs."""
+
+    max_psnr_drop_db: float = 2.5  # mean PSNR-Y below the twin's
+    min_niqe_gain: float = 1.0  # mean NIQE of the twin's outputs minus the GAN's (lower NIQE = more natural)
+    max_edge_psnr_drop_db: float = 1.5  # PSNR-Y on the HR's edge / text mask below the twin's
+    edge_threshold: float = Field(default=100.0, gt=0)  # Sobel magnitude of the HR's Y (0-255) on the mask
+    quality_model: str | None = None  # the learned quality model (ONNX / models:/...): preference measured
+    min_quality_preference: float = Field(default=0.7, ge=0, le=1)  # share of images it scores higher
+    twin: str | None = None  # the L1 twin's checkpoint; None: the one the candidate was started from
 
 
 class QualityGateConfig(BaseModel):
@@ -145,7 +159,7 @@ class Verdict(BaseModel):
     gates: list[GateResult] = []
     reasons: list[str] = []
     metrics: dict[str, float] = {}  # task measurements without a benchmark set (quality: srcc, plcc, ...)
-    config: GateConfig | QualityGateConfig  # by shape: both forbid extra keys
+    config: GateConfig | GanGateConfig | QualityGateConfig  # by shape: all forbid extra keys
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def score(self, name: str) -> SetScore:
