@@ -1,0 +1,58 @@
+"""bench/bench_gan.py: the real-world Set14 protocol (seeded, repeatable, x4 aligned), the crop taken where
+the edges are, the settings from the environment, and targets flagged missed, with why, when not measured."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+
+from bench import bench_gan
+
+
+def test_realworld_set14_is_seeded_and_aligned(shared_data):
+    first, again = bench_gan.realworld_set14(), bench_gan.realworld_set14()
+    assert len(first) == 14
+    for (lr, hr), (lr2, _) in zip(first, again, strict=True):
+        assert hr.shape[0] == 4 * lr.shape[0] and hr.shape[1] == 4 * lr.shape[1] and hr.shape[2] == 3
+        assert np.array_equal(lr, lr2)
+    assert len({lr.tobytes() for lr, _ in first}) == 14
+
+
+def test_the_crop_row_is_taken_where_the_hr_has_its_edges():
+    hr = np.full((200, 300, 3), 255, np.uint8)
+    hr[150:160, 230:290] = 0  # the only detail: a bar near the bottom right
+    row = bench_gan._crop_row([hr, hr], hr)
+    assert row.shape == (bench_gan.CROP, 2 * bench_gan.CROP, 3)
+    assert (row == 0).any()  # the bar is in the window
+
+
+def test_the_config_reads_the_environment(monkeypatch):
+    monkeypatch.setenv("CRISP_BENCH_GAN_MINUTES", "7")
+    monkeypatch.setenv("CRISP_BENCH_GAN_QUALITY_MODEL", "/models/quality.onnx")
+    config = bench_gan.GanBenchConfig.from_env()
+    assert (
+        config.minutes == 7 and config.quality_model == "/models/quality.onnx" and config.photo_limit is None
+    )
+    monkeypatch.setenv("CRISP_BENCH_QUICK", "1")
+    assert bench_gan.GanBenchConfig.from_env().photo_limit == 40
+
+
+def test_targets_are_met_missed_or_missed_with_why():
+    run = {
+        "result": SimpleNamespace(global_step=10),
+        "call_seconds": 60.0,
+        "val_curve": [],
+        "load_samples": [],
+    }
+    metrics = {"gan/niqe_gain": 1.4, "gan/psnr_drop_db": 3.0, "gan/edge_psnr_drop_db": 1.0}
+    scored = {"products_test": {"metrics": metrics, "means": {}, "gates": {}, "images": 5}}
+    ingest, pairs = SimpleNamespace(inputs=9, accepted=9), SimpleNamespace(pairs=20)
+    _, _, ratio, targets, notes = bench_gan.summarize(
+        bench_gan.GanBenchConfig(), scored, run, run, ingest, pairs, 1.0, (0.0, 0.0, 0.0)
+    )
+    assert targets["products_test_niqe_gain"]["met"] and targets["products_test_edge_psnr_drop_db"]["met"]
+    assert not targets["products_test_psnr_drop_db"]["met"]
+    preference = targets["products_test_quality_preference"]
+    assert not preference["met"] and preference["measured"] is None and "quality model" in preference["why"]
+    assert ratio == {"products_test": 1.4} and "SMOKE" not in notes
