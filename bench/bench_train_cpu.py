@@ -119,9 +119,11 @@ class WallClockCosine(pl.Callback):
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.started = self._next_sample = time.monotonic()
-        # A closure, not an object: LambdaLR then keeps it out of the (weights-only) checkpoint.
+        # A closure, not an object: LambdaLR then keeps it out of the (weights-only) checkpoint. One per
+        # parameter group (a GAN has two: generator and critic).
         for config in trainer.lr_scheduler_configs:
-            config.scheduler.lr_lambdas = [lambda step: self.factor(step)]
+            groups = len(config.scheduler.lr_lambdas)
+            config.scheduler.lr_lambdas = [lambda step: self.factor(step)] * groups
 
     def on_train_batch_end(self, trainer: pl.Trainer, *args: Any) -> None:
         self.last_step_at = time.monotonic()
