@@ -30,7 +30,14 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from bench.bench_train_cpu import PARTITION, TrainCpuBenchConfig, _spread, ingest_sources, train_budgeted
+from bench.bench_train_cpu import (
+    PARTITION,
+    TrainCpuBenchConfig,
+    _spread,
+    first_photos,
+    ingest_sources,
+    train_budgeted,
+)
 from bench.results import figure, results_dir, write_result
 from pipeline.reference_data import benchmark_dir
 
@@ -137,7 +144,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="crisp-bench-gan-"))
     storage = Storage((workdir / "root").resolve().as_uri())
     if config.photo_limit:
-        config = config.model_copy(update={"photos": _first_photos(config, workdir)})
+        config = config.model_copy(update={"photos": first_photos(config, config.photo_limit, workdir)})
     torch.manual_seed(0)
     try:
         started = time.perf_counter()
@@ -176,20 +183,6 @@ def main() -> None:
     Image.fromarray(sheet).save(results_dir() / "gan_crops.png", optimize=True)
     write_result("gan", *summarize(config, scored, twin_run, gan_run, ingest, pairs, prepare_s, load_before),
                  config=config.model_dump(mode="json"))  # fmt: skip
-
-
-def _first_photos(config: GanBenchConfig, workdir: Path) -> Path:
-    import csv
-
-    folder = workdir / "photos"
-    folder.mkdir()
-    with open(config.photos / "catalog.csv", newline="") as fh:
-        rows = list(csv.DictReader(fh))[: config.photo_limit]
-    with open(folder / "catalog.csv", "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows({**r, "file": str((config.photos / r["file"]).resolve())} for r in rows)
-    return folder
 
 
 def summarize(config, scored, twin_run, gan_run, ingest, pairs, prepare_s, load_before):

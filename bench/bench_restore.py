@@ -34,7 +34,14 @@ from typing import Any
 import numpy as np
 from pydantic import Field
 
-from bench.bench_train_cpu import PARTITION, TrainCpuBenchConfig, _spread, ingest_sources, train_budgeted
+from bench.bench_train_cpu import (
+    PARTITION,
+    TrainCpuBenchConfig,
+    _spread,
+    first_photos,
+    ingest_sources,
+    train_budgeted,
+)
 from bench.results import figure, write_result
 from pipeline.reference_data import benchmark_dir
 
@@ -179,18 +186,8 @@ def main() -> None:
     load_before = os.getloadavg()
     workdir = Path(tempfile.mkdtemp(prefix="crisp-bench-restore-"))
     storage = Storage((workdir / "root").resolve().as_uri())
-    photo_dir = workdir / "photos"
     if config.photo_limit:  # a smoke run: the first photos of the catalog only
-        import csv
-
-        photo_dir.mkdir()
-        with open(config.photos / "catalog.csv", newline="") as fh:
-            rows = list(csv.DictReader(fh))[: config.photo_limit]
-        with open(photo_dir / "catalog.csv", "w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows({**r, "file": str((config.photos / r["file"]).resolve())} for r in rows)
-        config = config.model_copy(update={"photos": photo_dir})
+        config = config.model_copy(update={"photos": first_photos(config, config.photo_limit, workdir)})
     torch.manual_seed(0)
     results: dict[str, dict[str, Any]] = {}
     try:

@@ -160,6 +160,21 @@ def ingest_sources(config: TrainCpuBenchConfig, storage: Any, workdir: Path) -> 
     return ingest_partition(feed.as_uri(), PARTITION, storage, ingest, run_id="bench-train-cpu")
 
 
+def first_photos(config: TrainCpuBenchConfig, limit: int, workdir: Path) -> Path:
+    """A photo folder whose catalog.csv lists the first `limit` photos of `config.photos` (smoke runs)."""
+    import csv
+
+    folder = workdir / "photos"
+    folder.mkdir()
+    with open(config.photos / "catalog.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))[:limit]
+    with open(folder / "catalog.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "file": str((config.photos / r["file"]).resolve())} for r in rows)
+    return folder
+
+
 def train_budgeted(
     config: TrainCpuBenchConfig, root_uri: str, output_uri: str, extra: dict[str, Any] | None = None
 ) -> dict[str, Any]:

