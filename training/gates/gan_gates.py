@@ -67,9 +67,9 @@ class GanGatePolicy(GatePolicy):
         return (*THRESHOLDS, *GAN_THRESHOLDS)
 
     def gate_config(self, **measurement: Any) -> GanGateConfig:
-        base = super().gate_config(**measurement).model_dump()
+        sr = {k: v for k, v in measurement.items() if k in GateConfig.model_fields}  # e.g. not `twin`
         own = {name: getattr(self, name) for name in (*GAN_THRESHOLDS, "edge_threshold", "quality_model")}
-        return GanGateConfig.model_validate({**base, **own, **measurement})
+        return GanGateConfig.model_validate({**super().gate_config(**sr).model_dump(), **own, **measurement})
 
     def looser(self, other: GatePolicy | GateConfig) -> list[str]:
         if not isinstance(other, GanGatePolicy | GanGateConfig):

@@ -20,7 +20,6 @@ Per pair, both models super-resolve the LR and, against the HR (border = scale, 
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from pathlib import Path
@@ -31,7 +30,7 @@ import numpy as np
 from torch import nn
 
 from pipeline.niqe import niqe_score
-from pipeline.sr_metrics import PSNR_CAP_DB, psnr_of_y, y_planes
+from pipeline.sr_metrics import psnr_of_y, y_planes
 from training.gates.evaluate import super_resolve
 from training.gates.gan_gates import gan_gates
 from training.gates.measure import Pair
@@ -50,10 +49,8 @@ def edge_mask(hr_y: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def masked_psnr(sr_y: np.ndarray, hr_y: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR in dB (peak 255) over the mask's pixels, capped as the protocol's PSNR is."""
-    error = sr_y[mask].astype(np.float64) - hr_y[mask]
-    mse = float(np.mean(error * error))
-    return PSNR_CAP_DB if mse == 0.0 else min(10.0 * math.log10(255.0**2 / mse), PSNR_CAP_DB)
+    """PSNR in dB (peak 255, capped) over the mask's pixels: the protocol's `psnr_of_y` on them as one row."""
+    return psnr_of_y(sr_y[mask][None], hr_y[mask][None])
 
 
 def _twin(meta: CheckpointMeta, config: GanGateConfig, storage: Any) -> tuple[nn.Module | None, str]:

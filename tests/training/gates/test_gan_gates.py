@@ -57,6 +57,7 @@ def test_failures_reapply_the_gan_gates_to_the_recorded_measurements():
     config = policy.gate_config(pair_recipe="realworld_x4", pair_partitions=["2026-01-01"])
     assert isinstance(config, GanGateConfig) and config.settings_key == "gates.sr_gan"
     assert config.max_psnr_drop_db == 2.5 and config.min_niqe_gain == 1.0
+    assert policy.gate_config(twin="/twin.ckpt").twin == "/twin.ckpt"  # a GAN-only measurement key
     assert policy.failures(_verdict(policy, GOOD)) == []
     # the verdict says passed, but its measurements do not meet the policy
     problems = policy.failures(_verdict(policy, {**GOOD, "gan/niqe_gain": 0.2}))
