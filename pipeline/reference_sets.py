@@ -4,7 +4,8 @@ In: a `Storage`, a set name (`Set5`) and a local folder of images (`push`); or a
 settings (`gates.sr.benchmarks.<name>`) and a local work folder (`materialize`). Out: `push` writes
 `reference/<name>/files/<file>` and then `reference/<name>/_manifest.json` (every file's size and sha256,
 the set's digest) last, so a half-pushed set is never visible, and returns the `ReferenceManifest`;
-`materialize` returns a local folder holding the set, every file checked against the manifest.
+`materialize` returns a local folder holding the set, every file checked against the manifest;
+`read_files` returns the same files' bytes by name, with the same checks, without a local copy.
 
 A reference is an fsspec URI (`s3://bucket/crisp/reference/Set5`), an absolute local folder (read in
 place, as tests and laptops do), or a path relative to the storage root (`reference/Set5`, the default,
@@ -104,24 +105,41 @@ def _set_storage(reference: str, storage: Storage | None, setting: str) -> Stora
     return storage.child(reference)
 
 
-def materialize(name: str, reference: str | Path, storage: Storage | None, work: Path, setting: str) -> Path:
-    """A local folder holding reference set `name`: an absolute local folder as it is, else the pushed
-    set copied into `work` and checked file by file against its manifest."""
+def _fix(name: str, setting: str) -> str:
+    return f"set {setting} or push the set with `crisp reference push DIR --name {name}`"
+
+
+def _is_local_folder(reference: str) -> bool:
+    return "://" not in reference and Path(reference).is_absolute()
+
+
+def _local_images(name: str, folder: Path, setting: str) -> list[Path]:
+    paths = (
+        sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
+    )
+    if not paths:
+        raise ReferenceSetError(
+            f"benchmark {name!r}: {folder} is missing or holds no images; {_fix(name, setting)}"
+        )
+    return paths
+
+
+def read_files(name: str, reference: str | Path, storage: Storage | None, setting: str) -> dict[str, bytes]:
+    """File name -> bytes of reference set `name`: an absolute local folder's images as they are, else the
+    pushed set's files, each checked against its manifest (ReferenceSetError names what to fix)."""
     text = str(reference)
-    fix = f"set {setting} or push the set with `crisp reference push DIR --name {name}`"
-    if "://" not in text and Path(text).is_absolute():
-        folder = Path(text)
-        if not folder.is_dir() or not any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir()):
-            raise ReferenceSetError(f"benchmark {name!r}: {folder} is missing or holds no images; {fix}")
-        return folder
+    fix = _fix(name, setting)
+    if _is_local_folder(text):
+        return {p.name: p.read_bytes() for p in _local_images(name, Path(text), setting)}
     source = _set_storage(text, storage, setting)
     if not source.exists("_manifest.json"):
         raise ReferenceSetError(
             f"benchmark {name!r}: no reference set at {source.uri()} (no _manifest.json); {fix}"
         )
     manifest = ReferenceManifest.model_validate_json(source.read_bytes("_manifest.json"))
-    target = Path(work) / name
-    target.mkdir(parents=True, exist_ok=True)
+    if not manifest.files:
+        raise ReferenceSetError(f"benchmark {name!r}: the reference set at {source.uri()} is empty; {fix}")
+    files = {}
     for entry in manifest.files:
         data = source.read_bytes(f"files/{entry.name}")
         if len(data) != entry.size or hashlib.sha256(data).hexdigest() != entry.sha256:
@@ -129,8 +147,19 @@ def materialize(name: str, reference: str | Path, storage: Storage | None, work:
                 f"benchmark {name!r}: {source.uri(f'files/{entry.name}')} does not match its manifest "
                 f"(sha256 {hashlib.sha256(data).hexdigest()[:12]}..., expected {entry.sha256[:12]}...); push it again"
             )
-        (target / entry.name).write_bytes(data)
-    if not manifest.files:
-        raise ReferenceSetError(f"benchmark {name!r}: the reference set at {source.uri()} is empty; {fix}")
-    logger.debug("reference set %s (%s) materialized from %s", name, manifest.digest[:12], source.uri())
+        files[entry.name] = data
+    logger.debug("reference set %s (%s) read from %s", name, manifest.digest[:12], source.uri())
+    return files
+
+
+def materialize(name: str, reference: str | Path, storage: Storage | None, work: Path, setting: str) -> Path:
+    """A local folder holding reference set `name`: an absolute local folder as it is, else the pushed
+    set copied into `work` and checked file by file against its manifest."""
+    if _is_local_folder(str(reference)):
+        _local_images(name, Path(reference), setting)
+        return Path(reference)
+    target = Path(work) / name
+    target.mkdir(parents=True, exist_ok=True)
+    for file_name, data in read_files(name, reference, storage, setting).items():
+        (target / file_name).write_bytes(data)
     return target

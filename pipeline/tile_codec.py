@@ -1,7 +1,8 @@
 """Encode and decode the pixels of pair tiles, losslessly: PNG, or a zstd-compressed `.npy`.
 
 In: a uint8 HxWx3 (or HxW) array and a codec name (`encode_tile`), or the bytes of a tile member
-(`decode_tile`). Out: the member bytes, or a uint8 array equal to the encoded one bit for bit.
+(`decode_tile`; `decode_mask` for a single-channel PNG such as a matte). Out: the member bytes, or a
+uint8 array equal to the encoded one bit for bit.
 
 Why two codecs: the HR tile is 16x the pixels of a x4 LR tile, and zlib-based PNG spent 38 % of the pairs
 job's CPU on it. zstd level 1 over the raw pixels (`.npy`, so a tile still describes its own shape)
@@ -68,6 +69,19 @@ def decode_tile(data: bytes | memoryview) -> np.ndarray:
         except (OSError, ValueError) as exc:
             raise TileDecodeError(f"corrupt PNG tile: {exc}") from exc
     raise TileDecodeError(f"not a PNG or zstd tile (first bytes {head.hex()})")
+
+
+def decode_mask(data: bytes | memoryview) -> np.ndarray:
+    """uint8 HxW of a single-channel PNG member (a matte's alpha); anything else is a TileDecodeError."""
+    if bytes(data[:8]) != _PNG_MAGIC:
+        raise TileDecodeError(f"not a PNG mask (first bytes {bytes(data[:8]).hex()})")
+    try:
+        with Image.open(io.BytesIO(data), formats=("PNG",)) as img:
+            if img.mode != "L":
+                raise TileDecodeError(f"a mask PNG is mode L, this one is {img.mode}")
+            return np.asarray(img)
+    except (OSError, ValueError) as exc:
+        raise TileDecodeError(f"corrupt PNG mask: {exc}") from exc
 
 
 def _decode_zstd(data: bytes | memoryview) -> np.ndarray:

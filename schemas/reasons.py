@@ -42,6 +42,10 @@ class Reason(StrEnum):
     LOW_QUALITY = "low_quality"  # the learned quality model scored it under ingest.min_quality
     # pairs
     FLAT_TILE = "flat_tile"  # an HR tile with no content (blank background): nothing to learn or label
+    # matte composites (pipeline/matte)
+    MATTE_NOT_WHITE_BACKGROUND = "matte_not_white_background"  # the border is not studio white
+    MATTE_EMPTY = "matte_empty"  # no product, or a product that fills the frame: no background to cut
+    MATTE_UNRELIABLE = "matte_unreliable"  # a soft matte: white product on white, heavy shadow
 
 
 RETRYABLE: frozenset[Reason] = frozenset(

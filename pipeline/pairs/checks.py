@@ -11,8 +11,10 @@ non-empty members after the first tar header, labels in range (PSNR in [0, 100] 
 SSIM in [-1, 1]; score in [0, 5]; known classes), severity components in range, as many index rows as
 the workers returned, and skip reasons that are `Reason` codes. The quality grid (`check_quality_samples`)
 has its own suite: the sample schema, known families and levels, targets in [0, 5], one complete grid per
-reference with a pristine member at 5 and targets that never rise with the level. GX is imported only
-when a gate runs.
+reference with a pristine member at 5 and targets that never rise with the level; so do the matte
+composites (`check_matte_samples`): the sample schema, known background kinds, the configured side,
+confidences and alpha means in [0, 1], `matte.variants` composites per photo. GX is imported only when a
+gate runs.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pipeline.degrade.labels import QUALITY_CLASSES
 from pipeline.sr_metrics import PSNR_CAP_DB
 from schemas.expectations import GateError, suite_failures, suite_from_schema
 from schemas.image_index import SPLIT_VALUES
+from schemas.matte_samples import MATTE_SAMPLE_SCHEMA, MEMBERS
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.quality_samples import PRISTINE, QUALITY_SAMPLE_SCHEMA
 from schemas.reasons import Reason
@@ -168,3 +171,43 @@ def check_quality_samples(index: pa.Table, skips: pa.Table, partition: str, conf
         failures.append(f"quality_samples: {int(rises.sum())} target(s) rise with the level")
     if failures:
         raise GateError([f"pairs/quality_grid/{partition} {f}" for f in failures])
+
+
+def check_matte_samples(index: pa.Table, skips: pa.Table, partition: str, config, rows: int) -> None:
+    """Run the matte-sample suites, plus `matte.variants` composites per photo: GateError lists every failure."""
+    import great_expectations.expectations as gxe
+
+    from pipeline.matte.composite import COMPOSITES, KINDS
+
+    matte = config.matte
+    suite = suite_from_schema(
+        MATTE_SAMPLE_SCHEMA,
+        "matte_samples",
+        unique=("sample_id",),
+        value_sets={
+            "recipe": [COMPOSITES],
+            "partition": [partition],
+            "source_partition": [partition],
+            "split": list(SPLIT_VALUES),
+            "background": list(KINDS),
+            "side": [matte.side],
+        },  # fmt: skip
+        bounds={
+            "variant": (0, matte.variants - 1),
+            "matte_confidence": (0, 1),
+            "alpha_mean": (0, 1),
+            **{f"{m}_offset": (_TAR_HEADER, None) for m in MEMBERS},
+            **{f"{m}_size": (1, None) for m in MEMBERS},
+        },
+    )
+    suite.add_expectation(gxe.ExpectTableRowCountToEqual(value=rows))
+    frame = index.to_pandas()
+    failures = suite_failures("matte_samples", frame, suite)
+    failures += suite_failures("pair_skips", skips.to_pandas(), pair_skip_suite())
+    sizes = frame.groupby("image_id").size()
+    for image in sizes[sizes != matte.variants].index[:5]:
+        failures.append(
+            f"matte_samples: image {image} has {sizes[image]} composites, expected {matte.variants}"
+        )
+    if failures:
+        raise GateError([f"pairs/{COMPOSITES}/{partition} {f}" for f in failures])

@@ -5,7 +5,8 @@ In: keyword values (CLI flags, settings YAML, DAG Params) or nothing (documented
 its ranges, a tile that is not a multiple of a recipe's scale or an overlap that leaves no stride raise
 ValueError naming the field and the fix. `recipe(name)` returns the configured `Recipe`. Besides the SR
 recipes, `recipes` may name the `quality_grid` sample family (distortion grids for the quality model),
-configured by `quality_grid` (`QualityGridConfig`).
+configured by `quality_grid` (`QualityGridConfig`), and the `matte_composites` family (background-removal
+composites, pipeline/matte), configured by `matte` (`pipeline.matte.config.CompositesConfig`).
 
 Only the fields in `OUTPUT_FIELDS` change the bytes written; `output_key()` is the part of a pairs
 partition's content key that comes from the config (workers, scheduler and retries do not change output).
@@ -23,6 +24,8 @@ from pipeline.cluster import SCHEDULER_ENV
 from pipeline.degrade import RECIPES, Recipe, get_recipe
 from pipeline.degrade.labels import LabelConfig
 from pipeline.degrade.tiles import TileConfig
+from pipeline.matte.composite import COMPOSITES as MATTE_COMPOSITES  # pipeline/pairs/composites.py
+from pipeline.matte.config import CompositesConfig
 from pipeline.tile_codec import TileCodec, encode_tile
 
 OUTPUT_FIELDS = (
@@ -40,6 +43,8 @@ OUTPUT_FIELDS = (
 )
 MIN_TILE_FLOOR = 32  # SSIM-Y needs 11x11 px left after shaving `scale` px per border
 QUALITY_GRID = "quality_grid"  # the sample family of the learned quality model (pipeline/pairs/grid.py)
+
+SAMPLE_FAMILIES = (QUALITY_GRID, MATTE_COMPOSITES)  # the families that are not SR recipes
 
 
 class QualityGridConfig(BaseModel):
@@ -100,6 +105,7 @@ class PairsConfig(BaseModel):
     retries: int = 2  # Dask task retries on an exception (worker loss is retried by the scheduler)
     labels: LabelConfig = Field(default_factory=LabelConfig)  # quality score weights (see degrade.labels)
     quality_grid: QualityGridConfig = Field(default_factory=QualityGridConfig)  # the quality_grid family
+    matte: CompositesConfig = Field(default_factory=CompositesConfig)  # the matte_composites family
 
     @field_validator("recipes", mode="before")
     @classmethod
@@ -108,7 +114,7 @@ class PairsConfig(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> PairsConfig:
-        known = sorted([*RECIPES, QUALITY_GRID])
+        known = sorted([*RECIPES, *SAMPLE_FAMILIES])
         if not self.recipes:
             raise ValueError("recipes is empty: name at least one of " + ", ".join(known))
         unknown = [r for r in self.recipes if r not in known] + [
@@ -136,7 +142,7 @@ class PairsConfig(BaseModel):
         if self.workers is not None:
             _at_least(self.workers, 1, "workers", "leave it unset for one worker per core")
         _at_least(self.retries, 0, "retries", "use 0 to disable retries")
-        for name in (r for r in self.recipes if r != QUALITY_GRID):
+        for name in (r for r in self.recipes if r not in SAMPLE_FAMILIES):
             scale = self.recipe(name).scale  # builds the recipe: a bad override raises here
             if self.hr_tile % scale:
                 raise ValueError(

@@ -1,6 +1,6 @@
 """Sample families: what the samples stage (pipeline/pairs/job.py) needs to know about one kind of sample.
 
-In: a recipe name (`bicubic_x4`, `realworld_x4`, ... or `quality_grid`). Out: its `SampleFamily`: the
+In: a recipe name (`bicubic_x4`, `realworld_x4`, ..., `quality_grid` or `matte_composites`). Out: its `SampleFamily`: the
 per-shard function the Dask tasks map, the index and skip schemas, the manifest count key, the part of the
 content key that comes from the config, and the Great Expectations gate. Every family shares the job's
 planning, Dask mapping, retries, progress, commit protocol and dataset layout (`pairs/<recipe>/<date>/`).
@@ -14,7 +14,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.pairs.config import QUALITY_GRID, PairsConfig
+from pipeline.pairs.config import MATTE_COMPOSITES, QUALITY_GRID, PairsConfig
+from schemas.matte_samples import MATTE_SAMPLE_SCHEMA
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
 
@@ -34,7 +35,9 @@ class SampleFamily:
 
 def family(name: str) -> SampleFamily:
     """The family of recipe `name` (PairsConfig has already rejected unknown names)."""
-    return _quality_grid() if name == QUALITY_GRID else _sr_pairs(name)
+    if name == QUALITY_GRID:
+        return _quality_grid()
+    return _matte_composites() if name == MATTE_COMPOSITES else _sr_pairs(name)
 
 
 def _sr_pairs(recipe: str) -> SampleFamily:
@@ -84,4 +87,27 @@ def _quality_grid() -> SampleFamily:
         count="samples",
         config_key=config_key,
         check=check_quality_samples,
+    )
+
+
+def _matte_composites() -> SampleFamily:
+    from pipeline.matte import COMPOSITE_VERSION
+    from pipeline.pairs.checks import check_matte_samples
+    from pipeline.pairs.composites import make_composites_for_shard
+
+    def config_key(config: PairsConfig) -> dict[str, Any]:
+        matte = config.matte.model_dump(mode="json")
+        return {
+            "recipe": {"name": MATTE_COMPOSITES, "version": COMPOSITE_VERSION, "config": matte},
+            "config": config.model_dump(mode="json", include={"shard_target_bytes", "png_compress_level"}),
+        }
+
+    return SampleFamily(
+        name=MATTE_COMPOSITES,
+        make=make_composites_for_shard,
+        index_schema=MATTE_SAMPLE_SCHEMA,
+        skip_schema=PAIR_SKIP_SCHEMA,
+        count="samples",
+        config_key=config_key,
+        check=check_matte_samples,
     )
