@@ -24,6 +24,7 @@ COMMANDS = (
     "reference",
     "upscale",
     "restore",
+    "cutout",
     "quality",
     "demo",
     "config",

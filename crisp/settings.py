@@ -43,6 +43,7 @@ from pipeline.pairs.config import PairsConfig
 from schemas.errors import InputError
 from training.fit.launcher import LaunchConfig
 from training.gates.gan_gates import GanGatePolicy
+from training.gates.matte_gates import MatteGatePolicy
 from training.gates.policy import GatePolicy, RestoreGatePolicy
 from training.gates.quality_gates import QualityGatePolicy
 
@@ -58,6 +59,7 @@ NOT_SETTINGS = frozenset(
         "CRISP_FEED_TEMPLATE",  # dags/product_images_ingest.py
         "CRISP_SR_TRAIN_SCHEDULE",  # dags/sr_train.py
         "CRISP_QUALITY_TRAIN_SCHEDULE",  # dags/quality_train.py
+        "CRISP_MATTE_TRAIN_SCHEDULE",  # dags/matte_train.py
         "CRISP_TEST_TRAIN_THREADS",  # tests/support/checkpoints.py
     }
 )
@@ -105,6 +107,7 @@ class GateSettings(BaseModel):
         default_factory=RestoreGatePolicy
     )  # restorers, scale 1 (same file as sr)
     sr_gan: GanGatePolicy = Field(default_factory=GanGatePolicy)  # GAN-fine-tuned x4 (same file as sr)
+    matte: MatteGatePolicy = Field(default_factory=MatteGatePolicy)  # background removal (matte_gates.py)
 
 
 class Settings(BaseSettings):

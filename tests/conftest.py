@@ -24,6 +24,7 @@ SHARED_DATA = Path(os.environ.get("CRISP_SHARED_DATA", REPO.parent / "shared" / 
 os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 
 
+from tests.support.matte_composites import matte_root  # noqa: E402, F401 (a session fixture, used by name)
 from tests.support.quality_grid import grid_root  # noqa: E402, F401 (a session fixture, used by name)
 
 

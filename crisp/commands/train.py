@@ -31,13 +31,14 @@ DEFAULT_CONFIGS = {
     "quality": "quality_net.yaml",
     "restore": "ffdnet_x1.yaml",
     "sr_gan": "gan_x4_real.yaml",
+    "matte": "matte_net.yaml",
 }  # --task without --config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (sr, quality, restore, sr_gan) on committed sample partitions (Lightning, DDP)",
+        help="train a model (sr, quality, restore, sr_gan, matte) on committed sample partitions (Lightning, DDP)",
         description="Train a model from committed sample partitions; checkpoints go to `output`.",
     )
     p.add_argument(

@@ -179,9 +179,10 @@ def _onnxruntime_errors() -> tuple[type[Exception], ...]:
     return (*found, RuntimeError, OSError)
 
 
-def open_session(path: Path, threads: int = 1) -> tuple[Any, int]:
+def open_session(path: Path, threads: int = 1, output: str = OUTPUT_NAME) -> tuple[Any, int]:
     """An onnxruntime CPU session on `path` (`threads` intra-op threads, one inter-op thread, all graph
-    optimizations) checked against the contract, and the model's canvas long side."""
+    optimizations) checked against the contract, and the model's canvas long side. `output`: `score` (the
+    quality model, shape N or N x 1) or `alpha` (the matte model, N x 1 x H x W)."""
     import onnxruntime as ort
 
     if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -196,29 +197,32 @@ def open_session(path: Path, threads: int = 1) -> tuple[Any, int]:
     except _onnxruntime_errors() as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise QualityModelError(f"{path} is not a valid ONNX model: {reason}") from None
-    _check_contract(session, path)
+    _check_contract(session, path, output)
     return session, _canvas_long_side(session, path)
 
 
-def _check_contract(session: Any, path: Path) -> None:
+OUTPUT_RANKS = {OUTPUT_NAME: (1, 2), "alpha": (4,)}  # the ranks each output may have
+
+
+def _check_contract(session: Any, path: Path, output: str) -> None:
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    expected = f"expected one input {INPUT_NAME!r} (float32 N x 3 x H x W) and an output {OUTPUT_NAME!r}"
-    if [i.name for i in inputs] != [INPUT_NAME] or OUTPUT_NAME not in [o.name for o in outputs]:
+    expected = f"expected one input {INPUT_NAME!r} (float32 N x 3 x H x W) and an output {output!r}"
+    if [i.name for i in inputs] != [INPUT_NAME] or output not in [o.name for o in outputs]:
         got = f"inputs {[i.name for i in inputs]}, outputs {[o.name for o in outputs]}"
-        raise QualityModelError(f"{path} does not follow the quality model contract: {expected}, got {got}")
-    image, score = inputs[0], next(o for o in outputs if o.name == OUTPUT_NAME)
+        raise QualityModelError(f"{path} does not follow the {output} model contract: {expected}, got {got}")
+    image, score = inputs[0], next(o for o in outputs if o.name == output)
     shape = list(image.shape)
     # a static channel count must be 3; a symbolic one (a str, or None) is checked at the first run
     rgb_input = len(shape) == 4 and (shape[1] == 3 or not isinstance(shape[1], int))
     if image.type != "tensor(float)" or not rgb_input:
         raise QualityModelError(
-            f"{path} does not follow the quality model contract: {expected}, "
+            f"{path} does not follow the {output} model contract: {expected}, "
             f"got input {image.type} of shape {shape}"
         )
-    if score.type != "tensor(float)" or len(score.shape) not in (1, 2):
+    if score.type != "tensor(float)" or len(score.shape) not in OUTPUT_RANKS[output]:
         raise QualityModelError(
-            f"{path} does not follow the quality model contract: output {OUTPUT_NAME!r} must be float32 "
-            f"of shape N or N x 1, got {score.type} of shape {score.shape}"
+            f"{path} does not follow the {output} model contract: output {output!r} must be float32 "
+            f"of rank {' or '.join(map(str, OUTPUT_RANKS[output]))}, got {score.type} of shape {score.shape}"
         )
 
 

@@ -47,3 +47,15 @@ def test_missing_empty_or_tampered_sets_are_refused_by_name(local_storage, share
         materialize("Set5", "reference/Set5", local_storage, tmp_path, "gates.sr.benchmarks.Set5")
     # an absolute local folder is used in place, unchanged
     assert materialize("Set5", shared_data / "sr_benchmarks" / "Set5", None, tmp_path, "s").name == "Set5"
+
+
+def test_read_files_gives_the_pushed_bytes_and_refuses_a_tampered_file(storage, shared_data):
+    from pipeline.reference_sets import read_files
+
+    folder = shared_data / "sr_benchmarks" / "Set5"
+    push(storage, "Set5", folder)
+    files = read_files("Set5", "reference/Set5", storage, "pairs.matte.scenes")
+    assert files == {p.name: p.read_bytes() for p in sorted(folder.glob("*.png"))}
+    storage.write_bytes("reference/Set5/files/bird.png", b"tampered")
+    with pytest.raises(ReferenceSetError, match="does not match its manifest"):
+        read_files("Set5", "reference/Set5", storage, "pairs.matte.scenes")

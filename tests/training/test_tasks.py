@@ -23,5 +23,16 @@ def test_the_sr_task_wires_its_pieces_into_the_shared_stack():
 
 
 def test_an_unknown_task_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown task 'matte'; known tasks: sr"):
-        get_task("matte")
+    with pytest.raises(ValueError, match="unknown task 'video_sr'; known tasks: sr"):
+        get_task("video_sr")
+
+
+def test_the_matte_task_declares_its_own_pieces():
+    task = get_task("matte")
+    assert task.name == "matte" and task.monitor == "val/iou" and "alpha_offset" in task.sample_schema.names
+    assert task.registry_name(task.model_config()) == "crisp-matte"
+    net = task.build_arch("matte_net", None, {"width": 8, "depth": 3, "max_width": 16})
+    assert net(torch.rand(1, 3, 20, 30)).shape == (1, 1, 20, 30)
+    with pytest.raises(ValueError, match="does not upscale"):
+        task.build_arch("matte_net", 4, {})
+    assert task.signature().outputs.inputs[0].shape == (-1, -1) and task.model_code.name == "serving_matte.py"

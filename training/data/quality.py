@@ -21,15 +21,12 @@ of them, crop and batch geometry, loader workers, seed, splits). Out: `QualityDa
   first `val_max_groups` val groups (by group_id), every world-th per rank, no padding.
 - Mid-epoch resume: batch (epoch, index) is a pure function of its position, so `load_state_dict()`
   makes the loader start at the saved batch (counted in `on_after_batch_transfer`, after Lightning's
-  prefetch), guarded by training/data/sampler.py's LoaderPosition / check_resumable.
+  prefetch), guarded by training/data/sampler.py's LoaderPosition / check_resumable. The catalog, member
+  reads, group plan and these hooks are training/data/samples.py's, shared with the matte loader.
 """
 
 from __future__ import annotations
 
-import io
-import os
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date
 from functools import cached_property
 from typing import Any, Literal
@@ -37,18 +34,17 @@ from typing import Any, Literal
 import lightning.pytorch as pl
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
-from pipeline.commit import PartitionNotCommittedError, committed_partitions, read_manifest, read_verified
 from pipeline.storage import Storage
 from pipeline.tile_codec import decode_tile
 from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
-from training.data.catalog import INDEX_NAME, DataError, manifest_hash
+from training.data.catalog import DataError
 from training.data.dataset import to_tensor
-from training.data.sampler import LoaderPosition, ResumableLoader
+from training.data.samples import GroupPlan, PlannedBatches, SampleCatalog, load_sample_catalog
+from training.data.samples import MemberReader as SampleMemberReader
 
 RECIPE = "quality_grid"
 COLUMNS = ("sample_id", "group_id", "split", "family", "target", "width", "height", "shard", "offset", "size")
@@ -86,88 +82,26 @@ class QualityDataConfig(BaseModel):
         return value
 
 
-@dataclass(frozen=True)
-class QualityCatalog:
-    partitions: list[str]
-    rows: pa.Table  # COLUMNS + shard_path, sorted by (group_id, sample_id)
-    manifest_hash: str
-    schema_version: int | None
-
-    def groups(self, split: str) -> dict[str, list[int]]:
-        """group_id -> row numbers of its members, for one split (in row order)."""
-        found: dict[str, list[int]] = {}
-        for row, (group, name) in enumerate(zip(self.rows["group_id"].to_pylist(),
-                                                self.rows["split"].to_pylist(), strict=True)):  # fmt: skip
-            if name == split:
-                found.setdefault(group, []).append(row)
-        return found
+QualityCatalog = SampleCatalog  # groups(split) by group_id: the reference image
 
 
-def load_quality_catalog(storage: Storage, partitions: list[str] | str) -> QualityCatalog:
-    """Manifests and indexes of `pairs/quality_grid` for `partitions` ("all": every committed one)."""
-    dataset = f"pairs/{RECIPE}"
-    names = committed_partitions(storage, dataset) if partitions == "all" else sorted(set(partitions))
-    if partitions != "all" and not names:
-        raise DataError('data.partitions is empty: list partition dates or use "all"')
-    if not names:
-        raise DataError(f"no committed partitions under {storage.uri(dataset)}: run `crisp pairs --recipe "
-                        f"{RECIPE}` first, or point data.root at the storage that holds them")  # fmt: skip
-    manifests, tables = [], []
-    for name in names:
-        try:
-            manifest = read_manifest(storage, dataset, name)
-        except PartitionNotCommittedError as exc:
-            raise DataError(f"{exc}; committed ones: {committed_partitions(storage, dataset)}") from None
-        table = pq.read_table(io.BytesIO(read_verified(storage, manifest, INDEX_NAME)))
-        missing = [c for c in COLUMNS if c not in table.column_names]
-        if missing:
-            raise DataError(
-                f"{storage.uri(f'{dataset}/{name}')}/{INDEX_NAME} lacks {missing}: not a quality grid"
-            )
-        paths = {f.name: f"{dataset}/{name}/{f.path}" for f in manifest.files}
-        unknown = sorted(set(table["shard"].to_pylist()) - set(paths))
-        if unknown:
-            raise DataError(
-                f"{storage.uri(f'{dataset}/{name}')} indexes shards not in its manifest: {unknown[:3]}"
-            )
-        table = table.select(list(COLUMNS))
-        manifests.append(manifest)
-        tables.append(
-            table.append_column("shard_path", pa.array([paths[s] for s in table["shard"].to_pylist()]))
-        )
-    rows = pa.concat_tables(tables).sort_by([("group_id", "ascending"), ("sample_id", "ascending")])
-    versions = {m.schema_versions.get(SCHEMA_KEY) for m in manifests}
-    return QualityCatalog(
-        names, rows, manifest_hash(manifests), versions.pop() if len(versions) == 1 else None
-    )
+def load_quality_catalog(storage: Storage, partitions: list[str] | str) -> SampleCatalog:
+    """Manifests and indexes of `pairs/quality_grid` for `partitions` ("all": every committed one), rows
+    sorted by (group_id, sample_id)."""
+    return load_sample_catalog(storage, RECIPE, partitions, COLUMNS, SCHEMA_KEY, ("group_id", "sample_id"))
 
 
-class MemberReader:
-    """Range-reads and decodes grid members by catalog row; picklable, storage opened per process."""
+class MemberReader(SampleMemberReader):
+    """The grid's one PNG member per sample, decoded; with each row's family and target."""
 
     def __init__(self, rows: pa.Table, root: str, options: dict[str, Any]) -> None:
-        self.root, self.options = root, dict(options)
-        self.keys = rows["sample_id"].to_pylist()
+        super().__init__(rows, root, options)
         self.families = rows["family"].to_pylist()
         self.targets = rows["target"].to_numpy().astype(np.float32)
-        self.paths = rows["shard_path"].to_pylist()
-        self.spans = np.stack([rows["offset"].to_numpy(), rows["size"].to_numpy()], axis=1).astype(np.int64)
-        self._storage: Storage | None = None
-        self._pid = -1
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_storage": None, "_pid": -1}
 
     def read(self, rows: list[int]) -> list[np.ndarray]:
         """uint8 H x W x 3 canvases of `rows`, one concurrent ranged read per shard."""
-        if self._storage is None or self._pid != os.getpid():  # fsspec clients are not fork-safe
-            self._storage, self._pid = Storage(self.root, self.options), os.getpid()
-        blobs: dict[int, bytes] = {}
-        for path in sorted({self.paths[r] for r in rows}):
-            mine = [r for r in rows if self.paths[r] == path]
-            spans = [(int(self.spans[r, 0]), int(self.spans[r, 1])) for r in mine]
-            blobs.update(zip(mine, self._storage.read_ranges(path, spans), strict=True))
-        return [decode_tile(blobs[r]) for r in rows]
+        return [decode_tile(member) for (member,) in self.read_members(rows)]
 
 
 def busiest_crop(image: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[int, int]:
@@ -179,35 +113,6 @@ def busiest_crop(image: np.ndarray, crop: int, rng: np.random.Generator) -> tupl
     spread = [float(luma[y : y + crop, x : x + crop].std()) for y, x in zip(ys, xs, strict=True)]
     best = int(np.argmax(spread))
     return int(ys[best]), int(xs[best])
-
-
-@dataclass(frozen=True)
-class GroupPlan:
-    """Which groups each rank trains on per epoch; `fingerprint()` guards a mid-epoch resume."""
-
-    groups: int
-    world_size: int
-    groups_per_batch: int
-    samples_per_group: int
-    seed: int
-
-    @property
-    def batches_per_rank(self) -> int:
-        return self.groups // (self.groups_per_batch * self.world_size)
-
-    @property
-    def batch_size(self) -> int:
-        return self.groups_per_batch * self.samples_per_group
-
-    def fingerprint(self) -> dict[str, int]:
-        return {"groups": self.groups, "world_size": self.world_size, "groups_per_batch": self.groups_per_batch,
-                "samples_per_group": self.samples_per_group, "seed": self.seed}  # fmt: skip
-
-    def rank_groups(self, epoch: int, rank: int) -> np.ndarray:
-        """batches_per_rank x groups_per_batch group numbers of `rank` in `epoch`, in training order."""
-        order = np.random.default_rng([self.seed, epoch]).permutation(self.groups)
-        keep = self.batches_per_rank * self.groups_per_batch
-        return order[rank :: self.world_size][:keep].reshape(self.batches_per_rank, self.groups_per_batch)
 
 
 class GroupBatches(Dataset):
@@ -246,20 +151,6 @@ class GroupBatches(Dataset):
         }
 
 
-class EpochBatchOrder(Sampler):
-    """Yields (epoch, batch) for the epoch `begin()` names (at its first batch), in order."""
-
-    def __init__(self, batches: int, begin: Callable[[], tuple[int, int]]) -> None:
-        self.batches, self.begin = batches, begin
-
-    def __len__(self) -> int:
-        return self.batches  # the full epoch, also when it resumes part way (as SR's loader counts)
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        epoch, start = self.begin()
-        return ((epoch, index) for index in range(start, self.batches))
-
-
 class WholeCanvases(Dataset):
     """Validation: whole canvases of the given rows, every world-th one for this rank, no augmentation."""
 
@@ -277,21 +168,17 @@ class WholeCanvases(Dataset):
                 "family": self.reader.families[row], "key": self.reader.keys[row]}  # fmt: skip
 
 
-class QualityDataModule(ResumableLoader, pl.LightningDataModule):
+class QualityDataModule(PlannedBatches, pl.LightningDataModule):
     def __init__(self, config: QualityDataConfig | dict[str, Any], model_cfg: Any = None) -> None:
         super().__init__()
         self.config = (
             config if isinstance(config, QualityDataConfig) else QualityDataConfig.model_validate(config)
         )
         self.model_cfg = model_cfg  # the task interface passes it; the grid's batches do not depend on it
-        self.allow_zero_length_dataloader_with_multiple_devices = True  # a rank may hold no val canvas
-        self.position = LoaderPosition()
-        self._resume: dict[str, int] | None = None
-        self.train_set: GroupBatches | None = None
-        self.val_set: WholeCanvases | None = None
+        self.init_position()
 
     @cached_property
-    def catalog(self) -> QualityCatalog:
+    def catalog(self) -> SampleCatalog:
         cfg = self.config
         return load_quality_catalog(Storage(cfg.root, dict(cfg.storage_options)), cfg.partitions)
 
@@ -349,13 +236,9 @@ class QualityDataModule(ResumableLoader, pl.LightningDataModule):
         return {"recipe": RECIPE, "pair_partitions": list(cat.partitions),
                 "data_manifest_hash": cat.manifest_hash, "schema_version": cat.schema_version}  # fmt: skip
 
-    # --- Lightning hooks -----------------------------------------------------------------------
-    def _rank_world(self) -> tuple[int, int]:
-        trainer = self.trainer
-        return (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-
+    # --- Lightning hooks (the loaders, resume and batch counting are PlannedBatches') ---------------
     def setup(self, stage: str | None = None) -> None:
-        rank, world = self._rank_world()
+        rank, world = self.rank_world()
         if stage in (None, "fit") and self.train_set is None:
             members = self._train_members()
             self.check(world)
@@ -365,30 +248,3 @@ class QualityDataModule(ResumableLoader, pl.LightningDataModule):
         if self.val_set is None:
             rows, groups = self._val_members()
             self.val_set = WholeCanvases(self._reader(), rows, groups, rank, world)
-
-    def train_dataloader(self) -> DataLoader:
-        if self.train_set is None:
-            self.setup("fit")
-        assert self.train_set is not None
-        order = EpochBatchOrder(len(self.train_set), self._begin_epoch)
-        return DataLoader(self.train_set, sampler=order, batch_size=None, num_workers=self.config.workers)
-
-    def val_dataloader(self) -> DataLoader:
-        if self.val_set is None:
-            self.setup("validate")
-        return DataLoader(self.val_set, batch_size=1, num_workers=self.config.val_workers)
-
-    def _begin_epoch(self) -> tuple[int, int]:
-        assert self.train_set is not None
-        epoch = self.trainer.current_epoch if self.trainer is not None else self.position.epoch
-        start = 0
-        if self._resume is not None and self._resume["epoch"] == epoch:
-            start = min(self._resume["batches"], len(self.train_set))
-        self._resume = None
-        self.position = LoaderPosition(epoch=epoch, batches=start)
-        return epoch, start
-
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        if self.trainer is not None and self.trainer.training:
-            self.position.batches += 1
-        return batch

@@ -89,7 +89,7 @@ class TrainerConfig(BaseModel):
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: Literal["sr", "quality", "restore", "sr_gan"] = (
+    task: Literal["sr", "quality", "restore", "sr_gan", "matte"] = (
         "sr"  # the model kind (training/tasks): its configs, Lightning and data modules
     )
     model: SerializeAsAny[BaseModel] = Field(default_factory=ModelConfig)  # the task's model_config type

@@ -110,6 +110,23 @@ class QualityGateConfig(BaseModel):
     latency_repeats: int = Field(default=5, ge=1)
 
 
+class MatteGateConfig(BaseModel):
+    """One matte-model validation's inputs: the thresholds (training/gates/matte_gates.py) and what to score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_iou: float = 0.9  # mean IoU of the alpha >= 0.5 masks on held-out composites
+    max_mae: float = Field(default=0.05, gt=0)  # mean absolute alpha error
+    champion_tolerance: float = Field(default=0.005, ge=0)  # IoU slack below the champion
+    latency_budget_ms: float = Field(default=150.0, gt=0)  # exported model + guided upsampling, 1000 px photo
+    export_atol: float = Field(default=1e-4, gt=0)  # ONNX Runtime vs eager, alpha units
+    canvas_long_side: int = Field(default=320, ge=32)  # the size the served model predicts at
+    sample_partitions: list[str] = []  # pairs/matte_composites partitions holding the held-out composites
+    sample_split: str = "val"
+    max_samples: int | None = Field(default=None, ge=1)  # composites scored (None: all of the split)
+    latency_repeats: int = Field(default=3, ge=1)
+
+
 class SetScore(BaseModel):
     name: str
     images: int
@@ -159,7 +176,9 @@ class Verdict(BaseModel):
     gates: list[GateResult] = []
     reasons: list[str] = []
     metrics: dict[str, float] = {}  # task measurements without a benchmark set (quality: srcc, plcc, ...)
-    config: GateConfig | GanGateConfig | QualityGateConfig  # by shape: all forbid extra keys
+    config: (
+        GateConfig | GanGateConfig | QualityGateConfig | MatteGateConfig
+    )  # by shape: all forbid extra keys
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 
     def score(self, name: str) -> SetScore:

@@ -73,17 +73,22 @@ def torchscript_artifacts(
 
 
 def onnx_artifacts(
-    folder: Path, module: nn.Module, meta: CheckpointMeta, verdict: Verdict, exported: Any
+    folder: Path,
+    module: nn.Module,
+    meta: CheckpointMeta,
+    verdict: Verdict,
+    exported: Any,
+    output: str = "score",
 ) -> dict[str, Path]:
-    """Scoring models (quality): `model.onnx` (the export the verdict checked, training/serve/export_onnx.py;
-    exported here only when not given) and meta.json. The data side runs the ONNX file."""
+    """Models the data side runs (quality: output `score`; matte: `alpha`): `model.onnx` (the export the
+    verdict checked, training/serve/export_onnx.py; exported here only when not given) and meta.json."""
     from training.serve.export_onnx import export_onnx
 
     if exported is None:  # registered from a recorded verdict (the sr_train DAG's register task)
         from pipeline.distort import CANVAS_LONG_SIDE
 
         canvas = (verdict.export or {}).get("canvas_long_side") or CANVAS_LONG_SIDE
-        exported = export_onnx(module, canvas, verdict.config.export_atol)
+        exported = export_onnx(module, canvas, verdict.config.export_atol, output=output)
     if exported.data is None:
         raise ValueError(f"the model cannot be exported to ONNX: {exported.error}")
     artifacts = {"onnx": folder / "model.onnx", "meta": folder / "meta.json"}

@@ -1,13 +1,14 @@
-"""Export a scoring model to ONNX (the file the data side runs) and check it against eager.
+"""Export a model the data side runs to ONNX (a scorer, a matte model) and check it against eager.
 
-In: an eval-mode `nn.Module` mapping N x 3 x H x W float [0, 1] to N scores, the quality canvas long side
-it was trained on, the parity tolerance and the (H, W) shapes to check. Out: `OnnxExport` (the model
+In: an eval-mode `nn.Module` mapping N x 3 x H x W float [0, 1] to N scores (output `score`) or to
+N x 1 x H x W mattes (output `alpha`), the canvas long side it was trained on (the size serving
+prepares), the parity tolerance and the (H, W) shapes to check. Out: `OnnxExport` (the model
 bytes, or None with the error, the largest |ONNX Runtime - eager| over the checked shapes, whether that
 is within tolerance), and `onnx_latency_ms`: the median time of the data side's own scorer
 (pipeline.quality.scorer, one thread) on one photo, canvas preparation included.
 
 The contract is pipeline/quality/model_file.py's: input `image` with dynamic N, H, W; output `score` of
-shape N; metadata `canvas_long_side`. The legacy TorchScript-based exporter is used (`dynamo=False`): the
+shape N, or `alpha` of N x 1 x H x W (pipeline/matte/predict.py); metadata `canvas_long_side`. The legacy TorchScript-based exporter is used (`dynamo=False`): the
 torch.export-based one needs onnxscript, which is not installed. The shapes checked are not the traced
 one, so a trace frozen at one size fails the gate.
 """
@@ -29,6 +30,7 @@ from torch import nn
 
 TRACE_SHAPE = (64, 80)  # traced at a small size; parity is checked at others
 CHECK_SHAPES = ((384, 288), (211, 384))
+OUTPUT_AXES = {"score": {0: "n"}, "alpha": {0: "n", 2: "h", 3: "w"}}  # the dynamic axes of each output
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class OnnxExport:
         }
 
 
-def _onnx_bytes(module: nn.Module, canvas_long_side: int) -> bytes:
+def _onnx_bytes(module: nn.Module, canvas_long_side: int, output: str) -> bytes:
     import onnx
 
     buffer = io.BytesIO()
@@ -64,8 +66,8 @@ def _onnx_bytes(module: nn.Module, canvas_long_side: int) -> bytes:
             (example,),
             buffer,
             input_names=["image"],
-            output_names=["score"],
-            dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, "score": {0: "n"}},
+            output_names=[output],
+            dynamic_axes={"image": {0: "n", 2: "h", 3: "w"}, output: OUTPUT_AXES[output]},
             dynamo=False,
         )
     model = onnx.load_from_string(buffer.getvalue())
@@ -76,14 +78,15 @@ def _onnx_bytes(module: nn.Module, canvas_long_side: int) -> bytes:
 
 
 def export_onnx(
-    module: nn.Module, canvas_long_side: int, atol: float, shapes: Sequence[tuple[int, int]] = CHECK_SHAPES
-) -> OnnxExport:
+    module: nn.Module, canvas_long_side: int, atol: float, shapes: Sequence[tuple[int, int]] = CHECK_SHAPES,
+    output: str = "score",
+) -> OnnxExport:  # fmt: skip
     """The ONNX bytes of `module` (on CPU, eval mode) and their parity with eager at `shapes`."""
     import onnxruntime as ort
 
     module = module.cpu().eval()
     try:
-        data = _onnx_bytes(module, canvas_long_side)
+        data = _onnx_bytes(module, canvas_long_side, output)
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # any exporter/runtime failure is the gate's finding, not a crash
         error = f"{type(exc).__name__}: {exc}"[:500]
@@ -94,9 +97,9 @@ def export_onnx(
         image = torch.rand(2, 3, height, width, generator=generator)
         with torch.no_grad():
             eager = module(image).reshape(-1).numpy()
-        exported = session.run(["score"], {"image": image.numpy()})[0].reshape(-1)
+        exported = session.run([output], {"image": image.numpy()})[0].reshape(-1)
         if exported.shape != eager.shape:
-            error = f"ONNX gave {exported.shape[0]} scores for {eager.shape[0]} images at {height}x{width}"
+            error = f"ONNX gave {exported.shape[0]} {output} values for {eager.shape[0]} at {height}x{width}"
             return OnnxExport(data, float("inf"), False, list(shapes), error, canvas_long_side)
         worst = max(worst, float(np.max(np.abs(exported - eager))))
     return OnnxExport(data, worst, worst <= atol, list(shapes), None, canvas_long_side)
