@@ -1,12 +1,14 @@
 """The end-to-end demo: catalog -> ingest -> pairs -> train -> validate -> register -> promote -> upscale,
-then the quality model: distortion grid -> train -> release -> the product ranking.
+then the quality model: distortion grid -> train -> release -> the product ranking, then background
+removal: matte composites -> train -> release -> `crisp cutout` of a held-out photo (crisp/demo_matte.py).
 
 In: a storage root (default `file://./demo-out`), optionally a real catalog feed URI instead of the embedded
 one, and training step budgets (SR, quality). Out: a committed images partition, a pairs partition, a
 trained checkpoint, a registry version under `@champion` (when its verdict passes), an upscaled sample with
 a side-by-side and an HTML report; then a `pairs/quality_grid` partition, a `crisp-quality` version with
 its report (the product ranking as contact sheets) and every accepted photo scored and ranked within its
-product; `run_demo` returns where each one is. Every step calls the same functions as the CLI, the
+product; a `crisp-matte` version and the cut-out of a held-out photo (RGBA and on pure white); `run_demo`
+returns where each one is. Every step calls the same functions as the CLI, the
 DAGs and the tests; this module only wires them together on the embedded defaults.
 """
 
@@ -24,7 +26,7 @@ MODEL_NAME = "crisp-sr-x4"
 RECIPE = "bicubic_x4"
 QUALITY_MODEL = "crisp-quality"
 QUALITY_CANVAS = 192  # a small canvas keeps the demo's grid and training to about a minute each
-STEPS = 10  # the demo's numbered steps
+STEPS = 11  # the demo's numbered steps
 
 
 @dataclass
@@ -41,6 +43,9 @@ class DemoResult:
     upscaled: str
     report: str
     quality: dict[str, Any]  # the quality model: version, champion, verdict, report, the product ranking
+    matte: dict[
+        str, Any
+    ]  # the matte model: version, champion, verdict, report, the cut-out ({}: not trained)
     seconds: float
 
 
@@ -67,8 +72,10 @@ def run_demo(
     steps: int = 1000,
     allow_hosts: tuple = (),
     quality_steps: int = 250,
+    matte_steps: int = 300,
 ) -> DemoResult:
     from crisp.demo_catalog import StaticServer, photo_folder, write_feed
+    from crisp.demo_matte import run_matte
     from pipeline.crawl import CrawlConfig
     from pipeline.ingest.config import IngestConfig
     from pipeline.ingest.run import ingest_partition
@@ -120,6 +127,10 @@ def run_demo(
     champion = released.champion
     upscaled = _upscale_sample(storage, champion if champion is not None else released.version)
     quality = _quality(storage, partition, quality_steps)
+    _say(
+        f"11/{STEPS} background removal: matte composites -> MatteNet for {matte_steps} steps -> release -> cut-out"
+    )
+    matte = run_matte(storage, partition, matte_steps, _say)
     result = DemoResult(
         root=storage.root,
         partition=partition,
@@ -133,6 +144,7 @@ def run_demo(
         upscaled=upscaled,
         report=released.report,
         quality=quality,
+        matte=matte,
         seconds=round(time.perf_counter() - started, 1),
     )
     storage.write_bytes("demo/result.json", json.dumps(asdict(result), indent=1).encode())

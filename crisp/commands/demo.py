@@ -8,11 +8,12 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "demo",
-        help="run ingest -> pairs -> train -> validate -> promote -> upscale, then the quality model, on a small real catalog",
+        help="run ingest -> pairs -> train -> validate -> promote -> upscale, then the quality and matte models, on a small real catalog",
         description="Serve a small catalog of real photos on 127.0.0.1 (or use --catalog), ingest it, build "
         "x4 pairs, train ESPCN for a few minutes on CPU, validate, register, promote, upscale a sample "
         "and write a report; then build the quality grid, train and release a small quality model and rank "
-        "every product's photos with it. Everything lands under --root.",
+        "every product's photos with it; then train a small matte model on composites and cut out a held-out "
+        "photo. Everything lands under --root.",
     )
     p.add_argument("--root", default="file://./demo-out", help="storage root URI (default file://./demo-out)")
     p.add_argument(
@@ -46,4 +47,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  quality model    : crisp-quality version {quality['version']}, @champion = {quality['champion']}"
           f" (val SRCC {quality['srcc']:.3f})")  # fmt: skip
     print(f"  quality report   : {quality['report']}  (the product ranking: contact sheets)")
+    if result.matte:
+        matte = result.matte
+        print(f"  matte model      : crisp-matte version {matte['version']}, @champion = {matte['champion']}"
+              f" (held-out IoU {matte['iou']:.3f})")  # fmt: skip
+        print(f"  cut-out          : {matte['cutout']}  and on white: {matte['white']}")
     return 0 if result.champion is not None else 1
