@@ -90,6 +90,11 @@ class TrainCpuBenchConfig(BaseModel):
             root=root or None,
         )
 
+    def data_overrides(self) -> dict[str, Any]:
+        """The `data.*` overrides of the budgeted run (SR's loader; another task's bench replaces them)."""
+        return {"data.batch_size": self.batch_size, "data.patch_size": self.patch_size,
+                "data.workers": self.workers, "data.max_label_psnr_y": self.max_label_psnr_y or "null"}  # fmt: skip
+
     @property
     def fit_seconds(self) -> float:
         seconds = self.minutes * 60 - self.startup_reserve_s
@@ -102,11 +107,15 @@ class WallClockCosine(pl.Callback):
     """Linear warmup over steps, then cosine over wall-clock progress of `seconds`.
 
     Also records what the benchmark reports: when training started and its last step ended, the
-    1-minute load average once a minute, and (step, val PSNR-Y) after every validation.
+    1-minute load average once a minute, and (step, the task's monitor: val PSNR-Y for SR) after every
+    validation.
     """
 
-    def __init__(self, seconds: float, warmup_steps: int, min_lr_ratio: float) -> None:
+    def __init__(
+        self, seconds: float, warmup_steps: int, min_lr_ratio: float, monitor: str = "val/psnr_y"
+    ) -> None:
         self.seconds, self.warmup_steps, self.min_lr_ratio = seconds, warmup_steps, min_lr_ratio
+        self.monitor = monitor
         self.started = self.last_step_at = self._next_sample = 0.0
         self.load_samples: list[float] = []
         self.val_curve: list[tuple[int, float | str]] = []
@@ -132,7 +141,7 @@ class WallClockCosine(pl.Callback):
             self._next_sample += 60.0
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        psnr = trainer.callback_metrics.get("val/psnr_y")
+        psnr = trainer.callback_metrics.get(self.monitor)
         if psnr is not None and not trainer.sanity_checking:
             # One flat val tile reproduced exactly makes the mean inf, which JSON cannot hold.
             value = float(psnr)
@@ -184,12 +193,12 @@ def train_budgeted(
     from lightning.pytorch.callbacks import Timer
 
     from training.fit.train import load_train_config, train
+    from training.tasks import get_task
 
     torch.set_num_threads(config.threads)
     overrides = {
         "output": output_uri, "resume": "never", "data.root": root_uri, "data.partitions": [PARTITION],
-        "data.batch_size": config.batch_size, "data.patch_size": config.patch_size,
-        "data.workers": config.workers, "data.max_label_psnr_y": config.max_label_psnr_y or "null", "optim.lr": config.lr, "optim.warmup_steps": config.warmup_steps,
+        **config.data_overrides(), "optim.lr": config.lr, "optim.warmup_steps": config.warmup_steps,
         "optim.min_lr_ratio": config.min_lr_ratio, "optim.ema_decay": config.ema_decay,
         "trainer.max_steps": 10_000_000, "trainer.devices": 1, "trainer.accelerator": "cpu",
         "trainer.val_check_interval": config.val_every, "trainer.enable_progress_bar": False,
@@ -199,7 +208,8 @@ def train_budgeted(
         REPO / "training" / "configs" / f"{config.model_config_name}.yaml",
         [f"{k}={v}" for k, v in overrides.items()],
     )
-    schedule = WallClockCosine(config.fit_seconds, config.warmup_steps, config.min_lr_ratio)
+    monitor = get_task(train_config.task).monitor
+    schedule = WallClockCosine(config.fit_seconds, config.warmup_steps, config.min_lr_ratio, monitor)
     timer = Timer(duration=timedelta(seconds=config.fit_seconds), interval="step")
     started = time.perf_counter()
     result = train(train_config, callbacks=[schedule, timer])

@@ -1,6 +1,8 @@
 """One module per `crisp` subcommand: `register(subparsers)` adds it, `args.run(args)` runs it.
 
-`settings_with_root(args)` is the settings of a command that takes `--config` and `--root`."""
+`settings_with_root(args)` is the settings of a command that takes `--config` and `--root`; `positive_int` the
+argparse type of a count such as `--threads`; `onnx_model_file` the local ONNX file of a `--model` reference
+(a file, a model folder, or `models:/...` in the settings' registry) for the data side's commands."""
 
 from __future__ import annotations
 
@@ -14,3 +16,19 @@ def settings_with_root(args: argparse.Namespace) -> Any:
 
     settings = load_settings(args.config)
     return settings.model_copy(update={"root": args.root}) if args.root else settings
+
+
+def positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
+
+
+def onnx_model_file(reference: str, settings: Any, download_dir: Any) -> Any:
+    """The `ModelFile` (local path, source) of `reference`; a registered one is downloaded into `download_dir`."""
+    from pipeline.quality import registry_tracking_uri, resolve_model_file
+
+    tracking_uri = None
+    if reference.startswith("models:/"):
+        tracking_uri = registry_tracking_uri(settings.root, settings.mlflow_tracking_uri)
+    return resolve_model_file(reference, download_dir, tracking_uri=tracking_uri)

@@ -36,7 +36,7 @@ def _fill(text: str) -> float:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from crisp.commands.quality import _positive_int
+    from crisp.commands import positive_int
 
     p = sub.add_parser("cutout", help="cut products out of photos with the matte model (RGBA PNGs, renders)")
     p.add_argument(
@@ -48,20 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="transparent (default: the RGBA only), white, #RRGGBB or an image file")  # fmt: skip
     p.add_argument("--fill", type=_fill, default=0.85, help="product extent over the frame (default 0.85)")
     p.add_argument("--shadow", action="store_true", help="cast a soft drop shadow on the background")
-    p.add_argument("--threads", type=_positive_int, default=1, help="onnxruntime threads (default 1)")
+    p.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads (default 1)")
     p.add_argument("--root", help="storage root URI (default: `root` from the settings / CRISP_ROOT)")
     p.set_defaults(run=run)
-
-
-def _predictor(args: argparse.Namespace, settings, download_dir: Path):
-    from pipeline.matte.predict import MattePredictor
-    from pipeline.quality import registry_tracking_uri, resolve_model_file
-
-    tracking_uri = None
-    if args.model.startswith("models:/"):
-        tracking_uri = registry_tracking_uri(settings.root, settings.mlflow_tracking_uri)
-    model = resolve_model_file(args.model, download_dir, tracking_uri=tracking_uri)
-    return MattePredictor(model.path, threads=args.threads), model.source
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     from PIL import Image
 
-    from crisp.commands import settings_with_root
+    from crisp.commands import onnx_model_file, settings_with_root
     from crisp.commands.upscale import collect_inputs, decode_input
     from pipeline.matte.cutout import cutout_rgba, foreground, parse_background, render
+    from pipeline.matte.predict import MattePredictor
     from schemas.errors import CrispError, InputError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -86,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise InputError("no images found in the inputs")
     with tempfile.TemporaryDirectory(prefix="crisp-cutout-") as download_dir:
-        predictor, source = _predictor(args, settings, Path(download_dir))
+        model = onnx_model_file(args.model, settings, Path(download_dir))
+        predictor, source = MattePredictor(model.path, threads=args.threads), model.source
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     log.info("cutting out %d images with %s (canvas %d px)", len(items), source, predictor.canvas_long_side)

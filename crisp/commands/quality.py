@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from crisp.commands import onnx_model_file, positive_int
 from crisp.commands.upscale import PARTITION, SUFFIXES, decode_input
 
 log = logging.getLogger(__name__)
@@ -39,12 +40,6 @@ class ScoreItem:
     load: Callable[[], bytes]
     product_id: str | None = None
     image_id: str | None = None
-
-
-def _positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return int(text)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,7 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"(default {DEFAULT_MODEL})",
     )
     score.add_argument("--json", action="store_true", help="one JSON object per line instead of a table")
-    score.add_argument("--threads", type=_positive_int, default=1, help="onnxruntime threads (default 1)")
+    score.add_argument("--threads", type=positive_int, default=1, help="onnxruntime threads (default 1)")
     score.add_argument("--root", help="storage root URI (default: `root` from the settings / CRISP_ROOT)")
     p.set_defaults(run=run)
 
@@ -120,12 +115,9 @@ def _partition_items(storage, dataset_partition: str) -> Iterator[ScoreItem]:
 
 def _load_scorer(args: argparse.Namespace, settings, download_dir: Path):
     """The scorer of `--model` (downloaded into `download_dir` when registered) and the model's source."""
-    from pipeline.quality import QualityScorer, registry_tracking_uri, resolve_model_file
+    from pipeline.quality import QualityScorer
 
-    tracking_uri = None
-    if args.model.startswith("models:/"):
-        tracking_uri = registry_tracking_uri(settings.root, settings.mlflow_tracking_uri)
-    model = resolve_model_file(args.model, download_dir, tracking_uri=tracking_uri)
+    model = onnx_model_file(args.model, settings, download_dir)
     return QualityScorer(model.path, threads=args.threads), model.source
 
 

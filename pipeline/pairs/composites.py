@@ -25,7 +25,15 @@ from pipeline.clean.normalize import DECODE_ERRORS
 from pipeline.matte import COMPOSITE_VERSION, COMPOSITES, compose, composite_params, estimate_matte
 from pipeline.matte.config import CompositesConfig
 from pipeline.pairs.config import PairsConfig
-from pipeline.pairs.make import InputShard, ShardOutput, decode_hr, map_images, params_json
+from pipeline.pairs.make import (
+    InputShard,
+    ShardOutput,
+    decode_hr,
+    image_skip,
+    map_images,
+    params_json,
+    sample_source,
+)
 from pipeline.reference_sets import read_files
 from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
@@ -79,23 +87,11 @@ def _composites_of_image(
     writer: ShardWriter,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     matte = config.matte
-    image_id = str(row["image_id"])
-    if "." in image_id or not image_id:
-        raise ValueError(f"image_id {image_id!r} cannot key a sample (empty or contains '.')")
-    common = {
-        "image_id": image_id,
-        "product_id": row.get("product_id"),
-        "recipe": COMPOSITES,
-        "source_partition": shard.partition,
-        "source_shard": shard.name,
-        "partition": shard.partition,
-    }
+    common = sample_source(row, COMPOSITES, shard)
+    image_id = common["image_id"]
 
     def skipped(reason: Reason, detail: str, width: int | None, height: int | None) -> list[dict[str, Any]]:
-        return [
-            {**common, "variant": 0, "reason": reason.value, "detail": detail, "image_width": width,
-             "image_height": height, "tile_y": None, "tile_x": None}
-        ]  # fmt: skip
+        return [image_skip(common, reason, detail, width, height)]
 
     try:
         photo = decode_hr(member)

@@ -32,7 +32,15 @@ from pipeline.distort import (
     targets_from_fr,
 )
 from pipeline.pairs.config import QUALITY_GRID, PairsConfig
-from pipeline.pairs.make import InputShard, ShardOutput, decode_hr, map_images, params_json
+from pipeline.pairs.make import (
+    InputShard,
+    ShardOutput,
+    decode_hr,
+    image_skip,
+    map_images,
+    params_json,
+    sample_source,
+)
 from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
 from pipeline.tile_codec import encode_tile
@@ -81,23 +89,11 @@ def _grid_of_image(
     member: bytes, row: Mapping[str, Any], config: PairsConfig, shard: InputShard, writer: ShardWriter
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
     grid = config.quality_grid
-    image_id = str(row["image_id"])
-    if "." in image_id or not image_id:
-        raise ValueError(f"image_id {image_id!r} cannot key a sample (empty or contains '.')")
-    common = {
-        "image_id": image_id,
-        "product_id": row.get("product_id"),
-        "recipe": QUALITY_GRID,
-        "source_partition": shard.partition,
-        "source_shard": shard.name,
-        "partition": shard.partition,
-    }
+    common = sample_source(row, QUALITY_GRID, shard)
+    image_id = common["image_id"]
 
     def skipped(reason: Reason, detail: str, width: int | None, height: int | None) -> list[dict[str, Any]]:
-        return [
-            {**common, "variant": 0, "reason": reason.value, "detail": detail, "image_width": width,
-             "image_height": height, "tile_y": None, "tile_x": None}
-        ]  # fmt: skip
+        return [image_skip(common, reason, detail, width, height)]
 
     try:
         image = decode_hr(member)

@@ -94,6 +94,23 @@ def params_json(params: Mapping[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, separators=(",", ":"))
 
 
+def sample_source(row: Mapping[str, Any], recipe: str, shard: InputShard) -> dict[str, Any]:
+    """The fields every sample record and skip of a non-pair family takes from its source image."""
+    image_id = str(row["image_id"])
+    if "." in image_id or not image_id:
+        raise ValueError(f"image_id {image_id!r} cannot key a sample (empty or contains '.')")
+    return {"image_id": image_id, "product_id": row.get("product_id"), "recipe": recipe,
+            "source_partition": shard.partition, "source_shard": shard.name, "partition": shard.partition}  # fmt: skip
+
+
+def image_skip(
+    source: Mapping[str, Any], reason: Any, detail: str, width: int | None, height: int | None
+) -> dict[str, Any]:
+    """One pair-skip-ledger row for a whole image (variant 0, no tile) of a non-pair family."""
+    return {**source, "variant": 0, "reason": str(reason.value), "detail": detail, "image_width": width,
+            "image_height": height, "tile_y": None, "tile_x": None}  # fmt: skip
+
+
 def decode_hr(data: bytes) -> np.ndarray:
     """HR pixels as uint8 HxWx3 RGB (ingest stores normalized RGB; L or RGBA are converted)."""
     with Image.open(io.BytesIO(data)) as img:

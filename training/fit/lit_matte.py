@@ -81,6 +81,9 @@ class MatteModule(pl.LightningModule):
     configure_optimizers = SRModule.configure_optimizers
     _stop_if_not_finite = SRModule._stop_if_not_finite
     on_save_checkpoint = SRModule.on_save_checkpoint
+    on_load_checkpoint = SRModule.on_load_checkpoint
+    optimizer_step = SRModule.optimizer_step  # then the EMA update
+    on_fit_start = SRModule.on_fit_start
 
     def compute_loss(
         self, logits: torch.Tensor, batch: dict[str, Any]
@@ -108,15 +111,6 @@ class MatteModule(pl.LightningModule):
             self.log(f"train/{name}", value, batch_size=size)
         return loss
 
-    def optimizer_step(
-        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
-    ) -> None:
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        self.ema.update(self.net)
-
-    def on_fit_start(self) -> None:
-        self.ema.to(self.device)
-
     def on_validation_start(self) -> None:
         self.ema.to(self.device)
 
@@ -140,8 +134,3 @@ class MatteModule(pl.LightningModule):
         for kind in sorted({k for _, k, _ in records}):
             iou = mean_measures([m for _, k, m in records if k == kind])["iou"]
             self.log(f"val/iou/{kind}", iou, sync_dist=False)
-
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "ema" not in checkpoint:
-            raise ValueError("checkpoint has no 'ema' entry: it was not written by MatteModule")
-        self.ema.load_state_dict(checkpoint["ema"])

@@ -173,7 +173,8 @@ class SRModule(pl.LightningModule):
     def optimizer_step(
         self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
     ) -> None:
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
+        # the base class named, not super(): QualityModule and MatteModule borrow this method
+        pl.LightningModule.optimizer_step(self, epoch, batch_idx, optimizer, optimizer_closure)
         self.ema.update(self.net)
 
     def param_groups(self) -> list[dict[str, Any]]:
@@ -272,7 +273,7 @@ class SRModule(pl.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         if "ema" not in checkpoint:
-            raise ValueError("checkpoint has no 'ema' entry: it was not written by SRModule")
+            raise ValueError(f"checkpoint has no 'ema' entry: it was not written by {type(self).__name__}")
         self.ema.load_state_dict(checkpoint["ema"])
 
 

@@ -179,6 +179,9 @@ class QualityModule(pl.LightningModule):
     configure_optimizers = SRModule.configure_optimizers
     _stop_if_not_finite = SRModule._stop_if_not_finite
     on_save_checkpoint = SRModule.on_save_checkpoint
+    on_load_checkpoint = SRModule.on_load_checkpoint
+    optimizer_step = SRModule.optimizer_step  # then the EMA update
+    on_fit_start = SRModule.on_fit_start
 
     # --- training -------------------------------------------------------------------------------
     def compute_loss(
@@ -200,15 +203,7 @@ class QualityModule(pl.LightningModule):
             self.log(f"train/{name}", value, batch_size=size)
         return loss
 
-    def optimizer_step(
-        self, epoch: int, batch_idx: int, optimizer: Any, optimizer_closure: Any = None
-    ) -> None:
-        super().optimizer_step(epoch, batch_idx, optimizer, optimizer_closure)
-        self.ema.update(self.net)
-
     # --- validation ------------------------------------------------------------------------------
-    def on_fit_start(self) -> None:
-        self.ema.to(self.device)
 
     def on_validation_start(self) -> None:
         self.ema.to(self.device)
@@ -246,10 +241,6 @@ class QualityModule(pl.LightningModule):
             self.log(f"val/{name}", value, prog_bar=name == "srcc", sync_dist=False)
 
     # --- checkpoints -----------------------------------------------------------------------------
-    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        if "ema" not in checkpoint:
-            raise ValueError("checkpoint has no 'ema' entry: it was not written by QualityModule")
-        self.ema.load_state_dict(checkpoint["ema"])
 
 
 def ema_quality_net_from_checkpoint(checkpoint: Mapping[str, Any]) -> nn.Module:
