@@ -5,8 +5,8 @@ studio-white background: a logo, whose product falls in the demo's train split, 
 in its test split), a step budget and the demo's `say`. Out: {version, champion, verdict_passed, iou, mae, report, cutout,
 white}: a `pairs/matte_composites` partition, a `crisp-matte` version released under the demo's policy
 (the same gates, scored on the held-out test split's composites), and the cut-out of the held-out photo as
-an RGBA PNG plus its render on pure white, written by `crisp cutout` itself under `demo/cutout/` (the
-command cuts out every photo of the partition; the held-out one is kept). A catalog without a studio-white
+an RGBA PNG plus its render on pure white, written by `crisp cutout`'s own loop (`cut_out_items`, not
+`crisp.cli.main`, which would reconfigure the process's logging) under `demo/cutout/`. A catalog without a studio-white
 photo in both splits gets {} and a line saying so.
 """
 
@@ -92,16 +92,24 @@ def _composite_images(storage, partition: str) -> dict[str, set[str]]:
 
 
 def _cutout(storage, partition: str, image_id: str, version: int) -> tuple[str, str]:
-    """`crisp cutout` of committed photo `image_id` with version `version`; the (rgba, white) URIs."""
-    from crisp.cli import main
+    """`crisp cutout`'s own loop on committed photo `image_id` with version `version`; (rgba, white) URIs."""
+    from crisp.commands import onnx_model_file
+    from crisp.commands.cutout import cut_out_items
+    from crisp.commands.upscale import collect_inputs
+    from pipeline.matte.cutout import parse_background
+    from pipeline.matte.predict import MattePredictor
 
+    items = [
+        (stem, load)
+        for stem, load in collect_inputs([f"images/{partition}"], lambda: storage)
+        if stem == image_id
+    ]
     with tempfile.TemporaryDirectory(prefix="crisp-demo-cutout-") as tmp:
+        model = onnx_model_file(f"models:/{MATTE_MODEL}/{version}", storage.root, None, Path(tmp))
+        predictor = MattePredictor(model.path)
         out = Path(tmp) / "out"
-        argv = ["-q", "cutout", f"images/{partition}", "--out", str(out), "--root", storage.root,
-                "--background", "white", "--model", f"models:/{MATTE_MODEL}/{version}"]  # fmt: skip
-        code = main(argv)
-        if code != 0:
-            raise RuntimeError(f"crisp cutout exited {code}")
+        if cut_out_items(items, predictor, out, parse_background("white"), 0.85, False):
+            raise RuntimeError(f"the cut-out of {image_id} failed (see the line above)")
         for name in (f"{image_id}.png", f"{image_id}_on_white.png"):
             storage.upload(str(out / name), f"demo/cutout/{name}")
     return storage.uri(f"demo/cutout/{image_id}.png"), storage.uri(f"demo/cutout/{image_id}_on_white.png")

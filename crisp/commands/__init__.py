@@ -2,7 +2,7 @@
 
 `settings_with_root(args)` is the settings of a command that takes `--config` and `--root`; `positive_int` the
 argparse type of a count such as `--threads`; `onnx_model_file` the local ONNX file of a `--model` reference
-(a file, a model folder, or `models:/...` in the settings' registry) for the data side's commands."""
+(a file, a model folder, or `models:/...` in a registry) for the data side's commands."""
 
 from __future__ import annotations
 
@@ -24,11 +24,10 @@ def positive_int(text: str) -> int:
     return int(text)
 
 
-def onnx_model_file(reference: str, settings: Any, download_dir: Any) -> Any:
-    """The `ModelFile` (local path, source) of `reference`; a registered one is downloaded into `download_dir`."""
+def onnx_model_file(reference: str, root: str, tracking_uri: str | None, download_dir: Any) -> Any:
+    """The `ModelFile` (local path, source) of `reference`; a registered one (`models:/...`, in the registry at
+    `tracking_uri`, else SQLite under `root`) is downloaded into `download_dir`."""
     from pipeline.quality import registry_tracking_uri, resolve_model_file
 
-    tracking_uri = None
-    if reference.startswith("models:/"):
-        tracking_uri = registry_tracking_uri(settings.root, settings.mlflow_tracking_uri)
-    return resolve_model_file(reference, download_dir, tracking_uri=tracking_uri)
+    registry = registry_tracking_uri(root, tracking_uri) if reference.startswith("models:/") else None
+    return resolve_model_file(reference, download_dir, tracking_uri=registry)

@@ -53,18 +53,47 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
+def cut_out_items(items, predictor, out_dir: Path, background, fill: float, shadow: bool) -> int:
+    """Write `<stem>.png` (RGBA) and, with a background, `<stem>_on_<name>.png` for every (stem, load) item;
+    a file that fails is one stderr line and the others go on. Returns how many failed."""
+    import numpy as np
+    from PIL import Image
+
+    from crisp.commands.upscale import decode_input
+    from pipeline.matte.cutout import cutout_rgba, foreground, render
+    from schemas.errors import CrispError
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failed = 0
+    for stem, load in items:
+        try:
+            photo = np.asarray(decode_input(load()))
+            alpha = predictor.alpha(photo)
+            colours = foreground(photo, alpha)
+            Image.fromarray(cutout_rgba(photo, alpha, colours), mode="RGBA").save(out_dir / f"{stem}.png")
+            if background is not None:
+                rendered = render(photo, alpha, background, fill, shadow, colours)
+                Image.fromarray(rendered).save(out_dir / f"{stem}_on_{background.name}.png")
+        except (OSError, ValueError, CrispError) as exc:  # unreadable or undecodable: report, go on
+            failed += 1
+            sys.stderr.write(f"crisp cutout: {stem}: {exc}\n")
+            continue
+        log.info(
+            "%s: %dx%d, product fill %.2f", stem, photo.shape[1], photo.shape[0], float((alpha >= 0.5).mean())
+        )
+    log.info("cut out %d of %d images into %s", len(items) - failed, len(items), out_dir)
+    return failed
+
+
 def run(args: argparse.Namespace) -> int:
     import os
     import tempfile
 
-    import numpy as np
-    from PIL import Image
-
     from crisp.commands import onnx_model_file, settings_with_root
-    from crisp.commands.upscale import collect_inputs, decode_input
-    from pipeline.matte.cutout import cutout_rgba, foreground, parse_background, render
+    from crisp.commands.upscale import collect_inputs
+    from pipeline.matte.cutout import parse_background
     from pipeline.matte.predict import MattePredictor
-    from schemas.errors import CrispError, InputError
+    from schemas.errors import InputError
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     settings = settings_with_root(args)
@@ -76,27 +105,8 @@ def run(args: argparse.Namespace) -> int:
     if not items:
         raise InputError("no images found in the inputs")
     with tempfile.TemporaryDirectory(prefix="crisp-cutout-") as download_dir:
-        model = onnx_model_file(args.model, settings, Path(download_dir))
+        model = onnx_model_file(args.model, settings.root, settings.mlflow_tracking_uri, Path(download_dir))
         predictor, source = MattePredictor(model.path, threads=args.threads), model.source
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     log.info("cutting out %d images with %s (canvas %d px)", len(items), source, predictor.canvas_long_side)
-    failed = 0
-    for stem, load in items:
-        try:
-            photo = np.asarray(decode_input(load()))
-            alpha = predictor.alpha(photo)
-            colours = foreground(photo, alpha)
-            Image.fromarray(cutout_rgba(photo, alpha, colours), mode="RGBA").save(out_dir / f"{stem}.png")
-            if background is not None:
-                rendered = render(photo, alpha, background, args.fill, args.shadow, colours)
-                Image.fromarray(rendered).save(out_dir / f"{stem}_on_{background.name}.png")
-        except (OSError, ValueError, CrispError) as exc:  # unreadable or undecodable: report, go on
-            failed += 1
-            sys.stderr.write(f"crisp cutout: {stem}: {exc}\n")
-            continue
-        log.info(
-            "%s: %dx%d, product fill %.2f", stem, photo.shape[1], photo.shape[0], float((alpha >= 0.5).mean())
-        )
-    log.info("cut out %d of %d images into %s", len(items) - failed, len(items), out_dir)
+    failed = cut_out_items(items, predictor, Path(args.out), background, args.fill, args.shadow)
     return 1 if failed else 0

@@ -23,6 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--quality-steps", type=int, default=250, help="quality model training steps (default 250)"
     )
+    p.add_argument("--matte-steps", type=int, default=300, help="matte model training steps (default 300)")
     p.add_argument(
         "--allow-host", action="append", default=[], help="extra hosts past the private-address guard"
     )
@@ -32,9 +33,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from crisp.demo import run_demo
 
-    if args.steps < 1 or args.quality_steps < 1:
-        raise SystemExit("crisp demo: --steps and --quality-steps must be at least 1")
-    result = run_demo(args.root, args.catalog, args.steps, tuple(args.allow_host), args.quality_steps)
+    if min(args.steps, args.quality_steps, args.matte_steps) < 1:
+        raise SystemExit("crisp demo: --steps, --quality-steps and --matte-steps must be at least 1")
+    result = run_demo(args.root, args.catalog, args.steps, tuple(args.allow_host), args.quality_steps,
+                      args.matte_steps)  # fmt: skip
     print()
     print(f"Demo finished in {result.seconds:.0f} s under {result.root}")
     print(f"  images partition : images/{result.partition}  {result.ingest}")

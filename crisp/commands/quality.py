@@ -117,7 +117,7 @@ def _load_scorer(args: argparse.Namespace, settings, download_dir: Path):
     """The scorer of `--model` (downloaded into `download_dir` when registered) and the model's source."""
     from pipeline.quality import QualityScorer
 
-    model = onnx_model_file(args.model, settings, download_dir)
+    model = onnx_model_file(args.model, settings.root, settings.mlflow_tracking_uri, download_dir)
     return QualityScorer(model.path, threads=args.threads), model.source
 
 

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from crisp.cli import main
 from pipeline.commit import read_manifest, verify
-from pipeline.storage import Storage
+from pipeline.storage import Storage, read_uri
 from training.registry.versions import RegistryConfig, list_versions
 
 
 @pytest.mark.slow
 def test_demo_runs_the_whole_path(tmp_path, capsys):
     root = f"file://{tmp_path}/demo"
-    assert main(["demo", "--root", root, "--steps", "300", "--quality-steps", "60"]) == 0
+    assert (
+        main(["demo", "--root", root, "--steps", "300", "--quality-steps", "60", "--matte-steps", "40"]) == 0
+    )
     out = capsys.readouterr().out
     storage = Storage(root)
     result = json.loads(storage.read_bytes("demo/result.json"))
@@ -48,3 +53,13 @@ def test_demo_runs_the_whole_path(tmp_path, capsys):
         assert [p["score"] for p in photos] == sorted((p["score"] for p in photos), reverse=True)
     page = Path(quality["report"]).read_text()
     assert "Product ranking" in page and "It is not aesthetics" in page and "ranking/01.png" in page
+    # background removal: composites, a registered crisp-matte version, the held-out photo cut out
+    matte = result["matte"]
+    composites = read_manifest(storage, "pairs/matte_composites", result["partition"])
+    assert composites.counts["samples"] > 0 and composites.counts["skipped_matte_not_white_background"] > 0
+    (version,) = list_versions("crisp-matte", RegistryConfig(root=root))
+    assert version.version == matte["version"] and 0 <= matte["iou"] <= 1
+    rgba = np.asarray(Image.open(io.BytesIO(read_uri(matte["cutout"]))))
+    white = np.asarray(Image.open(io.BytesIO(read_uri(matte["white"]))))
+    assert rgba.shape[2] == 4 and rgba.shape[:2] == white.shape[:2]
+    assert (np.concatenate([white[0], white[-1], white[:, 0], white[:, -1]]) == 255).all()

@@ -28,3 +28,18 @@ def test_the_default_fits_the_cpu_budget_and_options_are_checked():
         build_matte_arch("u2net")
     with pytest.raises(ValueError, match="depth >= 2"):
         MatteNet(depth=1)
+
+
+def test_the_shipped_configs_build_a_cpu_default_and_a_larger_gpu_model():
+    from pathlib import Path
+
+    from training.fit.train import load_train_config
+
+    configs = Path(__file__).resolve().parents[3] / "training" / "configs"
+    sizes = {}
+    for name in ("matte_net", "matte_net_gpu"):
+        config = load_train_config(configs / f"{name}.yaml", [])
+        assert config.task == "matte"
+        net = build_matte_arch(config.model.arch, **config.model.arch_options)
+        sizes[name] = sum(p.numel() for p in net.parameters())
+    assert sizes["matte_net"] <= 2_000_000 < sizes["matte_net_gpu"]
