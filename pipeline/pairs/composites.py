@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.clean.normalize import DECODE_ERRORS
 from pipeline.matte import COMPOSITE_VERSION, COMPOSITES, compose, composite_params, estimate_matte
 from pipeline.matte.config import CompositesConfig
 from pipeline.pairs.config import PairsConfig
@@ -29,6 +28,7 @@ from pipeline.pairs.make import (
     InputShard,
     ShardOutput,
     decode_hr,
+    decode_or_skip,
     image_skip,
     map_images,
     params_json,
@@ -39,7 +39,6 @@ from pipeline.shards import ShardWriter
 from pipeline.storage import Storage
 from pipeline.tile_codec import encode_tile
 from schemas.matte_samples import MEMBERS
-from schemas.reasons import Reason
 
 
 def sample_id(image_id: str, variant: int) -> str:
@@ -89,18 +88,13 @@ def _composites_of_image(
     matte = config.matte
     common = sample_source(row, COMPOSITES, shard)
     image_id = common["image_id"]
-
-    def skipped(reason: Reason, detail: str, width: int | None, height: int | None) -> list[dict[str, Any]]:
-        return [image_skip(common, reason, detail, width, height)]
-
-    try:
-        photo = decode_hr(member)
-    except DECODE_ERRORS as exc:  # bytes Pillow cannot decode are a recorded skip; other errors are bugs
-        return [], skipped(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}", None, None), 0
+    photo, skips = decode_or_skip(member, common)
+    if photo is None:
+        return [], skips, 0
     height, width = photo.shape[:2]
     estimate = estimate_matte(photo, matte.matte)
     if estimate.reason is not None:
-        return [], skipped(estimate.reason, estimate.detail, width, height), 0
+        return [], [image_skip(common, estimate.reason, estimate.detail, width, height)], 0
     names = sorted(scenes)
     records = []
     for variant in range(matte.variants):

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.clean.normalize import DECODE_ERRORS
 from pipeline.distort import (
     LEVELS,
     PRISTINE,
@@ -35,7 +34,7 @@ from pipeline.pairs.config import QUALITY_GRID, PairsConfig
 from pipeline.pairs.make import (
     InputShard,
     ShardOutput,
-    decode_hr,
+    decode_or_skip,
     image_skip,
     map_images,
     params_json,
@@ -91,18 +90,13 @@ def _grid_of_image(
     grid = config.quality_grid
     common = sample_source(row, QUALITY_GRID, shard)
     image_id = common["image_id"]
-
-    def skipped(reason: Reason, detail: str, width: int | None, height: int | None) -> list[dict[str, Any]]:
-        return [image_skip(common, reason, detail, width, height)]
-
-    try:
-        image = decode_hr(member)
-    except DECODE_ERRORS as exc:  # bytes Pillow cannot decode are a recorded skip; other errors are bugs
-        return [], skipped(Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}", None, None), 0
+    image, skips = decode_or_skip(member, common)
+    if image is None:
+        return [], skips, 0
     height, width = image.shape[:2]
     if max(height, width) < grid.min_long_side:
         detail = f"long side {max(height, width)} px < quality_grid.min_long_side={grid.min_long_side}"
-        return [], skipped(Reason.TOO_SMALL, detail, width, height), 0
+        return [], [image_skip(common, Reason.TOO_SMALL, detail, width, height)], 0
     canvas = quality_canvas(image, grid.canvas_long_side)
     members = list(grid_members(canvas, image_id, grid.family_names()))
     reference = FidelityReference(canvas)

@@ -111,6 +111,17 @@ def image_skip(
             "image_height": height, "tile_y": None, "tile_x": None}  # fmt: skip
 
 
+def decode_or_skip(
+    member: bytes, source: Mapping[str, Any]
+) -> tuple[np.ndarray | None, list[dict[str, Any]]]:
+    """The stored image's pixels and no skip, or None and its `decode_error` skip row (bytes Pillow cannot
+    decode are a recorded skip; other errors are bugs)."""
+    try:
+        return decode_hr(member), []
+    except DECODE_ERRORS as exc:
+        return None, [image_skip(source, Reason.DECODE_ERROR, f"{type(exc).__name__}: {exc}", None, None)]
+
+
 def decode_hr(data: bytes) -> np.ndarray:
     """HR pixels as uint8 HxWx3 RGB (ingest stores normalized RGB; L or RGBA are converted)."""
     with Image.open(io.BytesIO(data)) as img:
