@@ -15,6 +15,9 @@ H and W dynamic; one output named `score`, float32 of shape N (or N x 1), 0-5, h
 metadata_props key `canvas_long_side` is the long side of the quality canvas it was trained on
 (pipeline/distort/canvas.py; 384 when absent).
 
+The matte model (pipeline/matte/predict.py) is found and opened the same way, its contract differing only in
+the output: `alpha`, float32 N x 1 x H x W in [0, 1] (`open_session(path, threads, output="alpha")`).
+
 Every failure is a `QualityModelError` (an InputError: exit 2) whose one sentence names the reference and the
 problem; `ModelNotRegisteredError`, one kind of it, says the registry holds no such model, alias or version
 (or there is no SQLite registry at all), which ingest's `quality_model: auto` takes as "no model to score

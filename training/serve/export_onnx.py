@@ -8,9 +8,9 @@ is within tolerance), and `onnx_latency_ms`: the median time of the data side's 
 (pipeline.quality.scorer, one thread) on one photo, canvas preparation included.
 
 The contract is pipeline/quality/model_file.py's: input `image` with dynamic N, H, W; output `score` of
-shape N, or `alpha` of N x 1 x H x W (pipeline/matte/predict.py); metadata `canvas_long_side`. The legacy TorchScript-based exporter is used (`dynamo=False`): the
-torch.export-based one needs onnxscript, which is not installed. The shapes checked are not the traced
-one, so a trace frozen at one size fails the gate.
+shape N, or `alpha` of N x 1 x H x W (pipeline/matte/predict.py); metadata `canvas_long_side`. The legacy
+TorchScript-based exporter is used (`dynamo=False`): the torch.export-based one needs onnxscript, which is
+not installed. The shapes checked are not the traced one, so a trace frozen at one size fails the gate.
 """
 
 from __future__ import annotations
