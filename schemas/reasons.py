@@ -46,6 +46,14 @@ class Reason(StrEnum):
     MATTE_NOT_WHITE_BACKGROUND = "matte_not_white_background"  # the border is not studio white
     MATTE_EMPTY = "matte_empty"  # no product, or a product that fills the frame: no background to cut
     MATTE_UNRELIABLE = "matte_unreliable"  # a soft matte: white product on white, heavy shadow
+    # videos (pipeline/video)
+    NOT_A_VIDEO = "not_a_video"  # magic bytes say it is not an MP4 / MOV / WebM / MKV / AVI container
+    VIDEO_NO_STREAM = "video_no_stream"  # a container without a video stream (audio only, empty)
+    VIDEO_UNSUPPORTED_CODEC = "video_unsupported_codec"
+    VIDEO_TOO_LARGE = "video_too_large"  # frame or total decoded pixels over the caps: a decoding bomb
+    VIDEO_TOO_LONG = "video_too_long"  # duration or frame count over the caps
+    VIDEO_NO_FRAMES = "video_no_frames"  # a video stream that decodes to no frame
+    VIDEO_TRUNCATED = "video_truncated"  # fewer frames decode than the container declares
 
 
 RETRYABLE: frozenset[Reason] = frozenset(

@@ -12,6 +12,11 @@ finish, so RAM stays bounded by the tile size times the output width, never by t
 A tqdm bar counts tiles. A file that does not decode is reported on one stderr line (with ingest's
 reason code) while the others finish. Exit 0 when every image was written, 1 when some failed, 2 for
 bad input.
+
+Video files (given directly, or `VIDEO_SUFFIXES` in folders) are served frame by frame through the same
+model into `<out>/<name>_x<s>.mp4` (`training.serve.upscale.upscale_video`: H.264, the input's frame
+timestamps and audio kept, memory independent of the length); each frame is one image to the model, so a
+single-frame model serves any video.
 """
 
 from __future__ import annotations
@@ -29,12 +34,13 @@ if TYPE_CHECKING:
 
 PARTITION = re.compile(r"^images/\d{4}-\d{2}-\d{2}$")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("upscale", help="super-resolve images with a registered model or a checkpoint")
     p.add_argument(
-        "inputs", nargs="+", metavar="INPUT", help="image file, folder, or images/<date> partition"
+        "inputs", nargs="+", metavar="INPUT", help="image or video file, folder, or images/<date> partition"
     )
     p.add_argument(
         "--model", required=True, help="models:/<name>@champion, models:/<name>/<version> or a path"
@@ -51,13 +57,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def collect_inputs(inputs: list[str], storage_factory: Callable) -> list[tuple[str, Callable[[], bytes]]]:
-    """(output stem, bytes loader) per image; ValueError for an input that is none of the three kinds."""
+def collect_inputs(
+    inputs: list[str], storage_factory: Callable, skip_videos: bool = False
+) -> list[tuple[str, Callable[[], bytes]]]:
+    """(output stem, bytes loader) per image; ValueError for an input that is none of the three kinds.
+    With `skip_videos`, video files given directly are left to `collect_videos`."""
     items: list[tuple[str, Callable[[], bytes]]] = []
     for raw in inputs:
         path = Path(raw)
         if path.is_file():
-            items.append((path.stem, path.read_bytes))
+            if not (skip_videos and is_video_file(path)):
+                items.append((path.stem, path.read_bytes))
         elif path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file())
             items.extend(
@@ -66,10 +76,30 @@ def collect_inputs(inputs: list[str], storage_factory: Callable) -> list[tuple[s
         elif PARTITION.match(raw.strip("/")):
             items.extend(_partition_items(storage_factory(), raw.strip("/")))
         else:
-            raise ValueError(
-                f"input {raw!r} is not an image file, a folder or an images/<YYYY-MM-DD> partition"
-            )
+            kinds = "an image or video file" if skip_videos else "an image file"
+            raise ValueError(f"input {raw!r} is not {kinds}, a folder or an images/<YYYY-MM-DD> partition")
     return items
+
+
+def collect_videos(inputs: list[str]) -> list[tuple[str, Path]]:
+    """(output stem, path) per video: files given directly whose bytes are a video container, and files
+    with a `VIDEO_SUFFIXES` suffix in folders."""
+    videos: list[tuple[str, Path]] = []
+    for raw in inputs:
+        path = Path(raw)
+        if path.is_file() and is_video_file(path):
+            videos.append((path.stem, path))
+        elif path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
+            videos.extend((str(p.relative_to(path).with_suffix("")).replace("/", "__"), p) for p in files)
+    return videos
+
+
+def is_video_file(path: Path) -> bool:
+    from pipeline.crawl.sniff import SNIFF_BYTES, sniff_video_format
+
+    with open(path, "rb") as handle:
+        return sniff_video_format(handle.read(SNIFF_BYTES)) is not None
 
 
 def _partition_items(storage, dataset_partition: str) -> Iterator[tuple[str, Callable[[], bytes]]]:
@@ -162,13 +192,14 @@ def serve_images(
     from crisp.settings import load_settings
     from training.gates.safe_load import CheckpointRejected
     from training.registry.versions import RegistryConfig, UnknownModelError, load_model
-    from training.serve.upscale import UpscaleConfig, count_tiles, output_shape, upscale_bands
+    from training.serve.upscale import UpscaleConfig, count_tiles, output_shape, upscale_bands, upscale_video
 
     settings = load_settings(args.config)
     out_dir = Path(args.out)
     try:
         UpscaleConfig(tile=args.tile, overlap=args.overlap, batch_size=args.batch_size, device=args.device)
-        items = collect_inputs(args.inputs, settings.storage)
+        items = collect_inputs(args.inputs, settings.storage, skip_videos=True)
+        videos = collect_videos(args.inputs)
         config = RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri)
         options = settings.s3.storage_options() if args.model.startswith("s3://") else None
         model, meta = load_model(args.model, config, storage_options=options)
@@ -178,8 +209,8 @@ def serve_images(
     except (ValueError, LookupError, OSError, CheckpointRejected, UnknownModelError) as exc:
         print(f"crisp {command}: {exc}", file=sys.stderr)
         return 2
-    if not items:
-        print(f"crisp {command}: no images found in the inputs", file=sys.stderr)
+    if not items and not videos:
+        print(f"crisp {command}: no images or videos found in the inputs", file=sys.stderr)
         return 2
     out_dir.mkdir(parents=True, exist_ok=True)
     scale, failed = meta.scale, 0
@@ -205,6 +236,22 @@ def serve_images(
             target.unlink(missing_ok=True)  # never leave a truncated PNG behind
             failed += 1
             bar.write(f"crisp {command}: {stem}: {exc}", file=sys.stderr)  # a line of its own, not in the bar
+    for stem, path in videos:
+        target = out_dir / Path(output_name(stem, scale)).with_suffix(".mp4")
+        try:
+            written = upscale_video(
+                model, path, target, scale, args.tile, args.overlap, args.device, args.batch_size, bar
+            )
+            bar.write(
+                f"{target}: {written.frames} frames {written.width}x{written.height} at {written.fps:g} fps"
+                f", audio {written.audio or 'none'}",
+                file=sys.stderr,
+            )
+        except (OSError, ValueError) as exc:
+            target.unlink(missing_ok=True)
+            failed += 1
+            bar.write(f"crisp {command}: {stem}: {exc}", file=sys.stderr)
     bar.close()
-    print(f"wrote {len(items) - failed} of {len(items)} images to {out_dir} with {meta.source}")
+    total = len(items) + len(videos)
+    print(f"wrote {total - failed} of {total} files to {out_dir} with {meta.source}")
     return 1 if failed else 0

@@ -11,13 +11,14 @@ from pipeline.crawl.fetch import FetchContext, fetch_one, open_fetch_context
 from pipeline.crawl.rate_limit import HostLimiter, backoff_delay, parse_retry_after
 from pipeline.crawl.records import FetchRequest, FetchResult
 from pipeline.crawl.robots import RobotsCache, RobotsFile, RobotsRules, parse_robots, x_robots_forbids_ai
-from pipeline.crawl.sniff import IMAGE_FORMATS, sniff_image_format
+from pipeline.crawl.sniff import IMAGE_FORMATS, VIDEO_FORMATS, sniff_image_format, sniff_video_format
 from pipeline.crawl.source_url import parse_source_url
 from pipeline.crawl.storage_source import read_storage_object
 
 __all__ = [
     "DEFAULT_USER_AGENT",
     "IMAGE_FORMATS",
+    "VIDEO_FORMATS",
     "AddressGuard",
     "AddressVerdict",
     "CrawlConfig",
@@ -41,6 +42,7 @@ __all__ = [
     "parse_source_url",
     "read_storage_object",
     "sniff_image_format",
+    "sniff_video_format",
     "why_blocked",
     "x_robots_forbids_ai",
 ]

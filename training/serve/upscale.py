@@ -4,7 +4,8 @@ In: an SR `nn.Module`, an image (PIL or uint8 numpy: HxW, HxWx3 or HxWx4), its s
 LR pixels (default 256) and the overlap (default 16), a device ("auto" = CUDA when present). Out:
 `upscale_bands` yields the uint8 result as horizontal bands, top to bottom (a writer can stream them to
 disk, so a 4000 x 4000 input never needs its 16000 x 16000 result in RAM); `upscale_image` assembles them
-into one (H*s) x (W*s) x 3 array (x 4 with alpha), or into a caller's `out` array.
+into one (H*s) x (W*s) x 3 array (x 4 with alpha), or into a caller's `out` array; `upscale_video` runs
+`upscale_image` on every frame of a video file into an H.264 MP4 (`pipeline.video.stream`).
 
 Tiling: the LR image is cut into cores of `tile - 2 * overlap` pixels per axis; each core is processed
 inside a `tile`-sized window shifted inward at the image borders, so every window has the same shape
@@ -204,3 +205,31 @@ def upscale_image(
 def count_tiles(height: int, width: int, tile: int = 256, overlap: int = 16) -> int:
     """How many tiles `upscale_image` runs for an LR image of this size (for progress bars)."""
     return len(axis_spans(height, tile, overlap)) * len(axis_spans(width, tile, overlap))
+
+
+def upscale_video(
+    model: nn.Module,
+    source,
+    target,
+    scale: int,
+    tile: int = 256,
+    overlap: int = 16,
+    device: str | torch.device | None = "auto",
+    batch_size: int | None = None,
+    bar=None,
+):
+    """Every frame of the video file `source` upscaled as an image into the H.264 MP4 `target`, its
+    timestamps and audio kept (`pipeline.video.transcode_frames`); `bar` (a tqdm bar) counts the tiles.
+    ValueError for a file that is not a readable video; returns the `TranscodeResult`."""
+    from pipeline.video import transcode_frames
+
+    def size_bar(width: int, height: int, frames: int) -> None:
+        if bar is not None:
+            bar.total += count_tiles(height, width, tile, overlap) * max(frames, 1)
+            bar.refresh()
+
+    def frame_result(frame: np.ndarray) -> np.ndarray:
+        on_tile = bar.update if bar is not None else None
+        return upscale_image(model, frame, scale, tile, overlap, device, batch_size, on_tile=on_tile)
+
+    return transcode_frames(source, target, frame_result, scale, on_open=size_bar)

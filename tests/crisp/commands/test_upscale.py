@@ -60,7 +60,7 @@ def test_cli_upscales_files_folders_and_a_partition(
     assert Image.open(out / "single_x4.png").size == (132, 84)
     assert Image.open(out / "b_x4.png").mode == "RGB"  # ingest composites transparency on white
     assert Image.open(out / "a_x4_compare.png").size == (2 * 160 + 8, 200)
-    assert "wrote 5 of 5 images" in capsys.readouterr().out
+    assert "wrote 5 of 5 files" in capsys.readouterr().out
     # without --side-by-side every PNG is streamed band by band: the same pixels
     streamed = tmp_path / "streamed"
     assert _cli(*inputs, "--out", str(streamed)) == 0
@@ -84,7 +84,7 @@ def test_streaming_png_writer_round_trips(tmp_path):
 def test_cli_rejects_bad_inputs(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path}/root")
     assert _cli(str(tmp_path / "missing.png"), "--model", "x.ckpt", "--out", str(tmp_path)) == 2
-    assert "not an image file" in capsys.readouterr().err
+    assert "not an image or video file" in capsys.readouterr().err
     (tmp_path / "img.png").write_bytes(b"")
     corrupt = tmp_path / "bad.ckpt"
     corrupt.write_bytes(b"not a checkpoint")
@@ -176,4 +176,45 @@ def test_cli_reports_a_bad_file_on_one_line_and_finishes_the_others(
     assert lines[0].startswith("crisp upscale: b_broken: decode_error: ")
     assert lines[1].startswith("crisp upscale: c_not_an_image: not_an_image: ")
     assert sorted(p.name for p in out.glob("*.png")) == ["a_good_x4.png", "d_good_x4.png"]
-    assert "wrote 2 of 4 images" in captured.out
+    assert "wrote 2 of 4 files" in captured.out
+
+
+def test_cli_upscales_a_real_clip_keeping_its_sound_and_reports_a_bad_video(
+    tmp_path, shared_data, monkeypatch, capsys
+):
+    import av
+
+    from tests.support.videos import real_clip_excerpt
+
+    monkeypatch.setenv("CRISP_ROOT", f"file://{tmp_path / 'root'}")
+    folder = tmp_path / "in"
+    folder.mkdir()
+    clip = real_clip_excerpt(folder / "spin.mp4", frames=5, width=48)
+    (folder / "broken.mp4").write_bytes(clip.read_bytes()[:600])
+    ckpt = trained_checkpoint(tmp_path / "m.ckpt", shared_data / "sr_train" / "T91")
+    out = tmp_path / "out"
+    code = _cli(
+        str(folder), str(clip), "--model", str(ckpt), "--out", str(out), "--tile", "32", "--overlap", "4"
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert [line for line in captured.err.splitlines() if line.startswith("crisp upscale:")] == [
+        line for line in captured.err.splitlines() if line.startswith("crisp upscale: broken: decode_error: ")
+    ]
+    assert "wrote 2 of 3 files" in captured.out
+    assert sorted(p.name for p in out.iterdir()) == ["spin_x4.mp4"]  # the folder's and the direct copy
+    with av.open(str(clip)) as a, av.open(str(out / "spin_x4.mp4")) as b:
+        assert (b.streams.video[0].width, b.streams.video[0].height) == (192, 112)
+        assert (
+            b.streams.video[0].frames == 5
+            and b.streams.video[0].average_rate == a.streams.video[0].average_rate
+        )
+        assert b.streams.audio[0].codec_context.name == "aac"
+        assert b.streams.audio[0].frames == a.streams.audio[0].frames
+        # the model's output: each frame is close to the model run on the source frame as an image
+        model = build_arch("espcn", scale=4, **TRAINED_ARCH_KWARGS)
+        model.load_state_dict(trained_espcn_state(shared_data / "sr_train" / "T91"))
+        first = next(a.decode(video=0)).to_ndarray(format="rgb24")
+        want = upscale_image(model.eval(), first, 4, tile=32, overlap=4, device="cpu").astype(float)
+        got = next(b.decode(video=0)).to_ndarray(format="rgb24")
+        assert np.abs(got - want).mean() < 4.0

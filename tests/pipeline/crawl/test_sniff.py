@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image
 
-from pipeline.crawl.sniff import IMAGE_FORMATS, sniff_image_format
+from pipeline.crawl.sniff import IMAGE_FORMATS, VIDEO_FORMATS, sniff_image_format, sniff_video_format
 
 
 def encoded(fmt: str) -> bytes:
@@ -49,3 +49,33 @@ def test_big_endian_tiff():
 )
 def test_non_images_are_none(data):
     assert sniff_image_format(data) is None
+
+
+@pytest.mark.parametrize(
+    ("container", "codec", "expected"),
+    [
+        ("mp4", "libx264", "mp4"),
+        ("mov", "libx264", "mov"),
+        ("webm", "libvpx-vp9", "webm"),
+        ("matroska", "libx264", "mkv"),
+        ("avi", "mpeg4", "avi"),
+    ],
+)
+def test_video_containers_written_by_ffmpeg_are_recognised(tmp_path, container, codec, expected):
+    from tests.support.videos import moving_frames, write_video
+
+    path = write_video(tmp_path / f"clip.{container}", moving_frames(3), codec=codec, container=container)
+    assert sniff_video_format(path.read_bytes()) == expected
+    assert expected in VIDEO_FORMATS
+    assert sniff_image_format(path.read_bytes()) is None
+
+
+def test_images_and_text_are_not_videos(photo_bytes):
+    for data in (
+        photo_bytes,
+        encoded("PNG"),
+        encoded("WEBP"),
+        b"<html>ftyp</html>",
+        b"RIFF\x00\x00\x00\x00WAVEfmt ",
+    ):
+        assert sniff_video_format(data) is None

@@ -136,7 +136,7 @@ def test_crisp_restore_serves_the_champion_at_each_inputs_size(
     out = tmp_path / "out"
     code = _cli(str(folder), "--task", "denoise", "--out", str(out), "--tile", "32", "--overlap", "4")
     captured = capsys.readouterr()
-    assert code == 1 and "broken" in captured.err and "wrote 1 of 2 images" in captured.out
+    assert code == 1 and "broken" in captured.err and "wrote 1 of 2 files" in captured.out
     restored = np.asarray(Image.open(out / "odd.png"))
     assert restored.shape == (33, 45, 3) and not (out / "broken.png").exists()
     model, meta = load_model(f"models:/{NAME}@champion", target.registry)
