@@ -160,6 +160,7 @@ def product_images_ingest():
             "partition": summary["partition"],
             "content_digest": summary["content_digest"],
             "accepted": summary["accepted"],
+            "accepted_videos": summary["accepted_videos"],
         }
         return summary
 

@@ -8,8 +8,9 @@ every suite and expectation with what GX observed) or raises `GateError` listing
 gives any gate built on `suite_failures` (the pairs gate) that evidence too.
 
 Besides each table's own suite, the outcome rule is checked in GX too: every input row ends in exactly one
-place, so `inputs == accepted + duplicates + rejected`, each outcome table holds as many rows as its count,
-and a row_key appears in only one table, once.
+place, so `inputs == accepted + accepted_videos + duplicates + rejected`, each outcome table holds as many
+rows as its count, and a row_key appears in only one table, once. The video index is optional: a partition
+written before videos were ingested has neither the table nor its count, which then both count as 0.
 
 Great Expectations takes seconds to import, so it is imported inside the functions; the ephemeral context
 (PLATFORM-NOTES: get_context(mode="ephemeral") -> data_sources.add_pandas -> add_dataframe_asset ->
@@ -41,13 +42,21 @@ from schemas.reasons import Reason
 from schemas.rejects import REJECT_SCHEMA
 from schemas.validate import schema_name
 from schemas.validation import SuiteResult, Validation, accounting_of
+from schemas.video_index import CONTAINER_VALUES, VIDEO_INDEX_SCHEMA
 
 REJECT_STAGES = ("feed", "fetch", "clean")
 DUPLICATE_KINDS = ("exact", "near")
 # Which count each outcome table must match; "inputs" is the sum the three must reach.
-OUTCOME_COUNTS = {"index": "accepted", "duplicates": "duplicates", "rejects": "rejected"}
+OUTCOME_COUNTS = {
+    "index": "accepted",
+    "videos": "accepted_videos",
+    "duplicates": "duplicates",
+    "rejects": "rejected",
+}
+OPTIONAL_OUTCOME_TABLES = frozenset({"videos"})  # absent (an older partition): no rows, count 0
 OUTCOME_RULE = (
-    "inputs == accepted + duplicates + rejected; each outcome table holds its count; a row_key once"
+    "inputs == accepted + accepted_videos + duplicates + rejected; each outcome table holds its count; "
+    "a row_key once"
 )
 _DATA_SOURCE = "crisp"
 # the suites' results of the gate running in this context (`record_gate`), None outside one
@@ -105,7 +114,7 @@ def suite_from_schema(
 
 
 def ingest_suites() -> dict[str, Any]:
-    """The suites gating an `images/<date>` partition: index, rejects and duplicates."""
+    """The suites gating an `images/<date>` partition: index, videos, rejects and duplicates."""
     return {
         "index": suite_from_schema(
             IMAGE_INDEX_SCHEMA,
@@ -125,6 +134,21 @@ def ingest_suites() -> dict[str, Any]:
                 "quality_learned": LEARNED_QUALITY_RANGE,
                 "rank_in_product": (1, None),
                 **{name: (0.0, 1.0) for name in COMPLIANCE_MEASURE_COLUMNS},
+            },
+        ),
+        "videos": suite_from_schema(
+            VIDEO_INDEX_SCHEMA,
+            "video_index",
+            unique=("video_id", "row_key"),
+            value_sets={"split": SPLIT_VALUES, "container": CONTAINER_VALUES},
+            bounds={
+                "offset": (0, None),
+                "size": (1, None),
+                "width": (1, None),
+                "height": (1, None),
+                "frames": (1, None),
+                "fps": (0.0, None),
+                "duration_s": (0.0, None),
             },
         ),
         "rejects": suite_from_schema(
@@ -148,7 +172,7 @@ def validate_or_raise(
 ) -> Validation:
     """Validate each DataFrame with its suite, then the outcome rule; returns the evidence, or raises
     `GateError` listing every failure (its `validation` the same evidence)."""
-    missing = sorted(set(suites) - set(df_by_name))
+    missing = sorted(set(suites) - set(df_by_name) - OPTIONAL_OUTCOME_TABLES)
     if missing:
         raise ValueError(f"no DataFrame given for suite(s) {', '.join(missing)}")
     return record_gate(lambda: _validate(df_by_name, suites, counts), counts, ("accounting", "outcomes"))
@@ -194,7 +218,7 @@ def _validate(df_by_name: Mapping[str, Any], suites: Mapping[str, Any], counts: 
     import pandas as pd
 
     failures: list[str] = []
-    for name in sorted(suites):
+    for name in sorted(set(suites) & set(df_by_name)):
         failures += suite_failures(name, df_by_name[name], suites[name])
     tables, count_frame = _accounting_frames(df_by_name, counts, pd)
     failures += suite_failures("accounting", count_frame, _count_suite())
@@ -204,12 +228,17 @@ def _validate(df_by_name: Mapping[str, Any], suites: Mapping[str, Any], counts: 
 
 
 def _accounting_frames(df_by_name: Mapping[str, Any], counts: Mapping[str, int], pd) -> tuple[Any, Any]:
-    row = {key: int(counts.get(key, -1)) for key in ("inputs", *OUTCOME_COUNTS.values())}
+    optional = {OUTCOME_COUNTS[t] for t in OPTIONAL_OUTCOME_TABLES}
+    row = {
+        key: int(counts.get(key, 0 if key in optional else -1))
+        for key in ("inputs", *OUTCOME_COUNTS.values())
+    }
     row["negated_inputs"] = -row["inputs"]
     keys, outcomes = [], []
     for table, count_name in OUTCOME_COUNTS.items():
         frame = df_by_name.get(table)
-        row[f"{table}_rows"] = -1 if frame is None else len(frame)
+        absent = 0 if table in OPTIONAL_OUTCOME_TABLES else -1
+        row[f"{table}_rows"] = absent if frame is None else len(frame)
         if frame is not None and "row_key" in frame.columns:
             keys += list(frame["row_key"])
             outcomes += [count_name] * len(frame)
@@ -226,7 +255,7 @@ def _count_suite():
         gxe.ExpectMulticolumnSumToEqual(
             column_list=[*OUTCOME_COUNTS.values(), "negated_inputs"],
             sum_total=0,
-            meta={"rule": "inputs == accepted + duplicates + rejected"},
+            meta={"rule": "inputs == accepted + accepted_videos + duplicates + rejected"},
         )
     )
     for table, count_name in OUTCOME_COUNTS.items():

@@ -32,7 +32,7 @@ class Reason(StrEnum):
     TOO_LARGE = "too_large"  # body over the size limit
     REDIRECT_LOOP = "redirect_loop"
     TOO_MANY_REDIRECTS = "too_many_redirects"
-    NOT_AN_IMAGE = "not_an_image"  # magic bytes say it is not a supported image
+    NOT_AN_IMAGE = "not_an_image"  # magic bytes say it is neither a supported image nor a video
     SOURCE_NOT_FOUND = "source_not_found"  # file:// or s3:// object missing
     # cleaning
     DECODE_ERROR = "decode_error"

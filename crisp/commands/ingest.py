@@ -138,7 +138,8 @@ def format_summary(summary, where: str, workers: int) -> str:
     lines = [
         f"{where}: {state}, attempt {summary.manifest.attempt_id}",
         f"  inputs       {summary.inputs}",
-        f"  accepted     {summary.accepted}",
+        f"  accepted     {summary.accepted}"
+        + (f" (+ {summary.accepted_videos} videos)" if summary.accepted_videos else ""),
         f"  duplicates   {summary.duplicates} "
         f"(exact {summary.duplicates_exact}, near {summary.duplicates_near})",
         f"  rejected     {summary.rejected_total}",

@@ -36,7 +36,10 @@ class CrawlConfig(BaseModel):
       timeout, 5xx or connection error before the host's circuit breaker opens and its remaining URLs
       are rejected as host_unavailable without a request; an answer resets the count; 0 = off
       (default 5).
-    - max_body_bytes: larger bodies are rejected as too_large (default 50 MiB).
+    - max_body_bytes: larger bodies are rejected as too_large (default 50 MiB; product clips and spins
+      are well under it, raise it for long 1080p videos).
+    - accept_videos: a body whose magic bytes are a video container (MP4, MOV, WebM, MKV, AVI) is
+      fetched like an image and probed by the cleaner (default True); False rejects it as not_an_image.
     - max_redirects: redirect hops followed, each re-checked by the address guard and robots.txt.
     - user_agent: sent on every request and matched against robots.txt groups (its product token).
     - respect_robots / respect_x_robots_tag: honour robots.txt and `X-Robots-Tag: noai|noimageai`.
@@ -60,6 +63,7 @@ class CrawlConfig(BaseModel):
     breaker_failures: int = Field(default=5, ge=0)
     max_body_bytes: int = Field(default=50 * 2**20, ge=1)
     max_redirects: int = Field(default=5, ge=0)
+    accept_videos: bool = True
     user_agent: str = DEFAULT_USER_AGENT
     respect_robots: bool = True
     respect_x_robots_tag: bool = True

@@ -36,7 +36,7 @@ from pipeline.crawl.config import CrawlConfig
 from pipeline.crawl.rate_limit import HostLimiter, backoff_delay, parse_retry_after
 from pipeline.crawl.records import FetchRequest, FetchResult
 from pipeline.crawl.robots import ROBOTS_MAX_BYTES, RobotsCache, RobotsFile, RobotsLoader, x_robots_forbids_ai
-from pipeline.crawl.sniff import SNIFF_BYTES, sniff_image_format
+from pipeline.crawl.sniff import SNIFF_BYTES, sniff_image_format, sniff_video_format
 from pipeline.crawl.source_url import HTTP_SCHEMES, parse_source_url
 from pipeline.crawl.storage_source import STORAGE_SCHEMES, read_storage_object
 from schemas.reasons import Reason
@@ -56,7 +56,7 @@ class Outcome:
     status: int | None = None
     final_url: str = ""
     content: bytes | None = None
-    image_format: str | None = None
+    media_format: str | None = None
     retryable: bool = False
     retry_after_s: float | None = None
     location: URL | None = None
@@ -140,7 +140,7 @@ async def fetch_one(request: FetchRequest, context: FetchContext) -> FetchResult
         final_url=outcome.final_url or request.url,
         ok=outcome.reason is None,
         content=outcome.content if outcome.reason is None else None,
-        image_format=outcome.image_format if outcome.reason is None else None,
+        media_format=outcome.media_format if outcome.reason is None else None,
         reason=None if outcome.reason is None else outcome.reason.value,
         detail=outcome.detail,
         http_status=outcome.status,
@@ -181,7 +181,7 @@ async def _read_storage(url: str, context: FetchContext) -> Outcome:
     )
     if reason is not None:
         return Outcome(reason, detail, final_url=url, retryable=reason == Reason.CONNECTION_ERROR)
-    return _sniffed(data, url, None, "")
+    return _sniffed(data, url, None, "", context.config.accept_videos)
 
 
 Hop = Callable[[FetchContext, aiohttp.ClientResponse], Awaitable[Outcome]]
@@ -289,22 +289,27 @@ async def _read_image(context: FetchContext, response: aiohttp.ClientResponse) -
         if size > config.max_body_bytes:
             return Outcome(Reason.TOO_LARGE, f"body passed max_body_bytes {config.max_body_bytes}", status)
         chunks.append(chunk)
-        if len(chunks) == 1 and size >= SNIFF_BYTES and sniff_image_format(chunk) is None:
-            complete = False  # not an image: no need to download the rest
+        if len(chunks) == 1 and size >= SNIFF_BYTES and _media_format(chunk, config.accept_videos) is None:
+            complete = False  # not an image (or video): no need to download the rest
             break
     body = b"".join(chunks)
     identity = response.headers.get("Content-Encoding", "identity").lower() == "identity"
     if complete and identity and declared is not None and size != declared:
         return Outcome(Reason.TRUNCATED, f"got {size} of {declared} bytes", status, retryable=True)
-    return _sniffed(body, str(response.url), status, response.content_type)
+    return _sniffed(body, str(response.url), status, response.content_type, config.accept_videos)
 
 
-def _sniffed(body: bytes, url: str, status: int | None, content_type: str) -> Outcome:
-    image_format = sniff_image_format(body)
-    if image_format is None:
+def _media_format(head: bytes, accept_videos: bool) -> str | None:
+    found = sniff_image_format(head)
+    return found if found is not None or not accept_videos else sniff_video_format(head)
+
+
+def _sniffed(body: bytes, url: str, status: int | None, content_type: str, accept_videos: bool) -> Outcome:
+    media_format = _media_format(body, accept_videos)
+    if media_format is None:
         advertised = f" (Content-Type {content_type})" if content_type else ""
         return Outcome(Reason.NOT_AN_IMAGE, f"body starts with {body[:16]!r}{advertised}", status, url)
-    return Outcome(None, "ok", status, url, content=body, image_format=image_format)
+    return Outcome(None, "ok", status, url, content=body, media_format=media_format)
 
 
 def _memo(load: RobotsLoader, files: MutableMapping[str, RobotsFile]) -> RobotsLoader:

@@ -23,7 +23,7 @@ class FetchRequest:
 class FetchResult:
     """The outcome of fetching one `FetchRequest`.
 
-    `ok` results carry `content` and `image_format`; failed ones carry `reason` (a `Reason` value) and
+    `ok` results carry `content` and `media_format` (the sniffed image format, or a video's container); failed ones carry `reason` (a `Reason` value) and
     a human `detail` such as "HTTP 404 Not Found". `final_url` is the URL after redirects, `attempts`
     counts tries including retries, and `elapsed_s` includes back-off waits.
     """
@@ -33,7 +33,7 @@ class FetchResult:
     final_url: str
     ok: bool
     content: bytes | None
-    image_format: str | None
+    media_format: str | None
     reason: str | None
     detail: str
     http_status: int | None

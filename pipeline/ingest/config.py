@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pipeline.clean.config import CleanConfig
 from pipeline.crawl.config import CrawlConfig
 from pipeline.ingest.split import SplitConfig
+from pipeline.video.config import VideoConfig
 
 
 class FeedLimits(BaseModel):
@@ -39,6 +40,8 @@ class IngestConfig(BaseModel):
 
     - crawl: fetching limits, retries, politeness and the address allow-list (`CrawlConfig`).
     - clean: decode limits, dedup radius and quality-flag thresholds (`CleanConfig`).
+    - video: the caps and dedup knobs for video bodies (`pipeline.video.config.VideoConfig`); whether the
+      crawler takes videos at all is `crawl.accept_videos`.
     - feed: caps on the feed's decompressed size, rows, row and field length (`FeedLimits`).
     - split: train / val / test fractions by product (`SplitConfig`, default 0.9 / 0.05 / 0.05).
     - shard_target_bytes: a tar shard is closed once it reaches this size (default 256 MiB).
@@ -64,6 +67,7 @@ class IngestConfig(BaseModel):
 
     crawl: CrawlConfig = Field(default_factory=CrawlConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
+    video: VideoConfig = Field(default_factory=VideoConfig)
     feed: FeedLimits = Field(default_factory=FeedLimits)
     split: SplitConfig = Field(default_factory=SplitConfig)
     shard_target_bytes: int = Field(default=256 * 2**20, ge=1)

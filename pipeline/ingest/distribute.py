@@ -27,6 +27,7 @@ from pipeline.crawl import CrawlConfig, FetchRequest
 from pipeline.ingest.process import Processed, Spool, crawl_and_clean
 from pipeline.ingest.scoring import QualityModel
 from pipeline.ingest.shares import plan_shares
+from pipeline.video.config import VideoConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ def fetch_and_process(
     progress: Callable[[int, int], None] | None = None,
     reuse_identical_bodies: bool = True,
     quality: QualityModel | None = None,
+    video: VideoConfig | None = None,
 ) -> list[Processed]:
     """Fetch and clean every request on the cluster (see the module docstring); results in input order."""
     from distributed import as_completed
@@ -70,6 +72,7 @@ def fetch_and_process(
             reuse_identical_bodies,
             run,
             model,
+            video,
             key=f"ingest-batch-{run}-{share}-{batch}",
             pure=False,
         )
@@ -108,11 +111,13 @@ def fetch_and_process(
 
 
 def _spooled(processed: Processed, spool: Spool, slots: dict[int, Any]) -> Processed:
-    """`processed` with its image bytes appended to the spool; copies of one body in a batch arrive as
-    one unpickled object (`slots`: id -> spooled image, for the batch being read) and share one slot."""
-    image = processed.image
-    if image is None or image.stored_bytes is None:
+    """`processed` with its image's or video's bytes appended to the spool; copies of one body in a batch
+    arrive as one unpickled object (`slots`: id -> spooled item, for the batch being read) and share one
+    slot."""
+    field = "image" if processed.image is not None else "video"
+    item = getattr(processed, field)
+    if item is None or item.stored_bytes is None:
         return processed
-    if id(image) not in slots:
-        slots[id(image)] = replace(image, stored_bytes=None, spool_at=spool.append(image.stored_bytes))
-    return replace(processed, image=slots[id(image)])
+    if id(item) not in slots:
+        slots[id(item)] = replace(item, stored_bytes=None, spool_at=spool.append(item.stored_bytes))
+    return replace(processed, **{field: slots[id(item)]})

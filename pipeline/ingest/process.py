@@ -1,9 +1,11 @@
 """Process: fetch one batch of images and clean them, the per-task work of a distributed ingest.
 
-In: `FetchRequest`s (one per distinct URL), a `CrawlConfig`, a `CleanConfig` and the run's learned quality
-model (`scoring.QualityModel`, or None: not scored). Out: from `crawl_and_clean`, one `Processed` per request,
-in input order: the `FetchResult` (its bytes dropped) and either a `ProcessedImage` holding the bytes to
-store, its learned score and compliance measures, or the `Rejection` from cleaning. `Spool` is the driver's
+In: `FetchRequest`s (one per distinct URL), a `CrawlConfig`, a `CleanConfig`, the run's learned quality
+model (`scoring.QualityModel`, or None: not scored) and a `VideoConfig`. Out: from `crawl_and_clean`, one
+`Processed` per request, in input order: the `FetchResult` (its bytes dropped) and either a
+`ProcessedImage` holding the bytes to store, its learned score and compliance measures, a `ProcessedVideo`
+(a body whose magic bytes are a video container: its `pipeline.video.probe_video` result and the bytes as
+fetched), or the `Rejection` from cleaning. `Spool` is the driver's
 append-only local file where those bytes wait until the writer shards them in image_id order.
 
 `process_image` is the pure per-image step (normalize -> the learned score, when there is a model -> image id,
@@ -45,7 +47,10 @@ from pipeline.clean import (
 )
 from pipeline.crawl import CrawlConfig, FetchRequest, FetchResult, fetch_one, open_fetch_context
 from pipeline.crawl.robots import RobotsFile
+from pipeline.crawl.sniff import sniff_video_format
 from pipeline.ingest.scoring import QualityModel
+from pipeline.video.config import VideoConfig
+from pipeline.video.probe import VideoProbe, probe_video
 from schemas.reasons import Reason
 
 
@@ -73,12 +78,27 @@ class ProcessedImage:
 
 
 @dataclass(frozen=True)
+class ProcessedVideo:
+    """One probed video; stored as fetched (`stored_bytes`, None once in the spool at `spool_at`)."""
+
+    probe: VideoProbe
+    stored_bytes: bytes | None = None
+    spool_at: tuple[int, int] | None = None
+
+    @property
+    def bytes_sha256(self) -> str:
+        return self.probe.bytes_sha256
+
+
+@dataclass(frozen=True)
 class Processed:
-    """What became of one request: the fetch result (content dropped) and the image or the rejection."""
+    """What became of one request: the fetch result (content dropped) and the image, the video or the
+    rejection."""
 
     fetch: FetchResult
     image: ProcessedImage | None = None
     rejection: Rejection | None = None
+    video: ProcessedVideo | None = None
 
 
 class Spool:
@@ -156,6 +176,17 @@ def process_image(
     )
 
 
+def process_body(
+    data: bytes, config: CleanConfig, quality: QualityModel | None, video: VideoConfig
+) -> ProcessedImage | ProcessedVideo | Rejection:
+    """A video container is probed (`probe_video`, its bytes kept as fetched); anything else is cleaned
+    as an image (`process_image`)."""
+    if sniff_video_format(data) is None:
+        return process_image(data, config, quality)
+    probe = probe_video(data, video)
+    return probe if isinstance(probe, Rejection) else ProcessedVideo(probe)
+
+
 def crawl_and_clean(
     requests: Sequence[FetchRequest],
     crawl: CrawlConfig,
@@ -163,6 +194,7 @@ def crawl_and_clean(
     reuse_identical_bodies: bool = True,
     run: str | None = None,
     quality: QualityModel | None = None,
+    video: VideoConfig | None = None,
 ) -> list[Processed]:
     """Fetch and clean one batch (a Dask task); one `Processed` per request, in input order, each image
     carrying its stored bytes (`stored_bytes`, the original body when no pixel changed), and its learned
@@ -179,7 +211,16 @@ def crawl_and_clean(
     robots = _robots_files(run) if run is not None else None
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="crisp-clean") as cleaner:
         return asyncio.run(
-            _crawl_and_clean(requests, crawl, clean, cleaner, reuse_identical_bodies, robots, quality)
+            _crawl_and_clean(
+                requests,
+                crawl,
+                clean,
+                cleaner,
+                reuse_identical_bodies,
+                robots,
+                quality,
+                video or VideoConfig(),
+            )
         )
 
 
@@ -191,18 +232,19 @@ async def _crawl_and_clean(
     reuse_identical_bodies: bool,
     robots: dict[str, RobotsFile] | None,
     quality: QualityModel | None,
+    video: VideoConfig,
 ) -> list[Processed]:
     loop = asyncio.get_running_loop()
     pending = iter(enumerate(requests))
     results: list[Processed | None] = [None] * len(requests)
     # sha256 of a fetched body -> the task cleaning it: later copies await it instead of cleaning again
-    cleaning: dict[bytes, asyncio.Future[ProcessedImage | Rejection]] = {}
+    cleaning: dict[bytes, asyncio.Future[ProcessedImage | ProcessedVideo | Rejection]] = {}
 
-    async def clean_once(content: bytes, url: str) -> ProcessedImage | Rejection:
+    async def clean_once(content: bytes, url: str) -> ProcessedImage | ProcessedVideo | Rejection:
         # Bad bytes come back as a Rejection from `normalize`; anything raised here is a bug in the
         # cleaner (metrics, hashing), and fails the task and the run.
         try:
-            outcome = await loop.run_in_executor(cleaner, process_image, content, clean, quality)
+            outcome = await loop.run_in_executor(cleaner, process_body, content, clean, quality, video)
         except Exception as exc:
             exc.add_note(f"raised while cleaning the body fetched from {url}")
             raise
@@ -224,6 +266,8 @@ async def _crawl_and_clean(
             outcome = await clean_once(content, fetched.url)
         if isinstance(outcome, Rejection):
             return Processed(fetched, rejection=outcome)
+        if isinstance(outcome, ProcessedVideo):
+            return Processed(fetched, video=outcome)
         return Processed(fetched, image=outcome)
 
     async def worker(context) -> None:

@@ -1,10 +1,11 @@
 """Read a committed `images/<date>` partition: its manifest, index and ledgers, and single images.
 
-In: a `Storage` and a partition name (YYYY-MM-DD). Out: `CommittedPartition` (manifest + the index,
+In: a `Storage` and a partition name (YYYY-MM-DD). Out: `CommittedPartition` (manifest + the index, the
+video index (`videos.parquet`; an empty table for a partition written before videos were ingested),
 rejects and duplicates as Arrow tables, read only through files the manifest lists, each checked against
 the sha256 the manifest records: `pipeline.commit.ChecksumMismatch` names a corrupted one), and
-`read_image`, which returns one image's stored bytes with a single range read of its shard (the index
-row's shard, offset and size; a range of a shard cannot be checked against the whole file's sha256).
+`read_image`, which returns one image's (or video's) stored bytes with a single range read of its shard
+(the index row's shard, offset and size; a range of a shard cannot be checked against the whole file's sha256).
 Readers never list attempt folders: a partition without a manifest does not exist.
 `read_index_hashes` returns only what dedup needs (image_id, phash, color_signature); an index written
 with schema v1 has no colour signatures, so that column comes back all null ("colour unknown").
@@ -25,9 +26,11 @@ from pipeline.shards import read_member
 from pipeline.storage import Storage
 from schemas.image_index import COLOR_SIGNATURE_TYPE
 from schemas.manifest import Manifest
+from schemas.video_index import VIDEO_INDEX_SCHEMA
 
 DATASET = "images"
 INDEX = "index.parquet"
+VIDEOS = "videos.parquet"
 REJECTS = "rejects.parquet"
 DUPLICATES = "duplicates.parquet"
 STATS = "stats.json"
@@ -40,6 +43,7 @@ class CommittedPartition:
     index: pa.Table
     rejects: pa.Table
     duplicates: pa.Table
+    videos: pa.Table
 
 
 def file_path(manifest: Manifest, name: str) -> str:
@@ -84,7 +88,15 @@ def _read(storage: Storage, manifest: Manifest) -> CommittedPartition:
         index=read_table(storage, manifest, INDEX),
         rejects=read_table(storage, manifest, REJECTS),
         duplicates=read_table(storage, manifest, DUPLICATES),
+        videos=read_videos(storage, manifest),
     )
+
+
+def read_videos(storage: Storage, manifest: Manifest) -> pa.Table:
+    """The partition's video index; empty when the partition has none (written before videos were)."""
+    if not any(f.name == VIDEOS for f in manifest.files):
+        return VIDEO_INDEX_SCHEMA.empty_table()
+    return read_table(storage, manifest, VIDEOS)
 
 
 def read_image(storage: Storage, manifest: Manifest, row: Mapping[str, Any]) -> bytes:

@@ -1,14 +1,15 @@
 """Run one ingest: a catalog feed and a date in, a committed `images/<date>` partition and a summary out.
 
 In: a feed URI, the partition date (YYYY-MM-DD), a `Storage` root, an `IngestConfig` and the settings'
-MLflow tracking URI (for `ingest.quality_model`). Out: an `IngestSummary` (accepted, exact / near
-duplicates, rejected by reason, inputs, seconds, images/s, the quality model that scored, the manifest).
+MLflow tracking URI (for `ingest.quality_model`). Out: an `IngestSummary` (accepted images and videos, exact /
+near duplicates, rejected by reason, inputs, seconds, images/s, the quality model that scored, the manifest).
 Steps: resolve the learned quality model once (`scoring`; a bad one stops the run here) -> read the feed ->
 fetch each distinct URL and clean (and score) it on Dask (`distribute`) -> dedup within
 the partition and against every committed partition of an EARLIER date (so a backfill or a rerun of an
 old date never demotes images that later days already point to), through the persistent dedup index ->
 split by product -> rank each product's scored images -> write, gate, commit -> add the committed images
-to the dedup index. The manifest's `extra.run.quality_model` names the model that scored (null: none).
+to the dedup index. A body that is a video container is probed instead of cleaned (`process`), deduplicated
+against earlier videos (`videos`) and stored in the same shards, with its row in `videos.parquet`. The manifest's `extra.run.quality_model` names the model that scored (null: none).
 
 Every input row ends in exactly one of accepted / duplicate / rejected; `check_outcomes` enforces it
 before anything is written, and the GX gate checks it again. With `retry_failed=True` the committed
@@ -38,6 +39,7 @@ from pipeline.ingest.outcomes import OutcomeError, check_outcomes, decide_outcom
 from pipeline.ingest.process import Spool
 from pipeline.ingest.read import CommittedPartition, read_image, read_partition_or_none
 from pipeline.ingest.scoring import rank_in_product, resolve_quality_model
+from pipeline.ingest.videos import decide_video_outcomes, load_prior_videos
 from pipeline.ingest.write import write_partition
 from pipeline.progress import Progress
 from pipeline.scratch import collect_stale_scratch
@@ -65,7 +67,7 @@ PROGRESS_EVERY_S = 30.0  # cadence of the "ingest <date>: done/total" line
 class IngestSummary:
     partition: str
     inputs: int
-    accepted: int
+    accepted: int  # images
     duplicates_exact: int
     duplicates_near: int
     rejected: dict[str, int]  # reason -> rows
@@ -77,6 +79,7 @@ class IngestSummary:
     retried: bool = False
     workers: int = 0  # Dask workers the fetching and cleaning ran on
     quality_model: str | None = None  # the learned quality model that scored, e.g. models:/crisp-quality/3
+    accepted_videos: int = 0
 
     @property
     def duplicates(self) -> int:
@@ -92,6 +95,7 @@ class IngestSummary:
             "partition": self.partition,
             "inputs": self.inputs,
             "accepted": self.accepted,
+            "accepted_videos": self.accepted_videos,
             "duplicates": {"exact": self.duplicates_exact, "near": self.duplicates_near},
             "rejected": dict(self.rejected),
             "fetched": self.fetched,
@@ -158,14 +162,14 @@ def ingest_partition(
             )
         inputs = [
             r
-            for t in (committed.index, committed.duplicates, committed.rejects)
+            for t in (committed.index, committed.videos, committed.duplicates, committed.rejects)
             for r in t["row_key"].to_pylist()
         ]
         kept = _kept_outcomes(committed)
         rows, new_rejects = _rows_to_retry(feed, committed), []
     else:
         inputs = [r.row_key for r in (*feed.rows, *feed.rejects)]
-        kept = ([], [], [])
+        kept = ([], [], [], [])
         rows = feed.rows
         new_rejects = [
             reject_record(r.row_key, r.product_id, r.url, "feed", r.reason, r.detail, partition, now)
@@ -206,29 +210,48 @@ def ingest_partition(
                 config.batch_urls,
                 reporter.update,
                 quality=quality,
+                video=config.video,
             )
         _log_fetch_trouble(partition, processed)
         by_url = {p.fetch.key: p for p in processed}
         phashes = [p.image.phash for p in processed if p.image is not None]
         own_index = committed.index if retry_failed and committed else None
         prior, prior_partition = load_prior(storage, partition, own_index, phashes, config.clean.phash_radius)
+        video_rows = [row for row in rows if by_url[row.image_url].video is not None]
         accepted, duplicates, rejects = decide_outcomes(
-            rows, by_url, prior, prior_partition, partition, config, now
-        )
-        accepted, duplicates, rejects = (
+            [row for row in rows if by_url[row.image_url].video is None],
+            by_url, prior, prior_partition, partition, config, now,
+        )  # fmt: skip
+        videos, video_duplicates = [], []
+        if video_rows:
+            own_videos = committed.videos if retry_failed and committed else None
+            prior_videos = load_prior_videos(storage, partition, own_videos)
+            videos, video_duplicates = decide_video_outcomes(
+                video_rows, by_url, prior_videos, partition, config, now
+            )
+        accepted, videos, duplicates, rejects = (
             rank_in_product(kept[0] + accepted),  # over every accepted image of the partition
-            kept[1] + duplicates,
+            kept[3] + videos,
+            kept[1] + duplicates + video_duplicates,
             kept[2] + new_rejects + rejects,
         )
-        check_outcomes(inputs, *([r["row_key"] for r in group] for group in (accepted, duplicates, rejects)))
+        outcomes = (accepted, videos, duplicates, rejects)
+        check_outcomes(inputs, *([r["row_key"] for r in group] for group in outcomes))
         counts = {
             "inputs": len(inputs),
             "accepted": len(accepted),
             "duplicates": len(duplicates),
             "rejected": len(rejects),
         }
+        if videos:  # absent = 0, so a partition without videos keeps the counts it always had
+            counts["accepted_videos"] = len(videos)
         # by content hash: one picture (one image_id) may come as a JPEG and as a PNG under two URLs
-        spooled = {p.image.bytes_sha256: p.image.spool_at for p in processed if p.image is not None}
+        spooled = {
+            item.bytes_sha256: item.spool_at
+            for p in processed
+            for item in (p.image, p.video)
+            if item is not None
+        }
 
         def image_bytes(record: Mapping[str, Any]) -> bytes:
             at = spooled.get(record["bytes_sha256"])
@@ -260,6 +283,7 @@ def ingest_partition(
             extra={"run": run_info},
             workdir=config.workdir,
             based_on=committed,
+            videos=videos,
         )
     dedup_index.record(storage, manifest)
     seconds = time.perf_counter() - started
@@ -279,6 +303,7 @@ def ingest_partition(
         retried=retry_failed,
         workers=workers,
         quality_model=quality.source if quality is not None else None,
+        accepted_videos=len(videos),
     )
     _log_summary(summary)
     return summary
@@ -337,18 +362,24 @@ def _log_summary(summary: IngestSummary) -> None:
     state = "unchanged" if summary.unchanged else "committed"
     reasons = f" {summary.rejected}" if summary.rejected else ""
     log.info(
-        "ingest images/%s: %s attempt %s: %d input(s), %d accepted, %d duplicate(s) (exact %d, near %d), "
-        "%d rejected%s; %d URL(s) fetched, %.1f s in all (%.1f URLs/s)",
-        summary.partition, state, summary.manifest.attempt_id, summary.inputs, summary.accepted,
+        "ingest images/%s: %s attempt %s: %d input(s), %d accepted, %d video(s), %d duplicate(s) (exact %d, "
+        "near %d), %d rejected%s; %d URL(s) fetched, %.1f s in all (%.1f URLs/s)",
+        summary.partition, state, summary.manifest.attempt_id, summary.inputs, summary.accepted, summary.accepted_videos,
         summary.duplicates, summary.duplicates_exact, summary.duplicates_near, summary.rejected_total,
         reasons, summary.fetched, summary.seconds, summary.images_per_s,
     )  # fmt: skip
 
 
-def _kept_outcomes(committed: CommittedPartition) -> tuple[list[dict], list[dict], list[dict]]:
-    """The committed outcomes a retry keeps: accepted, duplicates, and the non-retryable rejects."""
+def _kept_outcomes(committed: CommittedPartition) -> tuple[list[dict], list[dict], list[dict], list[dict]]:
+    """The committed outcomes a retry keeps: accepted images, duplicates, the non-retryable rejects and
+    accepted videos."""
     rejects = [r for r in committed.rejects.to_pylist() if not is_retryable(r["reason"])]
-    return committed.index.to_pylist(), committed.duplicates.to_pylist(), rejects
+    return (
+        committed.index.to_pylist(),
+        committed.duplicates.to_pylist(),
+        rejects,
+        committed.videos.to_pylist(),
+    )
 
 
 def _rows_to_retry(feed: Feed, committed: CommittedPartition) -> list[FeedRow]:

@@ -1,12 +1,15 @@
 """Write: turn a partition's outcomes into shards, index, ledgers and stats, gate them, and commit.
 
 In: index records of the accepted images (every `IMAGE_INDEX_SCHEMA` column except shard / offset /
-size), a function returning each image's stored bytes, reject and duplicate records, the counts, and a
-`Storage`. Out: the committed `Manifest` of `images/<partition>`.
+size) and of the accepted videos (`VIDEO_INDEX_SCHEMA`, likewise), a function returning each one's stored
+bytes, reject and duplicate records, the counts, and a `Storage`. Out: the committed `Manifest` of
+`images/<partition>`.
 
 Files of the attempt: `shards/NNNNNN.tar` (members "<image_id>.<jpg|png>" with the stored bytes and
-"<image_id>.json" with the image's metadata), `index.parquet`, `rejects.parquet`, `duplicates.parquet`
-and `stats.json`, plus the gate's evidence `validation.json` (`schemas.validation`). A Great Expectations
+"<image_id>.json" with the image's metadata, then "<video_id>.<container>" and "<video_id>.json" per
+video), `index.parquet`, `videos.parquet` (only when the partition has videos, so a partition without
+any is written exactly as before videos were ingested), `rejects.parquet`, `duplicates.parquet` and
+`stats.json`, plus the gate's evidence `validation.json` (`schemas.validation`). A Great Expectations
 gate built from the declared schemas must pass before the manifest is written; a failure moves the
 attempt to `images/<partition>/quarantine/<attempt_id>/` with its evidence and raises `GateError` saying
 why and where.
@@ -36,6 +39,7 @@ from pipeline.ingest.read import (
     INDEX,
     REJECTS,
     STATS,
+    VIDEOS,
     CommittedPartition,
     read_partition_or_none,
 )
@@ -47,12 +51,18 @@ from schemas.manifest import Manifest
 from schemas.rejects import REJECT_SCHEMA
 from schemas.validate import records_to_table, schema_version
 from schemas.validation import Validation
+from schemas.video_index import VIDEO_INDEX_SCHEMA
 
 TIME_COLUMNS = ("fetched_at", "ingested_at", "recorded_at")
 LOCATION_COLUMNS = ("shard", "offset", "size")
 _METADATA_KEYS = ("image_id", "product_id", "url", "split", "width", "height", "format", "phash", "partition")
+_VIDEO_METADATA_KEYS = (
+    "video_id", "product_id", "url", "split", "container", "codec", "width", "height", "fps", "duration_s",
+    "frames", "audio_codec", "partition",
+)  # fmt: skip
 _TABLES = (
     ("index", INDEX, IMAGE_INDEX_SCHEMA),
+    ("videos", VIDEOS, VIDEO_INDEX_SCHEMA),
     ("rejects", REJECTS, REJECT_SCHEMA),
     ("duplicates", DUPLICATES, DUPLICATE_SCHEMA),
 )
@@ -78,6 +88,7 @@ def write_partition(
     suites: Mapping[str, Any] | None = None,
     workdir: str | None = None,
     based_on: CommittedPartition | None | object = UNCHECKED,
+    videos: Sequence[Mapping[str, Any]] = (),
 ) -> Manifest:
     """Write and commit the partition (see the module docstring); returns the committed manifest.
 
@@ -86,14 +97,18 @@ def write_partition(
     previous = read_partition_or_none(storage, partition) if based_on is UNCHECKED else based_on
     writer = PartitionWriter(storage, DATASET, partition, run_id)
     try:
-        index_rows = _shard_images(writer, images, image_bytes, shard_target_bytes, workdir)
+        index_rows, video_rows = _shard_members(
+            writer, images, videos, image_bytes, shard_target_bytes, workdir
+        )
         ledgers = {
             "index": index_rows,
+            "videos": video_rows,
             "rejects": sorted(rejects, key=lambda r: row_order(r["row_key"])),
             "duplicates": sorted(duplicates, key=lambda r: row_order(r["row_key"])),
         }
+        written = [t for t in _TABLES if t[0] != "videos" or video_rows]
         tables = {}
-        for name, file_name, schema in _TABLES:
+        for name, file_name, schema in written:
             rows = ledgers[name]
             if previous is not None:
                 rows = _keep_committed_times(rows, getattr(previous, name))
@@ -110,7 +125,7 @@ def write_partition(
             return validate_or_raise(frames, suites if suites is not None else ingest_suites(), counts)
 
         versions = {
-            schema.metadata[b"crisp.schema"].decode(): schema_version(schema) for _, _, schema in _TABLES
+            schema.metadata[b"crisp.schema"].decode(): schema_version(schema) for _, _, schema in written
         }
         return writer.commit(
             counts=dict(counts),
@@ -125,34 +140,41 @@ def write_partition(
         raise
 
 
-def _shard_images(
+def _shard_members(
     writer: PartitionWriter,
     images: Sequence[Mapping[str, Any]],
-    image_bytes: Callable[[Mapping[str, Any]], bytes],
+    videos: Sequence[Mapping[str, Any]],
+    stored_bytes: Callable[[Mapping[str, Any]], bytes],
     target_bytes: int,
     workdir: str | None,
-) -> list[dict[str, Any]]:
-    rows = []
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Images in image_id order, then videos in video_id order, into shards; their rows with locations."""
+    kinds = (
+        (images, "image_id", lambda r: member_extension(r["format"]), _METADATA_KEYS),
+        (videos, "video_id", lambda r: r["container"], _VIDEO_METADATA_KEYS),
+    )
+    located: list[list[dict[str, Any]]] = []
     with ShardWriter(
         sink=lambda path, name: writer.upload(name, path, move=True),
         target_bytes=target_bytes,
         workdir=workdir,
     ) as shards:
-        for record in sorted(images, key=lambda r: r["image_id"]):
-            data = image_bytes(record)
-            if hashlib.sha256(data).hexdigest() != record["bytes_sha256"]:
-                raise RuntimeError(
-                    f"image {record['image_id']}: stored bytes changed since cleaning "
-                    "(spool or shard corrupt)"
-                )
-            ext = member_extension(record["format"])
-            metadata = {key: record[key] for key in _METADATA_KEYS}
-            location = shards.add(
-                record["image_id"], {ext: data, "json": json.dumps(metadata, sort_keys=True).encode()}
-            )
-            offset, size = location.members[ext]
-            rows.append({**record, "shard": location.shard, "offset": offset, "size": size})
-    return rows
+        for records, id_column, extension, metadata_keys in kinds:
+            rows = []
+            for record in sorted(records, key=lambda r: r[id_column]):
+                data = stored_bytes(record)
+                if hashlib.sha256(data).hexdigest() != record["bytes_sha256"]:
+                    raise RuntimeError(
+                        f"{id_column} {record[id_column]}: stored bytes changed since cleaning "
+                        "(spool or shard corrupt)"
+                    )
+                ext = extension(record)
+                metadata = json.dumps({key: record[key] for key in metadata_keys}, sort_keys=True).encode()
+                location = shards.add(record[id_column], {ext: data, "json": metadata})
+                offset, size = location.members[ext]
+                rows.append({**record, "shard": location.shard, "offset": offset, "size": size})
+            located.append(rows)
+    return located[0], located[1]
 
 
 def _comparable(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -183,6 +205,7 @@ def partition_stats(
 ) -> dict[str, Any]:
     """Deterministic run statistics (no timings): counts and breakdowns by reason, kind, split and flag."""
     index, rejects, duplicates = tables["index"], tables["rejects"], tables["duplicates"]
+    videos = tables.get("videos")
 
     def tally(table: pa.Table, column: str) -> dict[str, int]:
         return dict(sorted(Counter(table.column(column).to_pylist()).items()))
@@ -202,4 +225,16 @@ def partition_stats(
         "normalize_flags": tally_lists(index, "normalize_flags"),
         "stored_bytes": int(sum(index.column("size").to_pylist())),
         "shards": len(set(index.column("shard").to_pylist())),
+        # only with videos, so that a partition without any keeps the stats it had before videos were ingested
+        **(
+            {
+                "videos_by_container": tally(videos, "container"),
+                "video_stored_bytes": int(sum(videos.column("size").to_pylist())),
+                "shards": len(
+                    set(index.column("shard").to_pylist()) | set(videos.column("shard").to_pylist())
+                ),
+            }
+            if videos is not None
+            else {}
+        ),
     }

@@ -4,21 +4,7 @@ In: video bytes or files (MP4 / MOV / WebM / MKV / AVI, decoded by PyAV's bundle
 Out: `probe_video` -> `VideoProbe` (codec, size, fps, duration, frame count, audio, content id, sampled-frame
 perceptual hashes) or a `Rejection` with a reason code; `near_duplicate` over two probes; `transcode_frames`
 re-encodes a video frame by frame (bounded memory, fps and audio kept) as H.264 MP4.
+
+Import from the modules (`pipeline.video.config`, `.hashing`, `.probe`, `.stream`): the package itself
+imports nothing, so reading `VideoConfig` in the settings never loads FFmpeg.
 """
-
-from pipeline.video.config import VideoConfig
-from pipeline.video.hashing import VideoHasher, keyframe_distance, near_duplicate
-from pipeline.video.probe import VideoProbe, open_checked, probe_video
-from pipeline.video.stream import TranscodeResult, transcode_frames
-
-__all__ = [
-    "TranscodeResult",
-    "VideoConfig",
-    "VideoHasher",
-    "VideoProbe",
-    "keyframe_distance",
-    "near_duplicate",
-    "open_checked",
-    "probe_video",
-    "transcode_frames",
-]

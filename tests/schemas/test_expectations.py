@@ -72,7 +72,7 @@ def test_conforming_tables_pass_and_the_evidence_lists_every_expectation(suites)
         assert sorted(e.type for e in suite.expectations) == types
         assert all(e.success for e in suite.expectations)
     assert evidence.accounting.success and evidence.accounting.tables == ["accounting", "outcomes"]
-    assert "inputs == accepted + duplicates + rejected" in evidence.accounting.rule
+    assert "inputs == accepted + accepted_videos + duplicates + rejected" in evidence.accounting.rule
     (row_count,) = [e for _, e in evidence.expectations() if e.type == "expect_table_row_count_to_equal"]
     assert row_count.observed_value == 2 and row_count.kwargs == {"value": 2}
     import great_expectations as gx
@@ -94,7 +94,7 @@ def test_every_failure_is_listed(suites):
     assert "rejects: expect_column_values_to_be_unique(column='row_key')" in text
     assert (
         "accounting: expect_multicolumn_sum_to_equal" in text
-        and "inputs == accepted + duplicates + rejected" in text
+        and "inputs == accepted + accepted_videos + duplicates + rejected" in text
     )
     assert "outcomes: expect_table_row_count_to_equal(value=3) failed: observed 2" in text
     assert "outcomes: expect_column_values_to_be_unique(column='row_key')" in text

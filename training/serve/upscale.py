@@ -221,7 +221,7 @@ def upscale_video(
     """Every frame of the video file `source` upscaled as an image into the H.264 MP4 `target`, its
     timestamps and audio kept (`pipeline.video.transcode_frames`); `bar` (a tqdm bar) counts the tiles.
     ValueError for a file that is not a readable video; returns the `TranscodeResult`."""
-    from pipeline.video import transcode_frames
+    from pipeline.video.stream import transcode_frames
 
     def size_bar(width: int, height: int, frames: int) -> None:
         if bar is not None:

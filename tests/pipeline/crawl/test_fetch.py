@@ -17,7 +17,7 @@ def test_real_product_jpeg_is_fetched_intact(server, config, fetch, photo_names,
     result = fetch(server.url(f"/{photo_names[0]}"), config)
     assert result.ok and result.reason is None
     assert result.content == photo_bytes
-    assert (result.image_format, result.http_status, result.attempts) == ("jpeg", 200, 1)
+    assert (result.media_format, result.http_status, result.attempts) == ("jpeg", 200, 1)
     assert result.fetched_at.tzinfo is not None and result.elapsed_s > 0
 
 
@@ -244,7 +244,7 @@ def test_connection_refused_is_a_retryable_connection_error(config, fetch):
 
 def test_file_uri_source_ok_and_missing(product_photos, config, fetch, photo_names, photo_bytes):
     present = fetch((product_photos / photo_names[0]).as_uri(), config)
-    assert present.ok and present.content == photo_bytes and present.image_format == "jpeg"
+    assert present.ok and present.content == photo_bytes and present.media_format == "jpeg"
     missing = fetch((product_photos / "no-such-photo.jpg").as_uri(), config)
     assert (missing.reason, missing.attempts) == (Reason.SOURCE_NOT_FOUND, 1)
 

@@ -20,7 +20,7 @@ def test_records_are_frozen_and_results_are_stamped_in_utc():
         final_url=request.url,
         ok=False,
         content=None,
-        image_format=None,
+        media_format=None,
         reason="http_client_error",
         detail="HTTP 404 Not Found",
         http_status=404,

@@ -55,6 +55,6 @@ def test_s3_source_ok_and_missing(s3_endpoint, photo_bytes, monkeypatch):
     config = CrawlConfig(storage_options=options)
     requests = [FetchRequest(name, f"s3://crawl-bucket/feed/{name}.jpg") for name in ("p1", "p2", "p3")]
     ok, not_image, missing = crawl_all(requests, config)
-    assert ok.ok and ok.content == photo_bytes and ok.image_format == "jpeg" and ok.http_status is None
+    assert ok.ok and ok.content == photo_bytes and ok.media_format == "jpeg" and ok.http_status is None
     assert not_image.reason == Reason.NOT_AN_IMAGE
     assert missing.reason == Reason.SOURCE_NOT_FOUND and missing.attempts == 1

@@ -397,7 +397,7 @@ def test_bad_input_matrix_in_one_feed(server, product_photos, local_storage, tmp
         "duplicates": part.duplicates.to_pandas(),
     }
     validate_or_raise(frames, ingest_suites(), part.manifest.counts)
-    with pytest.raises(GateError, match=r"inputs == accepted \+ duplicates \+ rejected"):
+    with pytest.raises(GateError, match=r"inputs == accepted \+ accepted_videos \+ duplicates \+ rejected"):
         validate_or_raise(frames, ingest_suites(), {**part.manifest.counts, "inputs": summary.inputs + 1})
 
 

@@ -158,7 +158,7 @@ def test_failing_gate_blocks_the_commit_quarantines_and_says_why(storage, outcom
     message = str(failure.value)
     assert "nothing was committed" in message
     assert "index: expect_column_values_to_be_unique(column='image_id')" in message
-    assert "inputs == accepted + duplicates + rejected" in message
+    assert "inputs == accepted + accepted_videos + duplicates + rejected" in message
     assert "outcomes: expect_column_values_to_be_unique(column='row_key')" in message
     assert read_manifest(storage, "images", DAY) == committed  # the old partition stays visible
     attempts = storage.list_dirs(f"images/{DAY}/attempts")

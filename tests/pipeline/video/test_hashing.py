@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from pipeline.reference_data import reference_clip
-from pipeline.video import VideoConfig, VideoHasher, keyframe_distance, near_duplicate, probe_video
+from pipeline.video.config import VideoConfig
+from pipeline.video.hashing import VideoHasher, keyframe_distance, near_duplicate
+from pipeline.video.probe import probe_video
 from tests.support.videos import moving_frames
 
 

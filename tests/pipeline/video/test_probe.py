@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.reference_data import reference_clip
-from pipeline.video import VideoConfig, open_checked, probe_video
+from pipeline.video.config import VideoConfig
+from pipeline.video.probe import open_checked, probe_video
 from schemas.reasons import Reason
 from tests.support.videos import moving_frames, remux, write_audio_only, write_empty_video, write_video
 

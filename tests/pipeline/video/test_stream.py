@@ -8,7 +8,8 @@ import av
 import numpy as np
 import pytest
 
-from pipeline.video import probe_video, transcode_frames
+from pipeline.video.probe import probe_video
+from pipeline.video.stream import transcode_frames
 from tests.support.videos import moving_frames, real_clip_excerpt, write_audio_only, write_video
 
 
