@@ -13,8 +13,9 @@ the workers returned, and skip reasons that are `Reason` codes. The quality grid
 has its own suite: the sample schema, known families and levels, targets in [0, 5], one complete grid per
 reference with a pristine member at 5 and targets that never rise with the level; so do the matte
 composites (`check_matte_samples`): the sample schema, known background kinds, the configured side,
-confidences and alpha means in [0, 1], `matte.variants` composites per photo. GX is imported only when a
-gate runs.
+confidences and alpha means in [0, 1], `matte.variants` composites per photo; and the synthetic clips
+(`check_clip_samples`): the clip schema, the configured frames / side / scale, at most `clips.variants`
+clips per photo. GX is imported only when a gate runs.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import pyarrow as pa
 
 from pipeline.degrade.labels import QUALITY_CLASSES
 from pipeline.sr_metrics import PSNR_CAP_DB
+from schemas.clip_samples import CLIP_SAMPLE_SCHEMA
+from schemas.clip_samples import MEMBERS as CLIP_MEMBERS
 from schemas.expectations import GateError, suite_failures, suite_from_schema
 from schemas.image_index import SPLIT_VALUES
 from schemas.matte_samples import MATTE_SAMPLE_SCHEMA, MEMBERS
@@ -211,3 +214,42 @@ def check_matte_samples(index: pa.Table, skips: pa.Table, partition: str, config
         )
     if failures:
         raise GateError([f"pairs/{COMPOSITES}/{partition} {f}" for f in failures])
+
+
+def check_clip_samples(index: pa.Table, skips: pa.Table, partition: str, config, rows: int) -> None:
+    """Run the clip-sample suites, plus at most `clips.variants` clips per photo: GateError lists every
+    failure."""
+    import great_expectations.expectations as gxe
+
+    from pipeline.video.clips import CLIPS, SCALE
+
+    clips = config.clips
+    suite = suite_from_schema(
+        CLIP_SAMPLE_SCHEMA,
+        "clip_samples",
+        unique=("sample_id",),
+        value_sets={
+            "recipe": [CLIPS],
+            "partition": [partition],
+            "source_partition": [partition],
+            "split": list(SPLIT_VALUES),
+            "frames": [clips.frames],
+            "side": [clips.side],
+            "scale": [SCALE],
+        },  # fmt: skip
+        bounds={
+            "variant": (0, clips.variants - 1),
+            "motion_lr": (0, None),
+            **{f"{m}_offset": (_TAR_HEADER, None) for m in CLIP_MEMBERS},
+            **{f"{m}_size": (1, None) for m in CLIP_MEMBERS},
+        },
+    )
+    suite.add_expectation(gxe.ExpectTableRowCountToEqual(value=rows))
+    frame = index.to_pandas()
+    failures = suite_failures("clip_samples", frame, suite)
+    failures += suite_failures("pair_skips", skips.to_pandas(), pair_skip_suite())
+    sizes = frame.groupby("image_id").size()
+    for image in sizes[sizes > clips.variants].index[:5]:
+        failures.append(f"clip_samples: image {image} has {sizes[image]} clips, at most {clips.variants}")
+    if failures:
+        raise GateError([f"pairs/{CLIPS}/{partition} {f}" for f in failures])

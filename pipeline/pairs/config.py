@@ -27,6 +27,8 @@ from pipeline.degrade.tiles import TileConfig
 from pipeline.matte.composite import COMPOSITES as MATTE_COMPOSITES  # pipeline/pairs/composites.py
 from pipeline.matte.config import CompositesConfig
 from pipeline.tile_codec import TileCodec, encode_tile
+from pipeline.video.clips import CLIPS as SYNTHETIC_CLIPS  # pipeline/pairs/clips.py
+from pipeline.video.config import ClipsConfig
 
 OUTPUT_FIELDS = (
     "recipe_overrides",
@@ -44,7 +46,7 @@ OUTPUT_FIELDS = (
 MIN_TILE_FLOOR = 32  # SSIM-Y needs 11x11 px left after shaving `scale` px per border
 QUALITY_GRID = "quality_grid"  # the sample family of the learned quality model (pipeline/pairs/grid.py)
 
-SAMPLE_FAMILIES = (QUALITY_GRID, MATTE_COMPOSITES)  # the families that are not SR recipes
+SAMPLE_FAMILIES = (QUALITY_GRID, MATTE_COMPOSITES, SYNTHETIC_CLIPS)  # the families that are not SR recipes
 
 
 class QualityGridConfig(BaseModel):
@@ -106,6 +108,7 @@ class PairsConfig(BaseModel):
     labels: LabelConfig = Field(default_factory=LabelConfig)  # quality score weights (see degrade.labels)
     quality_grid: QualityGridConfig = Field(default_factory=QualityGridConfig)  # the quality_grid family
     matte: CompositesConfig = Field(default_factory=CompositesConfig)  # the matte_composites family
+    clips: ClipsConfig = Field(default_factory=ClipsConfig)  # the synthetic_clips_x4 family
 
     @field_validator("recipes", mode="before")
     @classmethod

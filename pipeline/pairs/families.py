@@ -1,6 +1,7 @@
 """Sample families: what the samples stage (pipeline/pairs/job.py) needs to know about one kind of sample.
 
-In: a recipe name (`bicubic_x4`, `realworld_x4`, ..., `quality_grid` or `matte_composites`). Out: its `SampleFamily`: the
+In: a recipe name (`bicubic_x4`, `realworld_x4`, ..., `quality_grid`, `matte_composites` or
+`synthetic_clips_x4`). Out: its `SampleFamily`: the
 per-shard function the Dask tasks map, the index and skip schemas, the manifest count key, the part of the
 content key that comes from the config, and the Great Expectations gate. Every family shares the job's
 planning, Dask mapping, retries, progress, commit protocol and dataset layout (`pairs/<recipe>/<date>/`).
@@ -14,7 +15,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from pipeline.pairs.config import MATTE_COMPOSITES, QUALITY_GRID, PairsConfig
+from pipeline.pairs.config import MATTE_COMPOSITES, QUALITY_GRID, SYNTHETIC_CLIPS, PairsConfig
+from schemas.clip_samples import CLIP_SAMPLE_SCHEMA
 from schemas.matte_samples import MATTE_SAMPLE_SCHEMA
 from schemas.pairs import PAIR_INDEX_SCHEMA, PAIR_SKIP_SCHEMA
 from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
@@ -37,6 +39,8 @@ def family(name: str) -> SampleFamily:
     """The family of recipe `name` (PairsConfig has already rejected unknown names)."""
     if name == QUALITY_GRID:
         return _quality_grid()
+    if name == SYNTHETIC_CLIPS:
+        return _synthetic_clips()
     return _matte_composites() if name == MATTE_COMPOSITES else _sr_pairs(name)
 
 
@@ -110,4 +114,27 @@ def _matte_composites() -> SampleFamily:
         count="samples",
         config_key=config_key,
         check=check_matte_samples,
+    )
+
+
+def _synthetic_clips() -> SampleFamily:
+    from pipeline.pairs.checks import check_clip_samples
+    from pipeline.pairs.clips import make_clips_for_shard
+    from pipeline.video.clips import CLIPS_VERSION
+
+    def config_key(config: PairsConfig) -> dict[str, Any]:
+        clips = config.clips.model_dump(mode="json")
+        return {
+            "recipe": {"name": SYNTHETIC_CLIPS, "version": CLIPS_VERSION, "config": clips},
+            "config": config.model_dump(mode="json", include={"shard_target_bytes", "png_compress_level"}),
+        }
+
+    return SampleFamily(
+        name=SYNTHETIC_CLIPS,
+        make=make_clips_for_shard,
+        index_schema=CLIP_SAMPLE_SCHEMA,
+        skip_schema=PAIR_SKIP_SCHEMA,
+        count="samples",
+        config_key=config_key,
+        check=check_clip_samples,
     )

@@ -1,7 +1,7 @@
-"""Video configuration: what `probe_video` accepts and when two videos are near duplicates.
+"""Video configuration: what `probe_video` accepts, when two videos are near duplicates, how clips are made.
 
-In: keyword arguments (all optional). Out: a frozen, validated `VideoConfig`; a bad value raises ValueError
-naming the field. The caps bound the work one hostile file can cause: the frame size is checked from the
+In: keyword arguments (all optional). Out: a frozen, validated `VideoConfig` (admission and dedup) or
+`ClipsConfig` (the synthetic clip samples); a bad value raises ValueError naming the field. The caps bound the work one hostile file can cause: the frame size is checked from the
 container's header before any frame is decoded, the frame count and duration both from the header and while
 decoding, and the decoded pixels in total (frames x width x height) while decoding, so a small file that
 declares little and decodes to much (a decoding bomb) is stopped at the cap, not at the end.
@@ -9,7 +9,7 @@ declares little and decodes to much (a decoding bomb) is stopped at the cap, not
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class VideoConfig(BaseModel):
@@ -41,3 +41,40 @@ class VideoConfig(BaseModel):
     min_frame_ratio: float = Field(default=0.98, ge=0.0, le=1.0)
     phash_radius: int = Field(default=6, ge=0, le=32)
     duration_tolerance: float = Field(default=0.05, ge=0.0, le=1.0)
+
+
+class ClipsConfig(BaseModel):
+    """The `synthetic_clips_x4` sample family (`pipeline/video/clips.py`): clips of a product photo filmed by
+    a known camera motion. Every field changes the output bytes (the family's part of the content key).
+
+    - frames: frames per clip, odd so a sliding window has a centre frame (default 7).
+    - side: the HR frame side in px, a multiple of the x4 scale (default 128: 32 px LR frames).
+    - variants: clips per photo, each with its own seeded motion (default 2).
+    - reduce: the photo is first shrunk by a factor drawn in this range, so a frame shows product detail at
+      the scale of a video frame rather than a studio photo's (default 1.5 .. 3).
+    - max_speed_lr: the pan's speed per frame, drawn up to this many LR px (default 2.0): sub-pixel steps
+      are what multi-frame SR can use.
+    - max_turn_deg / max_zoom: the turn per frame (degrees) and the relative zoom change per frame.
+    - flat_std: a clip whose centre HR frame has a luma std below this is skipped as flat_tile (blank
+      studio background: nothing to learn).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    frames: int = Field(default=7, ge=3, le=31)
+    side: int = Field(default=128, ge=32, le=1024, multiple_of=4)
+    variants: int = Field(default=2, ge=1, le=64)
+    reduce: tuple[float, float] = (1.5, 3.0)
+    max_speed_lr: float = Field(default=2.0, gt=0.0, le=16.0)
+    max_turn_deg: float = Field(default=0.6, ge=0.0, le=10.0)
+    max_zoom: float = Field(default=0.006, ge=0.0, le=0.1)
+    flat_std: float = Field(default=2.0, ge=0.0)
+
+    @model_validator(mode="after")
+    def _odd_frames_and_a_reduce_range(self) -> ClipsConfig:
+        if self.frames % 2 == 0:
+            raise ValueError(f"frames={self.frames} must be odd: a sliding window needs a centre frame")
+        low, high = self.reduce
+        if not 1.0 <= low <= high:
+            raise ValueError(f"reduce={self.reduce} must be a range (low, high) with 1 <= low <= high")
+        return self
