@@ -46,6 +46,7 @@ from training.gates.gan_gates import GanGatePolicy
 from training.gates.matte_gates import MatteGatePolicy
 from training.gates.policy import GatePolicy, RestoreGatePolicy
 from training.gates.quality_gates import QualityGatePolicy
+from training.gates.vsr_gates import VsrGatePolicy
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,7 @@ NOT_SETTINGS = frozenset(
         "CRISP_SR_TRAIN_SCHEDULE",  # dags/sr_train.py
         "CRISP_QUALITY_TRAIN_SCHEDULE",  # dags/quality_train.py
         "CRISP_MATTE_TRAIN_SCHEDULE",  # dags/matte_train.py
+        "CRISP_VSR_TRAIN_SCHEDULE",  # dags/vsr_train.py
         "CRISP_TEST_TRAIN_THREADS",  # tests/support/checkpoints.py
     }
 )
@@ -108,6 +110,7 @@ class GateSettings(BaseModel):
     )  # restorers, scale 1 (same file as sr)
     sr_gan: GanGatePolicy = Field(default_factory=GanGatePolicy)  # GAN-fine-tuned x4 (same file as sr)
     matte: MatteGatePolicy = Field(default_factory=MatteGatePolicy)  # background removal (matte_gates.py)
+    vsr: VsrGatePolicy = Field(default_factory=VsrGatePolicy)  # video super-resolution (vsr_gates.py)
 
 
 class Settings(BaseSettings):

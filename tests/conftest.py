@@ -26,6 +26,7 @@ os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(REPO / "dags"))
 
 from tests.support.matte_composites import matte_root  # noqa: E402, F401 (a session fixture, used by name)
 from tests.support.quality_grid import grid_root  # noqa: E402, F401 (a session fixture, used by name)
+from tests.support.synthetic_clips import clips_root  # noqa: E402, F401 (a session fixture, used by name)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -32,19 +32,20 @@ DEFAULT_CONFIGS = {
     "restore": "ffdnet_x1.yaml",
     "sr_gan": "gan_x4_real.yaml",
     "matte": "matte_net.yaml",
+    "vsr": "frame_fusion_x4.yaml",
 }  # --task without --config
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "train",
-        help="train a model (sr, quality, restore, sr_gan, matte) on committed sample partitions (Lightning, DDP)",
+        help="train a model (sr, quality, restore, sr_gan, matte, vsr) on committed sample partitions (Lightning, DDP)",
         description="Train a model from committed sample partitions; checkpoints go to `output`.",
     )
     p.add_argument(
         "--task",
         choices=sorted(DEFAULT_CONFIGS),
-        help="the model kind; without --config its default YAML (sr: espcn_x4, quality: quality_net, restore: ffdnet_x1, sr_gan: gan_x4_real)",
+        help="the model kind; without --config its default YAML (sr: espcn_x4, quality: quality_net, restore: ffdnet_x1, sr_gan: gan_x4_real, matte: matte_net, vsr: frame_fusion_x4)",
     )
     # dest differs from the global --config (the settings file), which stays available as `crisp --config`.
     p.add_argument(

@@ -1,21 +1,24 @@
 """Stream: re-encode a video frame by frame through a transform, keeping its timing and its audio.
 
-In: the path of a video, the output path, a transform from one RGB frame (HxWx3 uint8) to its result
-((H*s)x(W*s)x3 for a scale s) and an optional `on_open(width, height, declared_frames)` callback, called
-once the input's header is read (to size a progress bar). Out: an H.264 MP4 with
+In: the path of a video, the output path, a transform from a window of RGB frames (a list of `window`
+HxWx3 uint8 frames, the one to transform in the middle) to that frame's result ((H*s)x(W*s)x3 for a scale
+s), the window (1: each frame alone) and an optional `on_open(width, height, declared_frames)` callback,
+called once the input's header is read (to size a progress bar). Near the ends the window repeats the first
+or last frame, so every frame gets a full window and the output has as many frames as the input. Out: an H.264 MP4 with
 the input's frame timestamps (so its fps, constant or variable, is kept) and its first audio stream (copied
 packet for packet when MP4 can carry the codec, else re-encoded as AAC); a `TranscodeResult` saying what
 was written. A file that does not open, or a frame that does not decode, raises ValueError naming the
 reason code; the caller removes the partial output.
 
-Memory does not grow with the video's length: one decoded frame and its result are held at a time, plus
-the encoder's look-ahead (`LOOKAHEAD_FRAMES` frames at the output size). Only the frame-size cap and the
+Memory does not grow with the video's length: `window` decoded frames and one result are held at a time,
+plus the encoder's look-ahead (`LOOKAHEAD_FRAMES` frames at the output size). Only the frame-size cap and the
 codec list of the admission rules apply (`SERVING`): a video of any length is served.
 """
 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -48,13 +51,16 @@ class TranscodeResult:
 def transcode_frames(
     source: str | os.PathLike[str],
     target: str | os.PathLike[str],
-    transform: Callable[[np.ndarray], np.ndarray],
+    transform: Callable[[list[np.ndarray]], np.ndarray],
     scale: int,
     on_open: Callable[[int, int, int], object] | None = None,
     crf: int = 18,
     config: VideoConfig = SERVING,
+    window: int = 1,
 ) -> TranscodeResult:
-    """Write `transform` of every frame of `source` to `target` (see the module docstring)."""
+    """Write `transform` of every frame's window of `source` to `target` (see the module docstring)."""
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window={window} must be odd: the transformed frame sits in its middle")
     opened = open_checked(source, config)
     if isinstance(opened, Rejection):
         raise ValueError(f"{opened.reason}: {opened.detail}")
@@ -75,23 +81,38 @@ def transcode_frames(
         audio_in = container.streams.audio[0] if container.streams.audio else None
         audio_out, audio_note = _audio_stream(out, audio_in)
         ticks = max(1, round(1 / (float(rate) * float(video_out.time_base))))  # one frame, in time_base units
-        frames = 0
+        frames, decoded = 0, 0
+        half = window // 2
+        pixels: deque[np.ndarray] = deque(maxlen=window)  # the window: past, centre, future frames
+        stamps: deque[int] = deque()  # pts of the frames decoded but not yet written
+
+        def write_centre() -> None:
+            nonlocal frames
+            result = np.ascontiguousarray(transform(list(pixels)))
+            if result.shape != (height, width, 3):
+                raise ValueError(f"the transform gave a {result.shape} frame, not {(height, width, 3)}")
+            encoded = av.VideoFrame.from_ndarray(result, format="rgb24")
+            encoded.pts, encoded.time_base = stamps.popleft(), video_out.time_base
+            out.mux(video_out.encode(encoded))
+            frames += 1
+
         try:
             for packet in container.demux(*(s for s in (video_in, audio_in) if s is not None)):
                 if packet.stream is audio_in:
                     _write_audio(out, packet, audio_out, copy=audio_note.startswith("copy"))
                     continue
                 for frame in packet.decode():
-                    result = np.ascontiguousarray(transform(frame.to_ndarray(format="rgb24")))
-                    if result.shape != (height, width, 3):
-                        raise ValueError(
-                            f"the transform gave a {result.shape} frame, not {(height, width, 3)}"
-                        )
-                    encoded = av.VideoFrame.from_ndarray(result, format="rgb24")
-                    encoded.pts = frame.pts if frame.pts is not None else frames * ticks
-                    encoded.time_base = video_out.time_base
-                    out.mux(video_out.encode(encoded))
-                    frames += 1
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if not pixels:  # the first frame stands in for the frames before it
+                        pixels.extend([rgb] * half)
+                    pixels.append(rgb)
+                    stamps.append(frame.pts if frame.pts is not None else decoded * ticks)
+                    decoded += 1
+                    if len(pixels) == window:
+                        write_centre()
+            while stamps:  # the last frame stands in for the frames after it
+                pixels.append(pixels[-1])
+                write_centre()
             out.mux(video_out.encode(None))
             if audio_out is not None and not audio_note.startswith("copy"):
                 out.mux(audio_out.encode(None))

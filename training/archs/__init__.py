@@ -1,6 +1,7 @@
 """Architecture registry: a name and a scale in, a single-device `nn.Module` out.
 
-Every arch takes a float tensor N x 3 x h x w in [0, 1] and returns N x 3 x (h*s) x (w*s) (s = 1: a restorer).
+Every arch takes a float tensor N x 3 x h x w in [0, 1] and returns N x 3 x (h*s) x (w*s) (s = 1: a restorer);
+a multi-frame arch (`frame_fusion`, its `frames` > 1) takes N x 3*frames x h x w, the frames stacked.
 `ARCHS` maps the config name to the class; `check_arch` validates a name, scale and overrides without
 building anything; `build_arch(name, scale, **overrides)` validates them and
 passes the overrides to the class (e.g. `residual=True` for espcn, `dim=48` for safmn).
@@ -17,6 +18,7 @@ from training.archs.bicubic import BicubicUpsampler
 from training.archs.edsr_baseline import EDSRBaseline
 from training.archs.espcn import ESPCN
 from training.archs.ffdnet import FFDNet
+from training.archs.frame_fusion import FrameFusion
 from training.archs.safmn import SAFMN
 
 ARCHS: dict[str, type[nn.Module]] = {
@@ -25,6 +27,7 @@ ARCHS: dict[str, type[nn.Module]] = {
     "edsr_baseline": EDSRBaseline,
     "safmn": SAFMN,
     "ffdnet": FFDNet,  # scale 1: the restorer (training/tasks/restore.py)
+    "frame_fusion": FrameFusion,  # multi-frame video SR (training/tasks/vsr.py); frames=1 its single-frame twin
 }
 
 
@@ -54,3 +57,8 @@ def build_arch(name: str, scale: int, **overrides: object) -> nn.Module:
     """Instantiate arch `name` for upscaling factor `scale`; ValueError on anything unknown."""
     check_arch(name, scale, overrides)
     return ARCHS[name](scale=scale, **overrides)
+
+
+def input_frames(model: nn.Module) -> int:
+    """How many stacked frames `model` takes (1 for every single-image arch)."""
+    return int(getattr(model, "frames", 1))

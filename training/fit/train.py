@@ -59,7 +59,7 @@ from training.fit.checkpoint import (
 )
 from training.fit.lit_module import ModelConfig, OptimConfig
 from training.fit.progress import with_progress_log
-from training.tasks import get_task
+from training.tasks import KNOWN, get_task
 
 
 class TrainConfigError(InputError, ValueError):
@@ -89,9 +89,7 @@ class TrainerConfig(BaseModel):
 class TrainConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    task: Literal["sr", "quality", "restore", "sr_gan", "matte"] = (
-        "sr"  # the model kind (training/tasks): its configs, Lightning and data modules
-    )
+    task: Literal[KNOWN] = "sr"  # the model kind (training/tasks): its configs, Lightning and data modules
     model: SerializeAsAny[BaseModel] = Field(default_factory=ModelConfig)  # the task's model_config type
     optim: OptimConfig = Field(default_factory=OptimConfig)
     data: SerializeAsAny[BaseModel] = Field(default_factory=DataConfig)  # the task's data_config type

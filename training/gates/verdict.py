@@ -127,6 +127,22 @@ class MatteGateConfig(BaseModel):
     latency_repeats: int = Field(default=3, ge=1)
 
 
+class VsrGateConfig(BaseModel):
+    """One video-SR validation's inputs: the thresholds (training/gates/vsr_gates.py) and what to score."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_gain_db: float = 0.3  # centre-frame PSNR-Y over bicubic on held-out clips
+    max_temporal_ratio: float = Field(default=1.0, gt=0)  # temporal error <= this x bicubic's
+    vsr_champion_tolerance_db: float = Field(default=0.05, ge=0)  # PSNR-Y slack below the champion
+    frame_latency_budget_ms: float = Field(default=2000.0, gt=0)  # one 640 x 360 output frame, one thread
+    export_atol: float = Field(default=1e-4, gt=0)
+    clip_partitions: list[str] = []  # pairs/synthetic_clips_x4 partitions holding the held-out clips
+    clip_split: str = "val"
+    max_clips: int | None = Field(default=None, ge=1)  # clips scored (None: all of the split)
+    latency_repeats: int = Field(default=2, ge=1)
+
+
 class SetScore(BaseModel):
     name: str
     images: int
@@ -177,7 +193,7 @@ class Verdict(BaseModel):
     reasons: list[str] = []
     metrics: dict[str, float] = {}  # task measurements without a benchmark set (quality: srcc, plcc, ...)
     config: (
-        GateConfig | GanGateConfig | QualityGateConfig | MatteGateConfig
+        GateConfig | GanGateConfig | QualityGateConfig | MatteGateConfig | VsrGateConfig
     )  # by shape: all forbid extra keys
     created_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
 

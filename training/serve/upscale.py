@@ -102,7 +102,11 @@ def to_rgb_and_alpha(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.nd
         return array, None
     if array.ndim == 3 and array.shape[2] == 4:
         return array[..., :3], array[..., 3]
-    raise ValueError(f"upscale expects HxW, HxWx3 or HxWx4 pixels, got shape {array.shape}")
+    if array.ndim == 3 and array.shape[2] > 4 and array.shape[2] % 3 == 0:
+        return array, None  # RGB frames stacked along the channels, for a multi-frame model
+    raise ValueError(
+        f"upscale expects HxW, HxWx3 or HxWx4 pixels (or stacked frames), got shape {array.shape}"
+    )
 
 
 def _run_batch(model: nn.Module, windows: list[np.ndarray], device: torch.device) -> np.ndarray:
@@ -180,6 +184,12 @@ def output_shape(image: Image.Image | np.ndarray, scale: int) -> tuple[int, int,
     return array.shape[0] * scale, array.shape[1] * scale, 4 if array.ndim == 3 and array.shape[2] == 4 else 3
 
 
+def upscale_window(model: nn.Module, frames: list[np.ndarray], scale: int, **options) -> np.ndarray:
+    """The centre frame of `frames` (as many uint8 HxWx3 frames as the model takes) super-resolved by a
+    multi-frame model: the frames stacked along the channels and tiled like one image."""
+    return upscale_image(model, np.concatenate(frames, axis=2), scale, **options)
+
+
 def upscale_image(
     model: nn.Module,
     image: Image.Image | np.ndarray,
@@ -218,18 +228,28 @@ def upscale_video(
     batch_size: int | None = None,
     bar=None,
 ):
-    """Every frame of the video file `source` upscaled as an image into the H.264 MP4 `target`, its
-    timestamps and audio kept (`pipeline.video.transcode_frames`); `bar` (a tqdm bar) counts the tiles.
-    ValueError for a file that is not a readable video; returns the `TranscodeResult`."""
+    """Every frame of the video file `source` upscaled into the H.264 MP4 `target`, its timestamps and
+    audio kept (`pipeline.video.stream.transcode_frames`): by a single-frame model frame by frame, by a
+    multi-frame one (`training.archs.input_frames` > 1) over a sliding window of that many frames.
+    `bar` (a tqdm bar) counts the tiles. ValueError for a file that is not a readable video; returns the
+    `TranscodeResult`."""
     from pipeline.video.stream import transcode_frames
+    from training.archs import input_frames
 
     def size_bar(width: int, height: int, frames: int) -> None:
         if bar is not None:
             bar.total += count_tiles(height, width, tile, overlap) * max(frames, 1)
             bar.refresh()
 
-    def frame_result(frame: np.ndarray) -> np.ndarray:
-        on_tile = bar.update if bar is not None else None
-        return upscale_image(model, frame, scale, tile, overlap, device, batch_size, on_tile=on_tile)
+    options = {"tile": tile, "overlap": overlap, "device": device, "batch_size": batch_size,
+               "on_tile": bar.update if bar is not None else None}  # fmt: skip
+    window = input_frames(model)
 
-    return transcode_frames(source, target, frame_result, scale, on_open=size_bar)
+    def frame_result(frames: list[np.ndarray]) -> np.ndarray:
+        return (
+            upscale_window(model, frames, scale, **options)
+            if window > 1
+            else upscale_image(model, frames[0], scale, **options)
+        )
+
+    return transcode_frames(source, target, frame_result, scale, on_open=size_bar, window=window)

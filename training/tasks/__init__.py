@@ -1,7 +1,7 @@
 """Model kinds ("tasks"): what each one declares; the trainer, loader, gates, registry, release flow and
 serving are shared.
 
-In: a task name (`sr`, `quality`, `restore`, `sr_gan`, `matte`). Out: the `Task` record, whose fields are the
+In: a task name (`sr`, `quality`, `restore`, `sr_gan`, `matte`, `vsr`). Out: the `Task` record, whose fields are the
 pieces a model kind supplies: its sample schema (the index the shared loader reads), its arch zoo, the
 types of its `model` and `data` config sections (TrainConfig validates them by task), its Lightning module
 (loss and metrics) and data module, the metric best.ckpt maximizes, its gate policy class (thresholds in the settings
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-KNOWN = ("sr", "quality", "restore", "sr_gan", "matte")
+KNOWN = ("sr", "quality", "restore", "sr_gan", "matte", "vsr")
 # the restorers, one per kind of damage (`crisp restore --task KIND`): KIND -> (its recipe, registered name);
 # here, not in tasks/restore.py, so the CLI lists them without importing the training stack
 RESTORE_KINDS = {

@@ -13,8 +13,8 @@ from pipeline.video.stream import transcode_frames
 from tests.support.videos import moving_frames, real_clip_excerpt, write_audio_only, write_video
 
 
-def _twice(frame: np.ndarray) -> np.ndarray:
-    return frame.repeat(2, axis=0).repeat(2, axis=1)
+def _twice(frames: list[np.ndarray]) -> np.ndarray:
+    return frames[0].repeat(2, axis=0).repeat(2, axis=1)
 
 
 def test_a_real_clip_keeps_its_frames_timing_and_sound(tmp_path):
@@ -37,7 +37,7 @@ def test_a_real_clip_keeps_its_frames_timing_and_sound(tmp_path):
     # the content is the transform's, up to the H.264 re-encode (crf 18)
     with av.open(str(source)) as a, av.open(str(tmp_path / "out.mp4")) as b:
         for x, y in zip(a.decode(video=0), b.decode(video=0), strict=True):
-            want = _twice(x.to_ndarray(format="rgb24")).astype(float)
+            want = _twice([x.to_ndarray(format="rgb24")]).astype(float)
             assert np.abs(y.to_ndarray(format="rgb24") - want).mean() < 4.0
 
 
@@ -53,7 +53,7 @@ def test_odd_output_sides_and_variable_frame_timing_are_kept(tmp_path):
             frame.pts, frame.time_base = pts, Fraction(1, 1000)
             out.mux(stream.encode(frame))
         out.mux(stream.encode(None))
-    result = transcode_frames(source, tmp_path / "x3.mp4", lambda f: f.repeat(3, 0).repeat(3, 1), 3)
+    result = transcode_frames(source, tmp_path / "x3.mp4", lambda f: f[0].repeat(3, 0).repeat(3, 1), 3)
     assert (result.width, result.height, result.audio) == (285, 189, None)
     with av.open(str(tmp_path / "x3.mp4")) as b:
         assert b.streams.video[0].codec_context.pix_fmt == "yuv444p"
@@ -68,5 +68,23 @@ def test_bad_files_and_a_wrong_transform_raise_with_the_reason(tmp_path):
         transcode_frames(write_audio_only(tmp_path / "s.mp4"), tmp_path / "o.mp4", _twice, 2)
     clip = write_video(tmp_path / "c.mp4", moving_frames(3))
     with pytest.raises(ValueError, match="transform gave"):
-        transcode_frames(clip, tmp_path / "o.mp4", lambda f: f, 2)
+        transcode_frames(clip, tmp_path / "o.mp4", lambda f: f[0], 2)
+    with pytest.raises(ValueError, match="must be odd"):
+        transcode_frames(clip, tmp_path / "o.mp4", _twice, 2, window=2)
     assert probe_video(clip).frames == 3
+
+
+def test_a_window_centres_each_frame_and_repeats_the_ends(tmp_path):
+    frames = [np.full((16, 16, 3), 10 * (i + 1), np.uint8) for i in range(5)]
+    clip = write_video(tmp_path / "flat.mp4", frames, codec="libx264")
+    with av.open(str(clip)) as a:
+        levels = [int(np.median(f.to_ndarray(format="rgb24"))) for f in a.decode(video=0)]
+    windows = []
+
+    def record(window):
+        windows.append([int(np.median(f)) for f in window])
+        return window[1]
+
+    result = transcode_frames(clip, tmp_path / "out.mp4", record, 1, window=3)
+    assert result.frames == 5
+    assert windows == [[levels[max(0, min(4, i + d))] for d in (-1, 0, 1)] for i in range(5)]

@@ -1,0 +1,56 @@
+"""The clip loader on real synthetic clips: windows of the stored frames with the centre frame's HR,
+a pure function of (seed, epoch, batch), disjoint across DDP ranks; validation centres each clip."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pipeline.video.clips import SCALE
+from tests.support.synthetic_clips import PARTITION
+from training.data.catalog import DataError
+from training.data.clips import ClipDataConfig, ClipDataModule
+from training.data.dataset import to_tensor
+
+
+def _module(storage, world=1, rank=0, window=3, **extra):
+    fields = {"root": storage.root, "partitions": [PARTITION], "crop": 8, "batch_size": 4, "workers": 0, **extra}
+    module = ClipDataModule(ClipDataConfig(**fields), window=window)
+    module.rank_world = lambda: (rank, world)
+    module.setup("fit")
+    return module
+
+
+def test_a_batch_is_windows_of_stored_frames_with_the_centre_hr(clips_root):
+    module = _module(clips_root)
+    batch = module.train_set[(0, 0)]
+    assert batch["lr"].shape == (4, 9, 8, 8) and batch["hr"].shape == (4, 3, 8 * SCALE, 8 * SCALE)
+    again = module.train_set[(0, 0)]
+    assert torch.equal(batch["lr"], again["lr"]) and torch.equal(batch["hr"], again["hr"])
+    assert batch["key"] != module.train_set[(1, 0)]["key"]
+    # the window's middle frame is the stored LR of the HR centre frame: the same crop, flip and time
+    # (away from the crop's edge, where the stored LR also saw pixels outside it)
+    from pipeline.degrade.bicubic import bicubic_downscale
+
+    hr = (batch["hr"][0].permute(1, 2, 0) * 255).round().to(torch.uint8).numpy()
+    inner = (slice(None), slice(1, -1), slice(1, -1))
+    again_lr = to_tensor(bicubic_downscale(hr, SCALE))[inner]
+    assert (again_lr - batch["lr"][0, 3:6][inner]).abs().mean() < 1.5 / 255
+    assert (again_lr - batch["lr"][0, 0:3][inner]).abs().mean() > 3 / 255  # a neighbour frame moved
+
+
+def test_ranks_take_disjoint_clips_and_validation_centres_each_clip(clips_root):
+    seen = []
+    for rank in range(2):
+        module = _module(clips_root, world=2, rank=rank, batch_size=2)
+        seen.append({k for i in range(len(module.train_set)) for k in module.train_set[(0, i)]["key"]})
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
+    sample = _module(clips_root, window=5).val_set[0]
+    assert sample["lr"].shape == (15, 16, 16) and sample["hr"].shape == (3, 64, 64)
+
+
+def test_a_window_longer_than_the_clips_or_too_few_clips_are_refused(clips_root):
+    with pytest.raises(DataError, match="fewer than data.batch_size"):
+        _module(clips_root, window=7)
+    with pytest.raises(DataError, match="fewer than data.batch_size"):
+        _module(clips_root, batch_size=10_000)
