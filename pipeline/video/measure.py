@@ -3,8 +3,10 @@
 In: a clip's super-resolved HR frames, its ground-truth HR frames (frames x H x W x 3 uint8) and, for the
 synthetic clips (pipeline/video/clips.py), every frame's 2x3 matrix (photo pixel <- frame pixel). Out:
 `frame_psnr_y` (PSNR-Y of every frame, `border` px shaved, pipeline/sr_metrics), `temporal_error` (how much
-a method's change from one frame to the next differs from the true change, in gray levels) and
-`warp_to` (frame t resampled onto frame u's pixel grid with the known motion).
+a method's change from one frame to the next differs from the true change, in gray levels),
+`warp_to` (frame t resampled onto frame u's pixel grid with the known motion) and, for real clips whose
+motion is unknown, `flow_warping_error` (the classic warping error: frame t warped onto frame t+1 by optical
+flow estimated once on a reference upscale, so every method is judged with the same flow).
 
 Temporal error: with W the warp of frame t onto frame t+1 by the known motion, the true frames change by
 G_{t+1} - W(G_t) (only resampling, since the scene is static); a method flickers where its own change
@@ -57,3 +59,21 @@ def temporal_error(outputs: np.ndarray, truths: np.ndarray, matrices: Sequence, 
 def frame_psnr_y(outputs: np.ndarray, truths: np.ndarray, border: int) -> list[float]:
     """PSNR-Y of every frame (the SR tables' measure), `border` px shaved."""
     return [psnr_y(o, g, border) for o, g in zip(outputs, truths, strict=True)]
+
+
+def flow_warping_error(outputs: np.ndarray, reference: np.ndarray, margin: int = 8) -> float:
+    """Mean |O_{t+1} - W_t(O_t)| in gray levels, W_t the backward Farneback flow (OpenCV) from frame t+1 to
+    frame t of `reference` (e.g. the bicubic upscale of the clip), over the inner region and the pairs."""
+    if outputs.shape != reference.shape or len(outputs) < 2:
+        raise ValueError(f"need matching clips of >= 2 frames, got {outputs.shape} and {reference.shape}")
+    height, width = outputs.shape[1:3]
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    gray = [cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY) for f in reference]
+    inner = (slice(margin, -margin or None), slice(margin, -margin or None))
+    errors = []
+    for t in range(len(outputs) - 1):
+        flow = cv2.calcOpticalFlowFarneback(gray[t + 1], gray[t], None, 0.5, 4, 21, 3, 5, 1.1, 0)
+        warped = cv2.remap(np.ascontiguousarray(outputs[t]), grid_x + flow[..., 0], grid_y + flow[..., 1],
+                           cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        errors.append(float(np.abs(outputs[t + 1].astype(np.float32) - warped)[inner].mean()))
+    return float(np.mean(errors))

@@ -18,14 +18,13 @@ frame, one at a time: exactly what `SRModule` trains and scores (PSNR-Y / SSIM-Y
 
 from __future__ import annotations
 
-from datetime import date
 from functools import cached_property
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 from torch.utils.data import Dataset
 
 from pipeline.storage import Storage
@@ -34,7 +33,14 @@ from pipeline.video.clips import CLIPS, SCALE, unstack_frames
 from schemas.clip_samples import CLIP_SAMPLE_SCHEMA, MEMBERS
 from training.data.catalog import DataError
 from training.data.dataset import to_tensor
-from training.data.samples import GroupPlan, MemberReader, PlannedBatches, SampleCatalog, load_sample_catalog
+from training.data.samples import (
+    GroupPlan,
+    MemberReader,
+    PlannedBatches,
+    SampleCatalog,
+    SampleDataConfig,
+    load_sample_catalog,
+)
 
 SPANS = tuple((f"{m}_offset", f"{m}_size") for m in MEMBERS)
 COLUMNS = (
@@ -43,31 +49,14 @@ COLUMNS = (
 SCHEMA_KEY = CLIP_SAMPLE_SCHEMA.metadata[b"crisp.schema"].decode()
 
 
-class ClipDataConfig(BaseModel):
+class ClipDataConfig(SampleDataConfig):
     """Which clip partitions to train on and how to batch them. `window` None = the model's `frames`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    root: str = "file://./data"
-    storage_options: dict[str, Any] = Field(default_factory=dict)
     recipe: Literal["synthetic_clips_x4"] = CLIPS
-    partitions: list[str] | Literal["all"] = "all"
     window: int | None = Field(default=None, ge=1)
     crop: int = Field(default=24, ge=8)  # LR px
     batch_size: int = Field(default=16, ge=1)
-    workers: int = Field(default=2, ge=0)
-    seed: int = 0
-    train_split: str = "train"
-    val_split: str = "val"
     val_max_samples: int | None = Field(default=64, ge=1)
-    val_workers: int = Field(default=0, ge=0)
-
-    @field_validator("partitions", mode="before")
-    @classmethod
-    def _dates_as_names(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple):  # YAML reads an unquoted 2026-11-20 as a date
-            return [v.isoformat() if isinstance(v, date) else v for v in value]
-        return value
 
 
 def load_clip_catalog(storage: Storage, partitions: list[str] | str) -> SampleCatalog:
@@ -107,7 +96,11 @@ class WindowBatches(Dataset):
             start = int(rng.integers(0, len(lr) - self.window + 1))
             y, x = (int(v) for v in rng.integers(0, lr.shape[1] - self.crop + 1, 2))
             lr = lr[start : start + self.window, y : y + self.crop, x : x + self.crop]
-            centre = hr[start + self.window // 2, SCALE * y : SCALE * (y + self.crop), SCALE * x : SCALE * (x + self.crop)]
+            centre = hr[
+                start + self.window // 2,
+                SCALE * y : SCALE * (y + self.crop),
+                SCALE * x : SCALE * (x + self.crop),
+            ]
             if rng.integers(0, 2):
                 lr, centre = lr[:, :, ::-1], centre[:, ::-1]
             if rng.integers(0, 2):
@@ -133,7 +126,10 @@ class CentreWindows(Dataset):
         (members,) = self.reader.read_members([row])
         hr, lr = decode_clip(members, self.frames[row])
         start = len(lr) // 2 - self.window // 2
-        return {**window_tensors(lr[start : start + self.window], hr[len(hr) // 2]), "key": self.reader.keys[row]}
+        return {
+            **window_tensors(lr[start : start + self.window], hr[len(hr) // 2]),
+            "key": self.reader.keys[row],
+        }
 
 
 class ClipDataModule(PlannedBatches, pl.LightningDataModule):

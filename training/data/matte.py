@@ -17,14 +17,13 @@ yields {"image", "fg", "bg": B x 3 x crop x crop float [0, 1], "alpha": B x 1 x 
 
 from __future__ import annotations
 
-from datetime import date
 from functools import cached_property
 from typing import Any, Literal
 
 import lightning.pytorch as pl
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 from torch.utils.data import Dataset
 
 from pipeline.storage import Storage
@@ -32,38 +31,36 @@ from pipeline.tile_codec import decode_mask, decode_tile
 from schemas.matte_samples import MATTE_SAMPLE_SCHEMA, MEMBERS
 from training.data.catalog import DataError
 from training.data.dataset import to_tensor
-from training.data.samples import GroupPlan, MemberReader, PlannedBatches, SampleCatalog, load_sample_catalog
+from training.data.samples import (
+    GroupPlan,
+    MemberReader,
+    PlannedBatches,
+    SampleCatalog,
+    SampleDataConfig,
+    load_sample_catalog,
+)
 
 RECIPE = "matte_composites"
 SPANS = tuple((f"{m}_offset", f"{m}_size") for m in MEMBERS)
-COLUMNS = ("sample_id", "image_id", "split", "background", "side", "shard", *(c for span in SPANS for c in span))
+COLUMNS = (
+    "sample_id",
+    "image_id",
+    "split",
+    "background",
+    "side",
+    "shard",
+    *(c for span in SPANS for c in span),
+)
 SCHEMA_KEY = MATTE_SAMPLE_SCHEMA.metadata[b"crisp.schema"].decode()
 
 
-class MatteDataConfig(BaseModel):
+class MatteDataConfig(SampleDataConfig):
     """Which matte-composite partitions to train on and how to batch them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    root: str = "file://./data"
-    storage_options: dict[str, Any] = Field(default_factory=dict)
     recipe: Literal["matte_composites"] = RECIPE
-    partitions: list[str] | Literal["all"] = "all"
     crop: int = Field(default=192, ge=32, multiple_of=16)
     batch_size: int = Field(default=8, ge=1)
-    workers: int = Field(default=2, ge=0)
-    seed: int = 0
-    train_split: str = "train"
-    val_split: str = "val"
     val_max_samples: int | None = Field(default=64, ge=1)
-    val_workers: int = Field(default=0, ge=0)
-
-    @field_validator("partitions", mode="before")
-    @classmethod
-    def _dates_as_names(cls, value: Any) -> Any:
-        if isinstance(value, list | tuple):  # YAML reads an unquoted 2026-11-20 as a date
-            return [v.isoformat() if isinstance(v, date) else v for v in value]
-        return value
 
 
 def load_matte_catalog(storage: Storage, partitions: list[str] | str) -> SampleCatalog:
@@ -76,7 +73,9 @@ def matte_reader(catalog: SampleCatalog, root: str, options: dict[str, Any]) -> 
 
 def decode_sample(members: list[bytes]) -> dict[str, np.ndarray]:
     """{"image", "alpha", "fg", "bg"} arrays of one sample's members (alpha uint8 H x W, others RGB)."""
-    return {m: decode_mask(b) if m == "alpha" else decode_tile(b) for m, b in zip(MEMBERS, members, strict=True)}
+    return {
+        m: decode_mask(b) if m == "alpha" else decode_tile(b) for m, b in zip(MEMBERS, members, strict=True)
+    }
 
 
 def sample_tensors(arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -115,7 +114,9 @@ class CompositeBatches(Dataset):
 class WholeComposites(Dataset):
     """Validation: whole canvases of the given rows, every world-th one for this rank, no augmentation."""
 
-    def __init__(self, reader: MemberReader, rows: list[int], kinds: list[str], rank: int, world: int) -> None:
+    def __init__(
+        self, reader: MemberReader, rows: list[int], kinds: list[str], rank: int, world: int
+    ) -> None:
         self.reader, self.rows, self.kinds = reader, rows[rank::world], kinds
 
     def __len__(self) -> int:
@@ -131,7 +132,9 @@ class WholeComposites(Dataset):
 class MatteDataModule(PlannedBatches, pl.LightningDataModule):
     def __init__(self, config: MatteDataConfig | dict[str, Any], model_cfg: Any = None) -> None:
         super().__init__()
-        self.config = config if isinstance(config, MatteDataConfig) else MatteDataConfig.model_validate(config)
+        self.config = (
+            config if isinstance(config, MatteDataConfig) else MatteDataConfig.model_validate(config)
+        )
         self.model_cfg = model_cfg  # the task interface passes it; batches do not depend on it
         self.init_position()
 
@@ -179,7 +182,9 @@ class MatteDataModule(PlannedBatches, pl.LightningDataModule):
         if stage in (None, "fit") and self.train_set is None:
             self.check(world)
             rows = self._train_rows()
-            self.train_set = CompositeBatches(reader, rows, self._plan(len(rows), world), rank, self.config.crop)
+            self.train_set = CompositeBatches(
+                reader, rows, self._plan(len(rows), world), rank, self.config.crop
+            )
         if self.val_set is None:
             rows = self._split_rows(self.config.val_split)[: self.config.val_max_samples]
             kinds = self.catalog.rows["background"].to_pylist()

@@ -27,7 +27,6 @@ of them, crop and batch geometry, loader workers, seed, splits). Out: `QualityDa
 
 from __future__ import annotations
 
-from datetime import date
 from functools import cached_property
 from typing import Any, Literal
 
@@ -35,7 +34,7 @@ import lightning.pytorch as pl
 import numpy as np
 import pyarrow as pa
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field
 from torch.utils.data import Dataset
 
 from pipeline.storage import Storage
@@ -43,7 +42,13 @@ from pipeline.tile_codec import decode_tile
 from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
 from training.data.catalog import DataError
 from training.data.dataset import to_tensor
-from training.data.samples import GroupPlan, PlannedBatches, SampleCatalog, load_sample_catalog
+from training.data.samples import (
+    GroupPlan,
+    PlannedBatches,
+    SampleCatalog,
+    SampleDataConfig,
+    load_sample_catalog,
+)
 from training.data.samples import MemberReader as SampleMemberReader
 
 RECIPE = "quality_grid"
@@ -54,32 +59,14 @@ SCHEMA_KEY = QUALITY_SAMPLE_SCHEMA.metadata[b"crisp.schema"].decode()  # the man
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-class QualityDataConfig(BaseModel):
+class QualityDataConfig(SampleDataConfig):
     """Which quality-grid partitions to train on and how to batch them."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    root: str = "file://./data"  # the Crisp root holding pairs/quality_grid/<partition>
-    storage_options: dict[str, Any] = Field(default_factory=dict)
     recipe: Literal["quality_grid"] = RECIPE
-    partitions: list[str] | Literal["all"] = "all"
     crop: int = Field(default=224, ge=32, multiple_of=8)  # a multiple of 8 keeps a flip on the JPEG grid
     groups_per_batch: int = Field(default=4, ge=1)
     samples_per_group: int = Field(default=8, ge=2)  # >= 2: the rank loss needs pairs
-    workers: int = Field(default=2, ge=0)
-    seed: int = 0
-    train_split: str = "train"
-    val_split: str = "val"
     val_max_groups: int | None = Field(default=64, ge=1)
-    val_workers: int = Field(default=0, ge=0)
-
-    @field_validator("partitions", mode="before")
-    @classmethod
-    def _dates_as_names(cls, value: Any) -> Any:
-        # YAML reads an unquoted 2026-11-20 as a date; partitions are named by its ISO form.
-        if isinstance(value, list | tuple):
-            return [v.isoformat() if isinstance(v, date) else v for v in value]
-        return value
 
 
 QualityCatalog = SampleCatalog  # groups(split) by group_id: the reference image

@@ -13,7 +13,9 @@ use (dates, or "all"), the contract columns and the member spans a loader reads.
   loader workers; `EpochBatchOrder`: the (epoch, batch) sampler;
 - `PlannedBatches`: the LightningDataModule hooks around them: the epoch's first batch from a saved
   position (mid-epoch resume through training/data/sampler.py's LoaderPosition / check_resumable), a batch
-  counted after Lightning's prefetch, whole-batch items (`batch_size=None`), no distributed sampler.
+  counted after Lightning's prefetch, whole-batch items (`batch_size=None`), no distributed sampler;
+- `SampleDataConfig`: the `data` fields every such loader's config starts from (root, partitions, loader
+  workers, seed, splits), each task's config adding its recipe, crops and batching.
 """
 
 from __future__ import annotations
@@ -22,17 +24,42 @@ import io
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import DataLoader, Sampler
 
 from pipeline.commit import PartitionNotCommittedError, committed_partitions, read_manifest, read_verified
 from pipeline.storage import Storage
 from training.data.catalog import INDEX_NAME, DataError, manifest_hash
 from training.data.sampler import LoaderPosition, ResumableLoader
+
+
+class SampleDataConfig(BaseModel):
+    """Which sample partitions under which root, the loader's processes, the seed and the splits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    root: str = "file://./data"  # the Crisp root holding pairs/<family>/<partition>
+    storage_options: dict[str, Any] = Field(default_factory=dict)
+    partitions: list[str] | Literal["all"] = "all"
+    workers: int = Field(default=2, ge=0)
+    seed: int = 0
+    train_split: str = "train"
+    val_split: str = "val"
+    val_workers: int = Field(default=0, ge=0)
+
+    @field_validator("partitions", mode="before")
+    @classmethod
+    def _dates_as_names(cls, value: Any) -> Any:
+        # YAML reads an unquoted 2026-11-20 as a date; partitions are named by its ISO form.
+        if isinstance(value, list | tuple):
+            return [v.isoformat() if isinstance(v, date) else v for v in value]
+        return value
 
 
 @dataclass(frozen=True)

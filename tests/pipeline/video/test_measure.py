@@ -10,7 +10,7 @@ from PIL import Image
 from pipeline.degrade.bicubic import bicubic_upscale
 from pipeline.video.clips import clip_params, product_box, render_clip
 from pipeline.video.config import ClipsConfig
-from pipeline.video.measure import frame_psnr_y, temporal_error, warp_to
+from pipeline.video.measure import flow_warping_error, frame_psnr_y, temporal_error, warp_to
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,18 @@ def test_the_known_motion_lines_frames_up(clip):
         np.abs(moved - frames.hr[2])[inner].mean()
         < 0.5 * np.abs(frames.hr[1].astype(float) - frames.hr[2])[inner].mean()
     )
+
+
+def test_the_flow_warping_error_sees_flicker_on_a_real_clip():
+    import av
+
+    from pipeline.reference_data import reference_clip
+
+    with av.open(str(reference_clip("carphone_pristine"))) as clip:
+        frames = np.stack(
+            [f.to_ndarray(format="rgb24") for _, f in zip(range(6), clip.decode(video=0), strict=False)]
+        )
+    steady = flow_warping_error(frames, frames)
+    rng = np.random.default_rng(0)
+    flicker = np.clip(frames + rng.normal(0, 6, frames.shape), 0, 255).astype(np.uint8)
+    assert 0 < steady < flow_warping_error(flicker, frames)
