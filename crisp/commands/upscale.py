@@ -1,11 +1,12 @@
-"""`crisp upscale INPUT... --model URI --out DIR`: serve a model on files, folders or an image partition.
+"""`crisp upscale INPUT... [--model URI] --out DIR`: serve a model on files, folders or an image partition.
 
 In: inputs that are image files, folders (searched recursively) or `images/<date>` partitions under the
 storage root (read through the manifest and index); a model URI (`models:/<name>@<alias>`,
-`models:/<name>/<version>` or a checkpoint path). Every file is decoded by ingest's own normalizer
-(`pipeline.clean.normalize.decode_rgb`: EXIF orientation, ICC to sRGB, CMYK / palette / 16-bit to 8-bit
-RGB, transparency composited on white), so the model sees the pixels ingest would have stored; only
-ingest's size rules are skipped (any size is upscaled). Out: `<out>/<name>_x<s>.png` per image (RGB,
+`models:/<name>/<version>` or a checkpoint path; default `models:/crisp-sr-x4@champion`, and for videos
+`models:/crisp-vsr-x4@champion` when one is registered, else that image champion). Every file is decoded
+by ingest's own normalizer (`pipeline.clean.normalize.decode_rgb`: EXIF orientation, ICC to sRGB, CMYK /
+palette / 16-bit to 8-bit RGB, transparency composited on white), so the model sees the pixels ingest would
+have stored; only ingest's size rules are skipped (any size is upscaled). Out: `<out>/<name>_x<s>.png` per image (RGB,
 lossless), and with `--side-by-side` `<name>_x<s>_compare.png` (bicubic left, model right; only for
 outputs up to `--side-by-side-max-megapixels`). Otherwise each PNG is streamed band by band as the tiles
 finish, so RAM stays bounded by the tile size times the output width, never by the image area.
@@ -15,8 +16,9 @@ bad input.
 
 Video files (given directly, or `VIDEO_SUFFIXES` in folders) are served frame by frame through the same
 model into `<out>/<name>_x<s>.mp4` (`training.serve.upscale.upscale_video`: H.264, the input's frame
-timestamps and audio kept, memory independent of the length); each frame is one image to the model, so a
-single-frame model serves any video.
+timestamps and audio kept, memory independent of the length): a single-frame model upscales each frame as
+an image, a multi-frame one (`models:/crisp-vsr-x4@champion`) each frame from a sliding window of its
+neighbours.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ if TYPE_CHECKING:
 PARTITION = re.compile(r"^images/\d{4}-\d{2}-\d{2}$")
 SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".webm", ".mkv", ".avi")
+IMAGE_CHAMPION = "models:/crisp-sr-x4@champion"
+VIDEO_CHAMPION = "models:/crisp-vsr-x4@champion"  # falls back to the image champion when not registered
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,7 +47,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "inputs", nargs="+", metavar="INPUT", help="image or video file, folder, or images/<date> partition"
     )
     p.add_argument(
-        "--model", required=True, help="models:/<name>@champion, models:/<name>/<version> or a path"
+        "--model",
+        help="models:/<name>@champion, models:/<name>/<version> or a path (default: "
+        f"{IMAGE_CHAMPION}; for videos {VIDEO_CHAMPION} when one is registered, else the image champion)",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--side-by-side", action="store_true", help="also write bicubic | model comparisons")
@@ -174,7 +180,10 @@ def decode_input(data: bytes) -> Image.Image:
 
 
 def run(args: argparse.Namespace) -> int:
-    return serve_images(args, "upscale", lambda stem, scale: f"{stem}_x{scale}.png")
+    video_model = None
+    if args.model is None:
+        args.model, video_model = IMAGE_CHAMPION, VIDEO_CHAMPION
+    return serve_images(args, "upscale", lambda stem, scale: f"{stem}_x{scale}.png", video_model=video_model)
 
 
 def serve_images(
@@ -182,10 +191,13 @@ def serve_images(
     command: str,
     output_name: Callable[[str, int], str],
     check_model: Callable[[object], str | None] = lambda meta: None,
+    video_model: str | None = None,
 ) -> int:
     """The batch loop of `crisp upscale` and `crisp restore`: load `args.model` (refused with the reason
     `check_model(meta)` gives, if any), then serve every input image tile by tile into
-    `<out>/<output_name(stem, scale)>`; a bad file is reported on its own line and the others finish."""
+    `<out>/<output_name(stem, scale)>` and every video frame by frame into the same name as .mp4 (by
+    `video_model` instead when it is given and registered); a bad file is reported on its own line and the
+    others finish."""
     import numpy as np
     from tqdm import tqdm
 
@@ -201,11 +213,23 @@ def serve_images(
         items = collect_inputs(args.inputs, settings.storage, skip_videos=True)
         videos = collect_videos(args.inputs)
         config = RegistryConfig(root=settings.root, tracking_uri=settings.mlflow_tracking_uri)
-        options = settings.s3.storage_options() if args.model.startswith("s3://") else None
-        model, meta = load_model(args.model, config, storage_options=options)
-        refusal = check_model(meta)
-        if refusal:
-            raise ValueError(f"{args.model}: {refusal}")
+
+        def load(uri: str):
+            options = settings.s3.storage_options() if uri.startswith("s3://") else None
+            loaded = load_model(uri, config, storage_options=options)
+            refusal = check_model(loaded[1])
+            if refusal:
+                raise ValueError(f"{uri}: {refusal}")
+            return loaded
+
+        for_videos = None
+        if videos and video_model:
+            try:
+                for_videos = load(video_model)
+            except UnknownModelError:  # no video model registered: the image model serves every frame
+                for_videos = None
+        model, meta = load(args.model) if items or for_videos is None else for_videos
+        for_videos = for_videos or (model, meta)
     except (ValueError, LookupError, OSError, CheckpointRejected, UnknownModelError) as exc:
         print(f"crisp {command}: {exc}", file=sys.stderr)
         return 2
@@ -236,11 +260,20 @@ def serve_images(
             target.unlink(missing_ok=True)  # never leave a truncated PNG behind
             failed += 1
             bar.write(f"crisp {command}: {stem}: {exc}", file=sys.stderr)  # a line of its own, not in the bar
+    video_net, video_meta = for_videos
     for stem, path in videos:
-        target = out_dir / Path(output_name(stem, scale)).with_suffix(".mp4")
+        target = out_dir / Path(output_name(stem, video_meta.scale)).with_suffix(".mp4")
         try:
             written = upscale_video(
-                model, path, target, scale, args.tile, args.overlap, args.device, args.batch_size, bar
+                video_net,
+                path,
+                target,
+                video_meta.scale,
+                args.tile,
+                args.overlap,
+                args.device,
+                args.batch_size,
+                bar,
             )
             bar.write(
                 f"{target}: {written.frames} frames {written.width}x{written.height} at {written.fps:g} fps"
@@ -253,5 +286,6 @@ def serve_images(
             bar.write(f"crisp {command}: {stem}: {exc}", file=sys.stderr)
     bar.close()
     total = len(items) + len(videos)
-    print(f"wrote {total - failed} of {total} files to {out_dir} with {meta.source}")
+    sources = " and ".join(dict.fromkeys(m.source for m in (meta, video_meta)))
+    print(f"wrote {total - failed} of {total} files to {out_dir} with {sources}")
     return 1 if failed else 0

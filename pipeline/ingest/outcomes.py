@@ -148,23 +148,34 @@ def decide_outcomes(
     duplicates = []
     for dup in result.duplicates:
         row, p = images[dup.candidate.key]
+        of = (dup.duplicate_of, prior_partition.get(dup.duplicate_of, partition))
+        size = (dup.candidate.width, dup.candidate.height)
         duplicates.append(
-            {
-                "row_key": row.row_key,
-                "product_id": row.product_id,
-                "url": row.image_url,
-                "image_id": dup.candidate.image_id,
-                "duplicate_of": dup.duplicate_of,
-                "duplicate_of_partition": prior_partition.get(dup.duplicate_of, partition),
-                "kind": dup.kind,
-                "hamming_distance": dup.distance,
-                "width": dup.candidate.width,
-                "height": dup.candidate.height,
-                "partition": partition,
-                "recorded_at": p.fetch.fetched_at,
-            }
+            duplicate_record(row, dup.candidate.image_id, of, dup.kind, dup.distance, size, partition, p)
         )
     return accepted, duplicates, rejects
+
+
+def duplicate_record(
+    row: FeedRow, content_id: str, of: tuple[str, str], kind: str, distance: int, size: tuple[int, int],
+    partition: str, p: Processed,
+) -> dict[str, Any]:  # fmt: skip
+    """One duplicate ledger record: `content_id` (an image_id, or a video's video_id) is a `kind` duplicate
+    of `of` = (its id, its partition), `distance` pHash bits apart, `size` = (width, height)."""
+    return {
+        "row_key": row.row_key,
+        "product_id": row.product_id,
+        "url": row.image_url,
+        "image_id": content_id,
+        "duplicate_of": of[0],
+        "duplicate_of_partition": of[1],
+        "kind": kind,
+        "hamming_distance": distance,
+        "width": size[0],
+        "height": size[1],
+        "partition": partition,
+        "recorded_at": p.fetch.fetched_at,
+    }
 
 
 def _why(processed: Processed) -> tuple[str, str]:

@@ -9,7 +9,8 @@ the partition and against every committed partition of an EARLIER date (so a bac
 old date never demotes images that later days already point to), through the persistent dedup index ->
 split by product -> rank each product's scored images -> write, gate, commit -> add the committed images
 to the dedup index. A body that is a video container is probed instead of cleaned (`process`), deduplicated
-against earlier videos (`videos`) and stored in the same shards, with its row in `videos.parquet`. The manifest's `extra.run.quality_model` names the model that scored (null: none).
+against earlier videos (`videos`) and stored in the same shards, with its row in `videos.parquet`. The
+manifest's `extra.run.quality_model` names the model that scored (null: none).
 
 Every input row ends in exactly one of accepted / duplicate / rejected; `check_outcomes` enforces it
 before anything is written, and the GX gate checks it again. With `retry_failed=True` the committed

@@ -1,12 +1,13 @@
-"""Videos: decide where every fetched video row ends - accepted, duplicate of a video, or (from probing)
-rejected - and build the video index records.
+"""Videos: decide whether each fetched row whose body probed as a video is accepted or a duplicate of a video,
+and build the video index records (a video that failed probing is a `Rejection`, ledgered with the images'
+rejects by `outcomes.decide_outcomes`).
 
-In: the feed rows whose body was a video, the `Processed` result of each distinct URL, the videos already
+In: the feed rows whose body probed as a video, the `Processed` result of each distinct URL, the videos already
 committed (`load_prior_videos`: the video index of every partition dated before this one, and on retry the
 partition's own kept videos), the partition, the config and the time. Out: video index records (every
 `VIDEO_INDEX_SCHEMA` column but the shard location), duplicate ledger records (the video's id in
 `image_id`; `hamming_distance` is the largest pHash distance between corresponding sampled frames, 0 for
-exact) and reject ledger records, as plain dicts matching the declared schemas.
+exact), as plain dicts matching the declared schemas.
 
 Exact duplicates share a video_id (the same decoded frames: a remux, another URL); near duplicates pass
 `pipeline.video.hashing.near_duplicate` (close durations, every sampled frame within
@@ -30,7 +31,7 @@ import pyarrow.parquet as pq
 from pipeline.commit import committed_partitions, read_manifest, read_verified
 from pipeline.ingest.config import IngestConfig
 from pipeline.ingest.feed import FeedRow
-from pipeline.ingest.outcomes import reject_record
+from pipeline.ingest.outcomes import duplicate_record
 from pipeline.ingest.process import Processed
 from pipeline.ingest.read import DATASET, VIDEOS
 from pipeline.ingest.split import assign_split
@@ -95,33 +96,9 @@ def decide_video_outcomes(
             accepted.append(video_record(row, p, assign_split(row.product_id, config.split), partition, now))
             continue
         original, kind, distance = match
-        duplicates.append(
-            {
-                "row_key": row.row_key,
-                "product_id": row.product_id,
-                "url": row.image_url,
-                "image_id": probe.video_id,
-                "duplicate_of": original.video_id,
-                "duplicate_of_partition": original.partition,
-                "kind": kind,
-                "hamming_distance": distance,
-                "width": probe.width,
-                "height": probe.height,
-                "partition": partition,
-                "recorded_at": p.fetch.fetched_at,
-            }
-        )
+        of, size = (original.video_id, original.partition), (probe.width, probe.height)
+        duplicates.append(duplicate_record(row, probe.video_id, of, kind, distance, size, partition, p))
     return accepted, duplicates
-
-
-def video_reject(row: FeedRow, p: Processed, partition: str) -> dict[str, Any]:
-    """The reject record of a row whose video body failed probing."""
-    assert p.rejection is not None
-    f = p.fetch
-    return reject_record(
-        row.row_key, row.product_id, row.image_url, "clean", p.rejection.reason, p.rejection.detail,
-        partition, f.fetched_at, f.http_status, f.attempts,
-    )  # fmt: skip
 
 
 def video_record(row: FeedRow, p: Processed, split: str, partition: str, now: datetime) -> dict[str, Any]:

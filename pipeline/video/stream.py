@@ -112,6 +112,8 @@ def transcode_frames(
                         write_centre()
             while stamps:  # the last frame stands in for the frames after it
                 pixels.append(pixels[-1])
+                while len(pixels) < window:  # a video shorter than half the window
+                    pixels.append(pixels[-1])
                 write_centre()
             out.mux(video_out.encode(None))
             if audio_out is not None and not audio_note.startswith("copy"):

@@ -4,8 +4,9 @@ In: an SR `nn.Module`, an image (PIL or uint8 numpy: HxW, HxWx3 or HxWx4), its s
 LR pixels (default 256) and the overlap (default 16), a device ("auto" = CUDA when present). Out:
 `upscale_bands` yields the uint8 result as horizontal bands, top to bottom (a writer can stream them to
 disk, so a 4000 x 4000 input never needs its 16000 x 16000 result in RAM); `upscale_image` assembles them
-into one (H*s) x (W*s) x 3 array (x 4 with alpha), or into a caller's `out` array; `upscale_video` runs
-`upscale_image` on every frame of a video file into an H.264 MP4 (`pipeline.video.stream`).
+into one (H*s) x (W*s) x 3 array (x 4 with alpha), or into a caller's `out` array. A multi-frame model takes
+its window of frames stacked along the channels (`upscale_window`), tiled like one image; `upscale_video`
+runs either kind on every frame of a video file into an H.264 MP4 (`pipeline.video.stream`).
 
 Tiling: the LR image is cut into cores of `tile - 2 * overlap` pixels per axis; each core is processed
 inside a `tile`-sized window shifted inward at the image borders, so every window has the same shape

@@ -88,3 +88,16 @@ def test_a_window_centres_each_frame_and_repeats_the_ends(tmp_path):
     result = transcode_frames(clip, tmp_path / "out.mp4", record, 1, window=3)
     assert result.frames == 5
     assert windows == [[levels[max(0, min(4, i + d))] for d in (-1, 0, 1)] for i in range(5)]
+
+
+def test_a_video_shorter_than_the_window_still_gets_full_windows(tmp_path):
+    frames = [np.full((16, 16, 3), level, np.uint8) for level in (40, 200)]
+    clip = write_video(tmp_path / "two.mp4", frames, codec="libx264")
+    seen = []
+
+    def record(window):
+        seen.append(len(window))
+        return window[2]
+
+    assert transcode_frames(clip, tmp_path / "out.mp4", record, 1, window=5).frames == 2
+    assert seen == [5, 5]

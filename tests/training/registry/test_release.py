@@ -114,3 +114,19 @@ def test_a_trigger_cannot_loosen_the_release_policy(released):
     with pytest.raises(GatePolicyError, match="looser"):
         tighten_gates(target.registry.policy, {"margin_db": -200.0})
     assert tighten_gates(target.registry.policy, {"margin_db": 0.0}).margin_db == 0.0
+
+
+def test_without_a_video_model_crisp_upscale_serves_videos_with_the_image_champion(
+    released, tmp_path, monkeypatch, capsys
+):
+    from crisp.commands import upscale as upscale_cmd
+    from tests.support.cli import run_command
+    from tests.support.videos import real_clip_excerpt
+
+    target, _, _ = released
+    monkeypatch.setenv("CRISP_ROOT", target.storage.root)
+    clip = real_clip_excerpt(tmp_path / "spin.mp4", frames=3, width=32)
+    code = run_command(upscale_cmd, "upscale", str(clip), "--out", str(tmp_path / "out"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"with models:/{NAME}/1" in captured.out and (tmp_path / "out" / "spin_x4.mp4").is_file()

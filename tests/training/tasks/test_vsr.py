@@ -129,3 +129,13 @@ def test_the_registered_pyfunc_upscales_a_clip_like_crisp(released, monkeypatch)
     assert np.abs(served.astype(int) - upscale_clip(model.eval(), clip)).max() <= 1
     with pytest.raises(mlflow.exceptions.MlflowException, match="does not match expected shape"):
         pyfunc.predict(clip[0])  # one frame is not a clip: the signature refuses it
+
+
+def test_without_a_model_a_video_gets_the_video_champion(released, tmp_path, monkeypatch, capsys):
+    target, _, _ = released
+    monkeypatch.setenv("CRISP_ROOT", target.storage.root)
+    clip = real_clip_excerpt(tmp_path / "spin.mp4", frames=3, width=32)
+    code = run_command(upscale_cmd, "upscale", str(clip), "--out", str(tmp_path / "out"))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert f"with models:/{NAME}/1" in captured.out and (tmp_path / "out" / "spin_x4.mp4").is_file()
