@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from training.archs import ARCHS, build_arch, check_arch
+from training.archs import ARCHS, build_arch, check_arch, input_frames
 
 torch.set_num_threads(1)
 
@@ -16,7 +16,8 @@ torch.set_num_threads(1)
 def test_every_arch_builds_at_every_scale_it_supports(name, scale):
     model = build_arch(name, scale)
     assert isinstance(model, ARCHS[name])
-    assert model(torch.rand(1, 3, 8, 8)).shape == (1, 3, 8 * scale, 8 * scale)
+    channels = 3 * input_frames(model)  # a multi-frame arch takes its window stacked along the channels
+    assert model(torch.rand(1, channels, 8, 8)).shape == (1, 3, 8 * scale, 8 * scale)
 
 
 def test_overrides_reach_the_constructor():
