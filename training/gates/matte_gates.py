@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from training.gates.policy import ThresholdPolicy
-from training.gates.verdict import GateResult, MatteGateConfig, Verdict, failed_reasons
+from training.gates.verdict import GateResult, MatteGateConfig, Verdict
 
 CHAMPION_PREFIX = "champion/"  # the champion's metrics on the same composites: champion/iou
 
@@ -54,19 +54,9 @@ class MatteGatePolicy(ThresholdPolicy):
 
     def failures(self, verdict: Verdict) -> list[str]:
         """Why `verdict` does not pass under this policy (empty: it passes). Re-applies every threshold."""
-        problems = list(verdict.reasons) if not verdict.passed else []
-        problems += [f"{g.gate}: {g.detail}" for g in verdict.gates if g.gate == "safe_load" and not g.passed]
-        if verdict.meta is None:
-            return problems or ["the verdict has no loaded checkpoint"]
-        if not isinstance(verdict.config, MatteGateConfig):
-            return [*problems, "the verdict was not measured by the matte validator"]
-        if verdict.config.sample_split != self.sample_split:
-            problems.append(
-                f"verdict scored split {verdict.config.sample_split!r}, the policy requires {self.sample_split!r}"
-            )
-        problems += [f"verdict measured with {p}" for p in self.looser(verdict.config)]
-        problems += failed_reasons(matte_threshold_gates(verdict, self))
-        return list(dict.fromkeys(problems))
+        return self.recorded_failures(
+            verdict, MatteGateConfig, "matte", "sample_split", matte_threshold_gates
+        )
 
 
 def _gate(

@@ -14,7 +14,7 @@ a hand-written JSON's) does not pass here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,6 +60,27 @@ class ThresholdPolicy(BaseModel):
     def failures(self, verdict: Verdict) -> list[str]:
         """Why a recorded verdict does not pass under this policy (empty: it passes)."""
         raise NotImplementedError
+
+    def recorded_failures(
+        self, verdict: Verdict, config_type: type, measured_by: str, split_field: str,
+        gates: Callable[[Verdict, Any], list[GateResult]],
+    ) -> list[str]:  # fmt: skip
+        """`failures` of a kind whose verdicts carry a `config_type` config scored on the held-out split named
+        `split_field` (on the policy and on the config): the verdict's own reasons, a failed safe load, a
+        verdict of another validator or split, thresholds looser than this policy's, and `gates(verdict, self)`
+        re-applied."""
+        problems = list(verdict.reasons) if not verdict.passed else []
+        problems += [f"{g.gate}: {g.detail}" for g in verdict.gates if g.gate == "safe_load" and not g.passed]
+        if verdict.meta is None:
+            return problems or ["the verdict has no loaded checkpoint"]
+        if not isinstance(verdict.config, config_type):
+            return [*problems, f"the verdict was not measured by the {measured_by} validator"]
+        scored, required = getattr(verdict.config, split_field), getattr(self, split_field)
+        if scored != required:
+            problems.append(f"verdict scored split {scored!r}, the policy requires {required!r}")
+        problems += [f"verdict measured with {p}" for p in self.looser(verdict.config)]
+        problems += failed_reasons(gates(verdict, self))
+        return list(dict.fromkeys(problems))
 
     def release_config(self, recipe: str, partitions: Sequence[str], device: str) -> Any:
         """The gate config of a release (training/registry/release.py): these thresholds, measured on the sample

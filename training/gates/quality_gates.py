@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from training.gates.policy import ThresholdPolicy
-from training.gates.verdict import GateResult, QualityGateConfig, Verdict, failed_reasons
+from training.gates.verdict import GateResult, QualityGateConfig, Verdict
 
 FAMILY_PREFIX = "srcc/"  # verdict.metrics key of one family's SRCC: srcc/<family>
 CHAMPION_PREFIX = "champion/"  # the champion's metrics on the same grid: champion/srcc
@@ -63,19 +63,9 @@ class QualityGatePolicy(ThresholdPolicy):
 
     def failures(self, verdict: Verdict) -> list[str]:
         """Why `verdict` does not pass under this policy (empty: it passes). Re-applies every threshold."""
-        problems = list(verdict.reasons) if not verdict.passed else []
-        problems += [f"{g.gate}: {g.detail}" for g in verdict.gates if g.gate == "safe_load" and not g.passed]
-        if verdict.meta is None:
-            return problems or ["the verdict has no loaded checkpoint"]
-        if not isinstance(verdict.config, QualityGateConfig):
-            return [*problems, "the verdict was not measured by the quality validator"]
-        if verdict.config.grid_split != self.grid_split:
-            problems.append(
-                f"verdict scored split {verdict.config.grid_split!r}, the policy requires {self.grid_split!r}"
-            )
-        problems += [f"verdict measured with {p}" for p in self.looser(verdict.config)]
-        problems += failed_reasons(quality_threshold_gates(verdict, self))
-        return list(dict.fromkeys(problems))
+        return self.recorded_failures(
+            verdict, QualityGateConfig, "quality", "grid_split", quality_threshold_gates
+        )
 
 
 def _gate(

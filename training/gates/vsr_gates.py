@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from pydantic import Field
 
 from training.gates.policy import ThresholdPolicy
-from training.gates.verdict import GateResult, Verdict, VsrGateConfig, failed_reasons
+from training.gates.verdict import GateResult, Verdict, VsrGateConfig
 
 CHAMPION_PREFIX = "champion/"
 
@@ -55,19 +55,7 @@ class VsrGatePolicy(ThresholdPolicy):
 
     def failures(self, verdict: Verdict) -> list[str]:
         """Why `verdict` does not pass under this policy (empty: it passes). Re-applies every threshold."""
-        problems = list(verdict.reasons) if not verdict.passed else []
-        problems += [f"{g.gate}: {g.detail}" for g in verdict.gates if g.gate == "safe_load" and not g.passed]
-        if verdict.meta is None:
-            return problems or ["the verdict has no loaded checkpoint"]
-        if not isinstance(verdict.config, VsrGateConfig):
-            return [*problems, "the verdict was not measured by the video-SR validator"]
-        if verdict.config.clip_split != self.clip_split:
-            problems.append(
-                f"verdict scored split {verdict.config.clip_split!r}, the policy requires {self.clip_split!r}"
-            )
-        problems += [f"verdict measured with {p}" for p in self.looser(verdict.config)]
-        problems += failed_reasons(vsr_threshold_gates(verdict, self))
-        return list(dict.fromkeys(problems))
+        return self.recorded_failures(verdict, VsrGateConfig, "video-SR", "clip_split", vsr_threshold_gates)
 
 
 def _gate(
