@@ -70,28 +70,28 @@ def _sr_pairs(recipe: str) -> SampleFamily:
     )
 
 
-def _quality_grid() -> SampleFamily:
-    from pipeline.pairs.checks import check_quality_samples
-    from pipeline.pairs.grid import make_quality_grid_for_shard
+def _non_pair_family(name: str, version: int, section: str, make: Callable[..., Any], schema: pa.Schema,
+                     check: Callable[..., None]) -> SampleFamily:  # fmt: skip
+    """A family configured by its own `PairsConfig` section: that section, the family's version and the
+    shard settings are its part of the content key."""
 
     def config_key(config: PairsConfig) -> dict[str, Any]:
-        from pipeline.pairs.grid import GRID_VERSION
-
-        grid = config.quality_grid.model_dump(mode="json")
+        own = getattr(config, section).model_dump(mode="json")
         return {
-            "recipe": {"name": QUALITY_GRID, "version": GRID_VERSION, "config": grid},
+            "recipe": {"name": name, "version": version, "config": own},
             "config": config.model_dump(mode="json", include={"shard_target_bytes", "png_compress_level"}),
         }
 
-    return SampleFamily(
-        name=QUALITY_GRID,
-        make=make_quality_grid_for_shard,
-        index_schema=QUALITY_SAMPLE_SCHEMA,
-        skip_schema=PAIR_SKIP_SCHEMA,
-        count="samples",
-        config_key=config_key,
-        check=check_quality_samples,
-    )
+    return SampleFamily(name=name, make=make, index_schema=schema, skip_schema=PAIR_SKIP_SCHEMA, count="samples",
+                        config_key=config_key, check=check)  # fmt: skip
+
+
+def _quality_grid() -> SampleFamily:
+    from pipeline.pairs.checks import check_quality_samples
+    from pipeline.pairs.grid import GRID_VERSION, make_quality_grid_for_shard
+
+    return _non_pair_family(QUALITY_GRID, GRID_VERSION, "quality_grid", make_quality_grid_for_shard,
+                            QUALITY_SAMPLE_SCHEMA, check_quality_samples)  # fmt: skip
 
 
 def _matte_composites() -> SampleFamily:
@@ -99,22 +99,8 @@ def _matte_composites() -> SampleFamily:
     from pipeline.pairs.checks import check_matte_samples
     from pipeline.pairs.composites import make_composites_for_shard
 
-    def config_key(config: PairsConfig) -> dict[str, Any]:
-        matte = config.matte.model_dump(mode="json")
-        return {
-            "recipe": {"name": MATTE_COMPOSITES, "version": COMPOSITE_VERSION, "config": matte},
-            "config": config.model_dump(mode="json", include={"shard_target_bytes", "png_compress_level"}),
-        }
-
-    return SampleFamily(
-        name=MATTE_COMPOSITES,
-        make=make_composites_for_shard,
-        index_schema=MATTE_SAMPLE_SCHEMA,
-        skip_schema=PAIR_SKIP_SCHEMA,
-        count="samples",
-        config_key=config_key,
-        check=check_matte_samples,
-    )
+    return _non_pair_family(MATTE_COMPOSITES, COMPOSITE_VERSION, "matte", make_composites_for_shard,
+                            MATTE_SAMPLE_SCHEMA, check_matte_samples)  # fmt: skip
 
 
 def _synthetic_clips() -> SampleFamily:
@@ -122,19 +108,5 @@ def _synthetic_clips() -> SampleFamily:
     from pipeline.pairs.clips import make_clips_for_shard
     from pipeline.video.clips import CLIPS_VERSION
 
-    def config_key(config: PairsConfig) -> dict[str, Any]:
-        clips = config.clips.model_dump(mode="json")
-        return {
-            "recipe": {"name": SYNTHETIC_CLIPS, "version": CLIPS_VERSION, "config": clips},
-            "config": config.model_dump(mode="json", include={"shard_target_bytes", "png_compress_level"}),
-        }
-
-    return SampleFamily(
-        name=SYNTHETIC_CLIPS,
-        make=make_clips_for_shard,
-        index_schema=CLIP_SAMPLE_SCHEMA,
-        skip_schema=PAIR_SKIP_SCHEMA,
-        count="samples",
-        config_key=config_key,
-        check=check_clip_samples,
-    )
+    return _non_pair_family(SYNTHETIC_CLIPS, CLIPS_VERSION, "clips", make_clips_for_shard, CLIP_SAMPLE_SCHEMA,
+                            check_clip_samples)  # fmt: skip
