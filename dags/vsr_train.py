@@ -6,7 +6,7 @@ Train the video super-resolution model (a window of frames in, the centre frame 
 by `sr_pairs` / `crisp pairs --recipe synthetic_clips_x4`), then release it as `crisp-vsr-x4`. The training
 runs as a subprocess, `python -m training.fit.train --config <resolved yaml>` (or, with the settings'
 `launch.kind: kubernetes`, as a Kubernetes Job: infra/README.md), from `training/configs/frame_fusion_x4.yaml`
-(FrameFusion, 5 frames, 0.64M params, the CPU default).
+(FrameFusion, 5 frames aligned by optical flow, 0.67M params, the CPU default).
 
 **Trigger**: manual, with Params: `partitions` (dates, or ["all"]), `max_steps`, `devices`, free
 `overrides` (`section.key=value`, as for `crisp train --set`), `model_name` (default crisp-vsr-x4) and

@@ -4,21 +4,27 @@ In: a float tensor N x (3*frames) x h x w in [0, 1]: `frames` consecutive LR fra
 channels, oldest first, the frame to upscale in the middle. Out: N x 3 x (h*s) x (w*s), the middle frame
 super-resolved (unclamped).
 
-Every frame goes through the same feature extractor (two 3x3 convolutions, shared weights, so the net sees
-each frame alike wherever it sits in the window); each neighbour's features are then concatenated with the
-centre's and passed through one alignment block shared by all neighbours (two 3x3 convolutions with a
-residual: learned alignment, so no optical flow and no downloaded weights are needed; with pans of a few LR
-px per frame the block's 5x5 receptive field spans the motion between neighbours); the aligned features of all frames are fused by a 1x1
-convolution and refined by `blocks` residual blocks at LR resolution; a 3x3 convolution predicts s^2
-sub-pixel phases and PixelShuffle places them, added to the bicubic upscale of the centre frame (the net
-learns only the detail interpolation misses). `frames=1` is the single-frame twin of the same size: no
-alignment, the same trunk and head, what a multi-frame model must beat.
+Two ways to align the neighbours with the centre (`align`):
+- "flow": the window arrives already aligned (pipeline/video/align.py: classical DIS optical flow, applied by
+  every caller that builds a window: `prealigned` is True), so the frames are fused at once: two 3x3
+  convolutions over all the stacked frames (early fusion), at the cost of the single-frame twin plus 3x3
+  kernels for the extra input channels.
+- "learned": raw frames; every frame goes through the same feature extractor (two 3x3 convolutions, shared
+  weights); each neighbour's features are concatenated with the centre's and passed through one alignment
+  block shared by all neighbours (two 3x3 convolutions with a residual). Its few-px receptive field matches
+  small motions only; the bench's 15-minute run trailed the single-frame twin with it (bench/results).
+Then a 1x1 convolution fuses, `blocks` residual blocks refine at LR resolution, a 3x3 convolution predicts
+s^2 sub-pixel phases and PixelShuffle places them, added to the bicubic upscale of the centre frame (the net
+learns only the detail interpolation misses). `frames=1` is the single-frame twin: no alignment, the same
+trunk and head, what a multi-frame model must beat.
 
-Defaults (64 features, 6 blocks, 5 frames): 0.64 M parameters; frames=1: 0.51 M (with blocks=8, 0.66 M: the
-same size budget).
+Sizes at 64 features: learned, 5 frames, 6 blocks: 0.64 M parameters; flow, 5 frames, 8 blocks: 0.67 M;
+frames=1 with 8 blocks (the twin of both): 0.66 M.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
@@ -43,7 +49,8 @@ class _Residual(nn.Module):
 class FrameFusion(nn.Module):
     supported_scales = (4,)
 
-    def __init__(self, scale: int = 4, frames: int = 5, features: int = 64, blocks: int = 6) -> None:
+    def __init__(self, scale: int = 4, frames: int = 5, features: int = 64, blocks: int = 6,
+                 align: Literal["learned", "flow"] = "learned") -> None:  # fmt: skip
         super().__init__()
         if scale not in self.supported_scales:
             raise ValueError(f"frame_fusion supports scales {self.supported_scales}, got {scale}")
@@ -51,9 +58,13 @@ class FrameFusion(nn.Module):
             raise ValueError(
                 f"frame_fusion needs an odd number of frames (the centre one is upscaled), got {frames}"
             )
+        if align not in ("learned", "flow"):
+            raise ValueError(f"frame_fusion align must be 'learned' or 'flow', got {align!r}")
         self.scale, self.frames = scale, frames
+        self.prealigned = align == "flow" and frames > 1  # callers align the window (pipeline/video/align.py)
+        fused_inputs = frames if self.prealigned else 1
         self.extract = nn.Sequential(
-            nn.Conv2d(3, features, 3, padding=1),
+            nn.Conv2d(3 * fused_inputs, features, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(features, features, 3, padding=1),
         )
@@ -61,8 +72,8 @@ class FrameFusion(nn.Module):
             nn.Conv2d(2 * features, features, 3, padding=1),
             nn.ReLU(inplace=True),
             nn.Conv2d(features, features, 3, padding=1),
-        ) if frames > 1 else None  # fmt: skip
-        self.fuse = nn.Conv2d(frames * features, features, 1)
+        ) if frames > 1 and not self.prealigned else None  # fmt: skip
+        self.fuse = nn.Conv2d(features * (frames // fused_inputs), features, 1)
         self.trunk = nn.Sequential(*(_Residual(features) for _ in range(blocks)))
         self.head = nn.Conv2d(features, 3 * scale * scale, 3, padding=1)
         self.shuffle = nn.PixelShuffle(scale)
@@ -75,15 +86,18 @@ class FrameFusion(nn.Module):
             raise ValueError(
                 f"frame_fusion expects {self.frames} stacked RGB frames ({3 * self.frames} channels), got {channels}"
             )
-        feats = self.extract(x.reshape(batch * self.frames, 3, height, width))
-        feats = feats.reshape(batch, self.frames, -1, height, width)
         middle = self.frames // 2
-        centre = feats[:, middle]
-        aligned = [
-            centre if t == middle else feats[:, t] + self.align(torch.cat([feats[:, t], centre], dim=1))
-            for t in range(self.frames)
-        ]
-        fused = self.fuse(torch.cat(aligned, dim=1))
+        if self.align is None:  # one frame, or a window aligned by the caller: fused at the input
+            fused = self.fuse(self.extract(x))
+        else:
+            feats = self.extract(x.reshape(batch * self.frames, 3, height, width))
+            feats = feats.reshape(batch, self.frames, -1, height, width)
+            centre = feats[:, middle]
+            aligned = [
+                centre if t == middle else feats[:, t] + self.align(torch.cat([feats[:, t], centre], dim=1))
+                for t in range(self.frames)
+            ]
+            fused = self.fuse(torch.cat(aligned, dim=1))
         out = self.shuffle(self.head(self.trunk(fused) + fused))
         start = 3 * middle
         return out + bicubic_upscale(x[:, start : start + 3], self.scale)

@@ -14,6 +14,8 @@ frame, one at a time: exactly what `SRModule` trains and scores (PSNR-Y / SSIM-Y
   Sample order from default_rng([seed, epoch]); DDP: rank r takes every world-th sample (GroupPlan with
   groups of one), so batches depend on neither world size nor workers, and resume mid-epoch exactly.
 - `window=1` serves the centre frame alone: the single-frame twin trains on the same clips.
+- `prealigned` (a model that takes its window aligned, FrameFusion align="flow"): the window's whole LR
+  frames are aligned on the centre (pipeline/video/align.py) before the crop, as every server aligns them.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from torch.utils.data import Dataset
 
 from pipeline.storage import Storage
 from pipeline.tile_codec import decode_tile
+from pipeline.video.align import align_window
 from pipeline.video.clips import CLIPS, SCALE, unstack_frames
 from schemas.clip_samples import CLIP_SAMPLE_SCHEMA, MEMBERS
 from training.data.catalog import DataError
@@ -69,6 +72,11 @@ def decode_clip(members: list[bytes], frames: int) -> tuple[np.ndarray, np.ndarr
     return hr, lr
 
 
+def model_window(lr: np.ndarray, prealigned: bool) -> np.ndarray:
+    """The window's LR frames (window x h x w x 3) as the model takes them: aligned on the centre or not."""
+    return np.stack(align_window(lr)) if prealigned else lr
+
+
 def window_tensors(lr: np.ndarray, hr_centre: np.ndarray) -> dict[str, torch.Tensor]:
     """{"lr": 3*window x h x w (frames stacked, oldest first), "hr": 3 x H x W} of one window."""
     return {"lr": torch.cat([to_tensor(frame) for frame in lr]), "hr": to_tensor(hr_centre)}
@@ -78,9 +86,9 @@ class WindowBatches(Dataset):
     """Training batch `(epoch, index)` of one rank: `batch_size` random windows, crops and flips."""
 
     def __init__(self, reader: MemberReader, rows: list[int], frames: list[int], plan: GroupPlan, rank: int,
-                 window: int, crop: int) -> None:  # fmt: skip
+                 window: int, crop: int, prealigned: bool = False) -> None:  # fmt: skip
         self.reader, self.rows, self.frames, self.plan, self.rank = reader, rows, frames, plan, rank
-        self.window, self.crop = window, crop
+        self.window, self.crop, self.prealigned = window, crop, prealigned
 
     def __len__(self) -> int:
         return self.plan.batches_per_rank
@@ -95,7 +103,8 @@ class WindowBatches(Dataset):
             hr, lr = decode_clip(members, self.frames[row])
             start = int(rng.integers(0, len(lr) - self.window + 1))
             y, x = (int(v) for v in rng.integers(0, lr.shape[1] - self.crop + 1, 2))
-            lr = lr[start : start + self.window, y : y + self.crop, x : x + self.crop]
+            lr = model_window(lr[start : start + self.window], self.prealigned)
+            lr = lr[:, y : y + self.crop, x : x + self.crop]
             centre = hr[
                 start + self.window // 2,
                 SCALE * y : SCALE * (y + self.crop),
@@ -115,8 +124,9 @@ class CentreWindows(Dataset):
     """Validation: each clip's window around its middle frame, whole frames, every world-th clip per rank."""
 
     def __init__(self, reader: MemberReader, rows: list[int], frames: list[int], window: int, rank: int,
-                 world: int) -> None:  # fmt: skip
+                 world: int, prealigned: bool = False) -> None:  # fmt: skip
         self.reader, self.rows, self.frames, self.window = reader, rows[rank::world], frames, window
+        self.prealigned = prealigned
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -127,16 +137,16 @@ class CentreWindows(Dataset):
         hr, lr = decode_clip(members, self.frames[row])
         start = len(lr) // 2 - self.window // 2
         return {
-            **window_tensors(lr[start : start + self.window], hr[len(hr) // 2]),
+            **window_tensors(model_window(lr[start : start + self.window], self.prealigned), hr[len(hr) // 2]),
             "key": self.reader.keys[row],
         }
 
 
 class ClipDataModule(PlannedBatches, pl.LightningDataModule):
-    def __init__(self, config: ClipDataConfig | dict[str, Any], window: int = 1) -> None:
+    def __init__(self, config: ClipDataConfig | dict[str, Any], window: int = 1, prealigned: bool = False) -> None:
         super().__init__()
         self.config = config if isinstance(config, ClipDataConfig) else ClipDataConfig.model_validate(config)
-        self.window = self.config.window or window
+        self.window, self.prealigned = self.config.window or window, prealigned
         self.init_position()
 
     @cached_property
@@ -185,7 +195,9 @@ class ClipDataModule(PlannedBatches, pl.LightningDataModule):
             self.check(world)
             rows = self._fits(self._split_rows(self.config.train_split))
             plan = self._plan(len(rows), world)
-            self.train_set = WindowBatches(reader, rows, frames, plan, rank, self.window, self.config.crop)
+            self.train_set = WindowBatches(
+                reader, rows, frames, plan, rank, self.window, self.config.crop, self.prealigned
+            )
         if self.val_set is None:
             rows = self._fits(self._split_rows(self.config.val_split))[: self.config.val_max_samples]
-            self.val_set = CentreWindows(reader, rows, frames, self.window, rank, world)
+            self.val_set = CentreWindows(reader, rows, frames, self.window, rank, world, self.prealigned)

@@ -35,7 +35,7 @@ from training.gates.validate import Champion, Validation, read_candidate
 from training.gates.verdict import GateResult, VsrGateConfig, failed_reasons
 from training.gates.vsr_gates import CHAMPION_PREFIX, vsr_threshold_gates
 from training.serve.export import export_torchscript
-from training.serve.upscale import upscale_image
+from training.serve.upscale import upscale_window
 
 LATENCY_LR = (90, 160)  # a 640 x 360 output frame
 
@@ -61,11 +61,11 @@ def upscale_clip(model: torch.nn.Module, lr: np.ndarray) -> np.ndarray:
     window = input_frames(model)
     half = window // 2
     padded = [lr[0]] * half + list(lr) + [lr[-1]] * half
-    out = []
-    for t in range(len(lr)):
-        stacked = np.concatenate(padded[t : t + window], axis=2)
-        out.append(upscale_image(model, stacked, SCALE, tile=max(lr.shape[1:3]) + 1, overlap=0, device="cpu"))
-    return np.stack(out)
+    tile = max(lr.shape[1:3]) + 1
+    return np.stack(
+        [upscale_window(model, padded[t : t + window], SCALE, tile=tile, overlap=0, device="cpu")
+         for t in range(len(lr))]
+    )  # fmt: skip
 
 
 def clip_measures(
@@ -84,18 +84,25 @@ def clip_measures(
     }
 
 
+def latency_window(frames: int) -> list[np.ndarray]:
+    """`frames` LR frames of LATENCY_LR, random pixels panned one px to the right per frame."""
+    height, width = LATENCY_LR
+    base = np.random.default_rng(0).integers(0, 256, (height, width + frames, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(base[:, t : t + width]) for t in range(frames)]
+
+
 def frame_latency_ms(model: torch.nn.Module, repeats: int) -> float:
-    """Median ms for one 640 x 360 output frame from a 160 x 90 window (tiled as served), one thread."""
-    rng = np.random.default_rng(0)
-    window = rng.integers(0, 256, (*LATENCY_LR, 3 * input_frames(model)), dtype=np.uint8)
+    """Median ms for one 640 x 360 output frame from a 160 x 90 window (aligned and tiled as served), one
+    thread: random pixels panned by one LR px per frame, so an aligning model's flow has motion to find."""
+    window = latency_window(input_frames(model))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        upscale_image(model, window, SCALE, device="cpu")
+        upscale_window(model, window, SCALE, device="cpu")
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            upscale_image(model, window, SCALE, device="cpu")
+            upscale_window(model, window, SCALE, device="cpu")
             times.append((time.perf_counter() - started) * 1000)
     finally:
         torch.set_num_threads(threads)

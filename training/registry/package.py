@@ -124,6 +124,7 @@ def package_model(
     mlflow.pyfunc.save_model(
         path=str(folder / "model"),
         python_model=str(spec.model_code),
+        code_paths=[str(path) for path in spec.model_code_paths] or None,
         artifacts={key: str(path) for key, path in artifacts.items()},
         pip_requirements=requirements,
         signature=spec.signature(),

@@ -1,11 +1,13 @@
 """MLflow pyfunc wrapper of a registered video-SR model (MLflow "models from code": this file is the model).
 
 In: the artifacts the registry logs with each version: `torchscript` (the traced multi-frame model) and
-`meta` (JSON: arch, scale, arch_kwargs with `frames`). Out: `predict(frames)`: a uint8 clip T x H x W x 3 in
-(T >= 1 frames of one shot), the upscaled uint8 clip T x (H*s) x (W*s) x 3 out, each frame from its own window
-of `frames` neighbours (the clip's ends repeated, as `crisp upscale` serves a video); anything else raises
-ValueError. It needs only torch and numpy, not the crisp package; memory grows with the clip's size (crisp's
-own path, `crisp upscale VIDEO`, streams and tiles).
+`meta` (JSON: arch, scale, arch_kwargs with `frames` and `align`), and the code path `align.py`
+(pipeline/video/align.py). Out: `predict(frames)`: a uint8 clip T x H x W x 3 in (T >= 1 frames of one
+shot), the upscaled uint8 clip T x (H*s) x (W*s) x 3 out, each frame from its own window of `frames`
+neighbours (the clip's ends repeated, as `crisp upscale` serves a video; aligned on the centre first for a
+model trained on aligned windows, align="flow"); anything else raises ValueError. It needs torch, numpy and
+OpenCV, not the crisp package; memory grows with the clip's size (crisp's own path, `crisp upscale VIDEO`,
+streams and tiles).
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ class VideoSRTorchScriptModel(PythonModel):
         self.model = torch.jit.load(context.artifacts["torchscript"], map_location="cpu").eval()
         with open(context.artifacts["meta"]) as handle:
             self.meta = json.load(handle)
-        self.frames = int((self.meta.get("arch_kwargs") or {}).get("frames", 1))
+        options = self.meta.get("arch_kwargs") or {}
+        self.frames = int(options.get("frames", 1))
+        self.prealigned = options.get("align") == "flow" and self.frames > 1
 
     def predict(self, context, model_input, params=None):
         import numpy as np
@@ -38,11 +42,16 @@ class VideoSRTorchScriptModel(PythonModel):
             clip = clip.astype(np.uint8)
         half = self.frames // 2
         padded = np.concatenate([clip[:1].repeat(half, 0), clip, clip[-1:].repeat(half, 0)])
-        frames = torch.from_numpy(np.ascontiguousarray(padded)).permute(0, 3, 1, 2).float() / 255.0
         out = []
         with torch.inference_mode():
             for t in range(len(clip)):
-                window = frames[t : t + self.frames].reshape(1, -1, *frames.shape[2:])
+                frames = padded[t : t + self.frames]
+                if self.prealigned:
+                    from align import align_window  # the shipped pipeline/video/align.py
+
+                    frames = np.stack(align_window(frames))
+                window = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+                window = window.reshape(1, -1, *window.shape[2:])
                 out.append(self.model(window)[0].clamp(0.0, 1.0).mul(255.0).round().to(torch.uint8))
         return torch.stack(out).permute(0, 2, 3, 1).numpy()
 

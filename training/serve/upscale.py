@@ -187,7 +187,12 @@ def output_shape(image: Image.Image | np.ndarray, scale: int) -> tuple[int, int,
 
 def upscale_window(model: nn.Module, frames: list[np.ndarray], scale: int, **options) -> np.ndarray:
     """The centre frame of `frames` (as many uint8 HxWx3 frames as the model takes) super-resolved by a
-    multi-frame model: the frames stacked along the channels and tiled like one image."""
+    multi-frame model: the frames stacked along the channels and tiled like one image, after aligning the
+    neighbours on the centre (pipeline/video/align.py) for a model that takes its window `prealigned`."""
+    if getattr(model, "prealigned", False):
+        from pipeline.video.align import align_window
+
+        frames = align_window(frames)
     return upscale_image(model, np.concatenate(frames, axis=2), scale, **options)
 
 

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.video import align as video_align
 from schemas.clip_samples import CLIP_SAMPLE_SCHEMA
-from training.archs import build_arch
+from training.archs import build_arch, input_frames
 from training.archs.frame_fusion import FrameFusion
 from training.data.clips import ClipDataConfig, ClipDataModule
 from training.fit.checkpoint import MONITOR
@@ -31,6 +32,7 @@ from training.registry.package import torchscript_artifacts
 from training.tasks import Task
 
 MODEL_CODE = Path(__file__).resolve().parents[1] / "serve" / "serving_vsr.py"
+ALIGN_CODE = Path(video_align.__file__)  # shipped with the pyfunc, which imports it as `align`
 VSR_ARCHS = {"frame_fusion": FrameFusion}
 
 
@@ -40,16 +42,10 @@ def build_vsr_arch(arch: str, scale: int | None, options: Mapping[str, Any]):
     return build_arch(arch, scale or 4, **options)
 
 
-def window_of(model: ModelConfig) -> int:
-    """The frames the configured arch takes (its `frames` option, else the class default)."""
-    import inspect
-
-    default = inspect.signature(VSR_ARCHS[model.arch].__init__).parameters["frames"].default
-    return int(model.arch_options.get("frames", default))
-
-
 def make_data(data: ClipDataConfig, model: ModelConfig) -> ClipDataModule:
-    return ClipDataModule(data, window=window_of(model))
+    """Windows of as many frames as the configured arch takes, aligned when it takes them `prealigned`."""
+    arch = build_vsr_arch(model.arch, model.scale, model.arch_options)
+    return ClipDataModule(data, window=input_frames(arch), prealigned=getattr(arch, "prealigned", False))
 
 
 def signature():
@@ -66,9 +62,13 @@ def input_example() -> np.ndarray:
 
 
 def serving_requirements() -> list[str]:
+    """torch for the TorchScript model, OpenCV for the window alignment (pipeline/video/align.py)."""
+    from importlib.metadata import version
+
     import torch
 
-    return [f"torch=={torch.__version__.split('+')[0]}"]
+    return [f"torch=={torch.__version__.split('+')[0]}",
+            f"opencv-python-headless=={version('opencv-python-headless')}"]  # fmt: skip
 
 
 def upscale_frames(model: Any, clip: np.ndarray) -> np.ndarray:
@@ -97,6 +97,7 @@ TASK = Task(
     policy=VsrGatePolicy,
     validate=validate_vsr,
     model_code=MODEL_CODE,
+    model_code_paths=(ALIGN_CODE,),
     signature=signature,
     input_example=input_example,
     serve=upscale_frames,

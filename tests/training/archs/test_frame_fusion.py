@@ -46,3 +46,21 @@ def test_neighbours_change_the_output_and_the_twin_ignores_nothing_it_has():
     with torch.no_grad():
         assert (model(window) - model(other)).abs().max() > 1e-4
     assert input_frames(build_arch("espcn", 4)) == 1
+
+
+def test_the_flow_option_fuses_an_aligned_window_at_the_input_within_the_twins_budget():
+    torch.manual_seed(2)
+    model = build_arch("frame_fusion", 4, frames=3, features=8, blocks=1, align="flow")
+    assert model.prealigned and model.align is None
+    assert not build_arch("frame_fusion", 4, frames=3).prealigned
+    assert not build_arch("frame_fusion", 4, frames=1, align="flow").prealigned  # nothing to align
+    window = torch.rand(2, 9, 12, 12)
+    assert (model(window) - bicubic_upscale(window[:, 3:6], 4)).abs().mean() < 0.05
+    torch.nn.functional.l1_loss(model(window), torch.rand(2, 3, 48, 48)).backward()
+    for name, param in model.named_parameters():
+        assert param.grad is not None and param.grad.abs().sum() > 0, name
+    flow = count_parameters(build_arch("frame_fusion", 4, frames=5, blocks=8, align="flow"))
+    twin = count_parameters(build_arch("frame_fusion", 4, frames=1, blocks=8))
+    assert abs(flow - twin) / twin < 0.05
+    with pytest.raises(ValueError, match="align"):
+        build_arch("frame_fusion", 4, align="optical")

@@ -13,9 +13,9 @@ from training.data.clips import ClipDataConfig, ClipDataModule
 from training.data.dataset import to_tensor
 
 
-def _module(storage, world=1, rank=0, window=3, **extra):
+def _module(storage, world=1, rank=0, window=3, prealigned=False, **extra):
     fields = {"root": storage.root, "partitions": [PARTITION], "crop": 8, "batch_size": 4, "workers": 0, **extra}
-    module = ClipDataModule(ClipDataConfig(**fields), window=window)
+    module = ClipDataModule(ClipDataConfig(**fields), window=window, prealigned=prealigned)
     module.rank_world = lambda: (rank, world)
     module.setup("fit")
     return module
@@ -54,3 +54,16 @@ def test_a_window_longer_than_the_clips_or_too_few_clips_are_refused(clips_root)
         _module(clips_root, window=7)
     with pytest.raises(DataError, match="fewer than data.batch_size"):
         _module(clips_root, batch_size=10_000)
+
+
+def test_a_prealigned_model_gets_its_windows_aligned_on_the_centre(clips_root):
+    def neighbour_gap(sample):  # mean |neighbour - centre| inside the frame, over the window's neighbours
+        lr = sample["lr"].reshape(-1, 3, *sample["lr"].shape[-2:])[..., 2:-2, 2:-2]
+        return float((lr[[0, 1, 3, 4]] - lr[2]).abs().mean())
+
+    raw = _module(clips_root, window=5).val_set[0]
+    aligned = _module(clips_root, window=5, prealigned=True).val_set[0]
+    assert torch.equal(raw["lr"][6:9], aligned["lr"][6:9]) and torch.equal(raw["hr"], aligned["hr"])
+    assert neighbour_gap(aligned) < neighbour_gap(raw) / 2, (neighbour_gap(aligned), neighbour_gap(raw))
+    batch = _module(clips_root, prealigned=True).train_set[(0, 0)]
+    assert batch["lr"].shape == (4, 9, 8, 8)

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[3]
 NAME = "crisp-vsr-x4"
 TINY = ["optim.warmup_steps=0", "data.crop=12", "data.batch_size=4", "data.workers=0", "trainer.max_steps=4",
         "trainer.val_check_interval=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
-        "model.arch_options={frames: 3, features: 8, blocks: 1}"]  # fmt: skip
+        "model.arch_options={frames: 3, features: 8, blocks: 1, align: flow}"]  # fmt: skip
 PERMISSIVE = VsrGatePolicy(min_gain_db=-100.0, max_temporal_ratio=1000.0, frame_latency_budget_ms=60_000)
 
 torch.set_num_threads(1)
@@ -100,7 +100,7 @@ def test_crisp_upscale_serves_a_real_clip_through_the_window(released, tmp_path,
     )
     assert code == 0, capsys.readouterr().err
     model, meta = load_model(f"models:/{NAME}@champion", RegistryConfig(root=target.storage.root))
-    assert meta.task == "vsr" and model.frames == 3
+    assert meta.task == "vsr" and model.frames == 3 and model.prealigned  # served windows are aligned
     with av.open(str(clip)) as a, av.open(str(out / "spin_x4.mp4")) as b:
         lr = np.stack([f.to_ndarray(format="rgb24") for f in a.decode(video=0)])
         got = np.stack([f.to_ndarray(format="rgb24") for f in b.decode(video=0)])
