@@ -55,9 +55,8 @@ class Task:
     ]  # training/registry/package.py: what a version's artifacts hold
     serving_requirements: Callable[[], list[str]]  # pinned packages the pyfunc needs besides mlflow, numpy
     report: Callable[..., tuple[str, str]]  # (output, verdict, *, storage, ...) -> (report.html, report.json)
-    model_code_paths: tuple[
-        Path, ...
-    ] = ()  # modules shipped with the pyfunc (MLflow code_paths), importable by name
+    # modules shipped with the pyfunc (MLflow code_paths), importable there by their file's name
+    model_code_paths: tuple[Path, ...] = ()
     registered_as: str = ""  # the default registered name, "{scale}" filled in; "": crisp-<name>[-x<scale>]
     name_by_recipe: Mapping[str, str] = field(default_factory=dict)  # recipe -> registered name, first
 
