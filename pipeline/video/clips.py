@@ -3,7 +3,8 @@
 In: a photo (uint8 H x W x 3, as ingest stored it), the params `clip_params(image_id, variant, photo
 shape, config)` draws (or ones read back from an index) and a `ClipsConfig`. Out: `render_clip` -> a
 `Clip` of `frames` HR frames (side x side x 3) and their LR frames (side/4), each LR frame Pillow's
-antialiased bicubic of its HR frame (the `bicubic_x4` recipe's downscale), all uint8.
+antialiased bicubic of its HR frame (the `bicubic_x4` recipe's downscale), all uint8; in the real-world
+variant (`lr_reencode`) the LR frames are then re-encoded by H.264 at the clip's recorded `lr_crf`.
 
 The photo is first shrunk by `reduce` (OpenCV area interpolation, once) so a frame shows product detail at
 the scale of a video frame. Frame t then maps its output pixel p (about the frame centre) to the shrunk
@@ -68,7 +69,7 @@ def clip_params(image_id: str, variant: int, photo_shape: tuple[int, ...], confi
         a, b = zoom * math.cos(angle), zoom * math.sin(angle)
         # photo <- frame: p_photo = R p_frame + (c_t - R * frame centre)
         matrices.append([[a, -b, cx_t - (a * half - b * half)], [b, a, cy_t - (b * half + a * half)]])
-    return {
+    params = {
         "version": CLIPS_VERSION,
         "reduce": reduce,
         "centre": [cx, cy],
@@ -79,6 +80,9 @@ def clip_params(image_id: str, variant: int, photo_shape: tuple[int, ...], confi
         "zeta": zeta,
         "matrices": matrices,
     }
+    if config.lr_reencode:  # drawn last, so a bicubic clip's params are the same with or without it
+        params["lr_crf"] = int(rng.integers(config.lr_crf[0], config.lr_crf[1] + 1))
+    return params
 
 
 def product_box(photo: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -104,6 +108,10 @@ def render_clip(photo: np.ndarray, params: dict[str, Any], config: ClipsConfig) 
             flags=cv2.INTER_CUBIC | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT_101,
         )  # fmt: skip
     lr = np.stack([bicubic_downscale(frame, SCALE) for frame in hr])
+    if "lr_crf" in params:
+        from pipeline.video.degrade import h264_roundtrip  # loads FFmpeg: only this variant needs it
+
+        lr = h264_roundtrip(lr, int(params["lr_crf"]))
     return Clip(hr, lr)
 
 

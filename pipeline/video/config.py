@@ -57,6 +57,9 @@ class ClipsConfig(BaseModel):
     - max_turn_deg / max_zoom: the turn per frame (degrees) and the relative zoom change per frame.
     - flat_std: a clip whose centre HR frame has a luma std below this is skipped as flat_tile (blank
       studio background: nothing to learn).
+    - lr_reencode: the real-world variant: the LR frames are re-encoded by H.264 (pipeline/video/degrade.py)
+      at a CRF drawn per clip in lr_crf (default 26 .. 36, higher is worse), after the bicubic downscale, as
+      an uploaded product video is (default off: bicubic LR only).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -69,12 +72,16 @@ class ClipsConfig(BaseModel):
     max_turn_deg: float = Field(default=0.6, ge=0.0, le=10.0)
     max_zoom: float = Field(default=0.006, ge=0.0, le=0.1)
     flat_std: float = Field(default=2.0, ge=0.0)
+    lr_reencode: bool = False
+    lr_crf: tuple[int, int] = (26, 36)
 
     @model_validator(mode="after")
-    def _odd_frames_and_a_reduce_range(self) -> ClipsConfig:
+    def _odd_frames_and_ranges(self) -> ClipsConfig:
         if self.frames % 2 == 0:
             raise ValueError(f"frames={self.frames} must be odd: a sliding window needs a centre frame")
         low, high = self.reduce
         if not 1.0 <= low <= high:
             raise ValueError(f"reduce={self.reduce} must be a range (low, high) with 1 <= low <= high")
+        if not 0 <= self.lr_crf[0] <= self.lr_crf[1] <= 51:
+            raise ValueError(f"lr_crf={self.lr_crf} must be a range (low, high) within libx264's 0 .. 51")
         return self
