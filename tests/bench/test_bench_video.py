@@ -6,6 +6,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import av
+import pytest
 
 from bench import bench_video
 
@@ -16,7 +17,13 @@ def test_the_config_comes_from_the_environment(monkeypatch):
     assert quick.photo_limit == 160 and quick.minutes == 1
     assert quick.data_overrides() == {"data.batch_size": 16, "data.crop": 24, "data.workers": 1}
     monkeypatch.delenv("CRISP_BENCH_QUICK")
-    assert bench_video.VideoBenchConfig.from_env().minutes == 15
+    full = bench_video.VideoBenchConfig.from_env()
+    assert full.minutes == 15 and not full.lr_reencode and full.result_name == "video"
+    monkeypatch.setenv("CRISP_BENCH_VIDEO_LR", "h264")
+    assert bench_video.VideoBenchConfig.from_env().result_name == "video_h264"
+    monkeypatch.setenv("CRISP_BENCH_VIDEO_LR", "vp9")
+    with pytest.raises(ValueError, match="bicubic or h264"):
+        bench_video.VideoBenchConfig.from_env()
 
 
 def test_the_pan_clip_is_a_real_640_by_360_video(tmp_path, product_photos):
