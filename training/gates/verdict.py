@@ -135,6 +135,8 @@ class VsrGateConfig(BaseModel):
     min_gain_db: float = 0.3  # centre-frame PSNR-Y over bicubic on held-out clips
     max_temporal_ratio: float = Field(default=1.0, gt=0)  # temporal error <= this x bicubic's
     vsr_champion_tolerance_db: float = Field(default=0.05, ge=0)  # PSNR-Y slack below the champion
+    min_gain_over_single_frame_db: float = 0.0  # PSNR-Y over the single-frame (image) SR champion
+    max_single_frame_temporal_ratio: float = Field(default=1.0, gt=0)  # temporal error <= this x its
     frame_latency_budget_ms: float = Field(default=2000.0, gt=0)  # one 640 x 360 output frame, one thread
     export_atol: float = Field(default=1e-4, gt=0)
     clip_partitions: list[str] = []  # pairs/synthetic_clips_x4 partitions holding the held-out clips

@@ -1,10 +1,12 @@
 """Decide whether a video-SR checkpoint may serve: score held-out clips, then apply the gates.
 
 In: a checkpoint URI, a `VsrGateConfig` (thresholds from `VsrGatePolicy` plus which clip partitions and
-split to score), optionally the loaded champion (`Champion`), and a `Storage` holding
+split to score), optionally the loaded champion (`Champion`) and the single-frame champion (`reference`, the
+image SR model a video falls back to), and a `Storage` holding
 `pairs/synthetic_clips_x4`. Out: a `Validation` whose `Verdict` holds the metrics (over every frame
 of every clip: psnr_y / ssim_y and bicubic_psnr_y / bicubic_ssim_y, `temporal_error` and its bicubic twin
-(pipeline/video/measure.py), the champion's as `champion/<name>` on the same clips), the TorchScript
+(pipeline/video/measure.py), the champion's as `champion/<name>` and the single-frame champion's as
+`single_frame/<name>` on the same clips), the TorchScript
 export check and one output frame's latency, with one `GateResult` per gate (training/gates/vsr_gates.py,
 the same code promotion re-applies).
 
@@ -33,7 +35,7 @@ from training.data.samples import MemberReader
 from training.gates.safe_load import CheckpointRejected, LoadReason, safe_load
 from training.gates.validate import Champion, Validation, read_candidate
 from training.gates.verdict import GateResult, VsrGateConfig, failed_reasons
-from training.gates.vsr_gates import CHAMPION_PREFIX, vsr_threshold_gates
+from training.gates.vsr_gates import CHAMPION_PREFIX, SINGLE_FRAME_PREFIX, vsr_threshold_gates
 from training.serve.export import export_torchscript
 from training.serve.upscale import upscale_window
 
@@ -111,12 +113,18 @@ def frame_latency_ms(model: torch.nn.Module, repeats: int) -> float:
 
 def validate_vsr(
     uri: str, config: VsrGateConfig | None = None, champion: Champion | None = None, *, storage: Any = None,
-    storage_options: dict[str, Any] | None = None,
+    storage_options: dict[str, Any] | None = None, reference: Champion | None = None,
 ) -> Validation:  # fmt: skip
-    """The verdict of checkpoint `uri` plus the checkpoint bytes; `storage` holds the clips."""
+    """The verdict of checkpoint `uri` plus the checkpoint bytes; `storage` holds the clips; `reference`:
+    the single-frame champion (a x4 image model, scored frame by frame; another scale is refused)."""
     config = config or VsrGateConfig()
     if storage is None:
         raise ValueError(f"validate_vsr needs the storage that holds pairs/{CLIPS}")
+    single_frame = reference.module if reference is not None else None
+    if single_frame is not None and (
+        reference.ref.scale not in (None, SCALE) or input_frames(single_frame) != 1
+    ):
+        raise ValueError(f"the single-frame reference {reference.ref.uri} is not a x{SCALE} image model")
     uri = str(uri)
     verdict, data, options = read_candidate(uri, config, storage, storage_options)
     try:
@@ -140,6 +148,9 @@ def validate_vsr(
         if champion is not None and champion.module is not None:
             held = clip_measures([upscale_clip(champion.module.eval(), lr) for _, lr, _ in clips], clips)
             metrics |= {f"{CHAMPION_PREFIX}{name}": value for name, value in held.items()}
+        if single_frame is not None:
+            single = clip_measures([upscale_clip(single_frame.eval(), lr) for _, lr, _ in clips], clips)
+            metrics |= {f"{SINGLE_FRAME_PREFIX}{name}": value for name, value in single.items()}
     metrics["clips"] = float(len(clips))
     example = torch.rand(1, 3 * input_frames(model), 24, 40, generator=torch.Generator().manual_seed(0))
     exported = export_torchscript(model, example, config.export_atol)

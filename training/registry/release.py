@@ -106,12 +106,18 @@ def _read_optional(target: ReleaseTarget, output: str, rel: str) -> bytes | None
 
 
 def validate_candidate(checkpoint: str, target: ReleaseTarget, policy: GatePolicy) -> Validation:
-    """Measure `checkpoint` against bicubic and the current @champion under `policy`."""
-    champion = resolve_champion(
-        f"models:/{target.model_name}@{CHAMPION}", target.registry, target.storage.options
+    """Measure `checkpoint` against bicubic, the current @champion and the task's reference model's
+    @champion (if it has one) under `policy`."""
+    task = get_task(target.task)
+    champion, reference = (
+        resolve_champion(f"models:/{name}@{CHAMPION}", target.registry, target.storage.options)
+        if name
+        else None
+        for name in (target.model_name, task.reference_model)
     )
     gates = policy.release_config(target.recipe, target.partitions, target.device)
-    validation = get_task(target.task).validate(checkpoint, gates, champion, storage=target.storage)
+    extra = {"reference": reference} if task.reference_model else {}
+    validation = task.validate(checkpoint, gates, champion, storage=target.storage, **extra)
     verdict = validation.verdict
     for score in verdict.scores:
         logger.info("%s: PSNR-Y %.2f dB vs bicubic %.2f dB", score.name, score.psnr_y, score.bicubic_psnr_y)

@@ -59,6 +59,9 @@ class Task:
     model_code_paths: tuple[Path, ...] = ()
     registered_as: str = ""  # the default registered name, "{scale}" filled in; "": crisp-<name>[-x<scale>]
     name_by_recipe: Mapping[str, str] = field(default_factory=dict)  # recipe -> registered name, first
+    # a registered model whose @champion a candidate is also scored against, handed to `validate` as
+    # `reference` (vsr: the single-frame model videos fall back to); "": none
+    reference_model: str = ""
 
     def registry_name(self, meta: Any, recipe: str | None = None) -> str:
         """The default registered-model name for a model config or checkpoint meta trained on `recipe`:

@@ -105,4 +105,5 @@ TASK = Task(
     serving_requirements=serving_requirements,
     report=write_report,
     registered_as="crisp-vsr-x{scale}",
+    reference_model="crisp-sr-x4",  # the single-frame champion a video model must beat (gates.vsr)
 )

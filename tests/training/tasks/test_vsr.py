@@ -20,7 +20,10 @@ from tests.support.synthetic_clips import PARTITION
 from tests.support.train_callbacks import kill_and_resume
 from tests.support.videos import real_clip_excerpt
 from training.fit.train import load_train_config, train
-from training.gates.vsr_gates import VsrGatePolicy
+from training.gates.validate import Champion
+from training.gates.verdict import ChampionRef
+from training.gates.vsr_gates import VsrGatePolicy, vsr_threshold_gates
+from training.gates.vsr_validate import validate_vsr
 from training.registry.release import ReleaseTarget, release
 from training.registry.versions import RegistryConfig, load_model
 
@@ -75,6 +78,7 @@ def test_the_vsr_model_is_measured_gated_registered_and_reported(released):
         "gain",
         "temporal",
         "champion",
+        "single_frame",  # no crisp-sr-x4 registered here: noted, bicubic is the reference
         "latency",
         "export",
     }
@@ -88,6 +92,37 @@ def test_the_vsr_model_is_measured_gated_registered_and_reported(released):
     )
     assert "temporal_profile.png" in read_uri(outcome.report).decode()
     assert VsrGatePolicy(min_gain_db=50.0).failures(verdict)  # a stricter deployment refuses the same model
+
+
+class _TorchBicubic(torch.nn.Module):
+    """A single-frame x4 'champion': torch's bicubic upscale (close to, not equal to, Pillow's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)
+
+
+def test_the_single_frame_champion_is_scored_on_the_same_clips_and_gates_the_candidate(released):
+    target, _, outcome = released
+    reference = Champion(
+        _TorchBicubic(), ChampionRef(uri="models:/crisp-sr-x4@champion", found=True, scale=4)
+    )
+    config = PERMISSIVE.gate_config(clip_partitions=[PARTITION])
+    verdict = validate_vsr(outcome.checkpoint, config, storage=target.storage, reference=reference).verdict
+    metrics = verdict.metrics
+    assert metrics["single_frame/psnr_y"] == pytest.approx(metrics["bicubic_psnr_y"], abs=0.5)
+    gain = verdict.gate("single_frame_gain")
+    assert gain.threshold == pytest.approx(metrics["single_frame/psnr_y"])
+    assert gain.passed == (metrics["psnr_y"] >= metrics["single_frame/psnr_y"])
+    assert verdict.gate("single_frame_temporal").threshold == pytest.approx(
+        metrics["single_frame/temporal_error"]
+    )
+    lenient = PERMISSIVE.model_copy(
+        update={"min_gain_over_single_frame_db": -100.0, "max_single_frame_temporal_ratio": 100.0}
+    )
+    assert all(g.passed for g in vsr_threshold_gates(verdict, lenient))  # the same measures, re-gated
+    wide = Champion(torch.nn.Identity(), ChampionRef(uri="models:/crisp-sr-x4@champion", found=True, scale=2))
+    with pytest.raises(ValueError, match="not a x4 image model"):
+        validate_vsr(outcome.checkpoint, config, storage=target.storage, reference=wide)
 
 
 def test_crisp_upscale_serves_a_real_clip_through_the_window(released, tmp_path, monkeypatch, capsys):
