@@ -41,13 +41,16 @@ SITE = REPO / "bench" / ".venvs" / "litdata-site"  # litdata + obstore, installe
 PARTITION, RECIPE, SCALE = "2026-01-01", "bicubic_x4", 4
 
 
-def timed_epochs(make_loader, epochs: int) -> list[dict[str, float]]:
-    """Per epoch: seconds from `iter()` to the last batch, and samples seen."""
+def timed_epochs(make_loader, epochs: int, prepare=None) -> list[dict[str, float]]:
+    """Per epoch: seconds from `iter()` to the last batch made ready by `prepare` (what the trainer does to a
+    batch before the step: Crisp's float conversion), and samples seen."""
     out = []
     for epoch in range(epochs):
         loader = make_loader(epoch)
         started, samples = time.perf_counter(), 0
         for batch in loader:
+            if prepare is not None:
+                batch = prepare(batch)
             samples += int(batch["lr"].shape[0])
         out.append({"seconds": time.perf_counter() - started, "samples": samples})
     return out
@@ -76,7 +79,10 @@ def crisp_epochs(spec: dict[str, Any]) -> dict[str, Any]:
         module.position = LoaderPosition(epoch=epoch)  # no trainer: the module reads the epoch from here
         return loader
 
-    return {"epochs": timed_epochs(make, spec["epochs"])}
+    # the loader ships uint8; the module makes float [0, 1] of it after transfer, timed here too
+    return {
+        "epochs": timed_epochs(make, spec["epochs"], lambda batch: module.on_after_batch_transfer(batch, 0))
+    }
 
 
 def decode_and_augment(item: dict[str, Any], patch: int) -> dict[str, Any]:

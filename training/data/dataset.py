@@ -2,8 +2,10 @@
 
 In: a `PairCatalog` table (rows with shard_path, hr/lr offsets and sizes), a storage root and options,
 an `EpochPlan` and the rank; for benchmarks, a folder of HR images and the scale.
-Out: samples {"lr": 3 x p x p float [0, 1], "hr": 3 x ps x ps, "key": pair_id} for training;
-whole tiles / whole images (no augmentation) for validation.
+Out: samples {"lr": 3 x p x p uint8, "hr": 3 x ps x ps uint8, "key": pair_id} for training (`as_float` makes
+them float [0, 1] after the batch left the loader: a quarter of the bytes cross the worker -> trainer
+shared memory and the host -> device copy); whole tiles / whole images (no augmentation, float [0, 1]) for
+validation.
 
 Reading: ranged reads straight from the pair shards, no conversion step. `ShardWriter` writes a pair's
 members next to each other and pairs one after another, so consecutive samples of a shard (a block,
@@ -48,7 +50,18 @@ IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> float 3xHxW in [0, 1] (a copy: decoded arrays are read-only views)."""
-    return torch.from_numpy(np.array(img, order="C")).permute(2, 0, 1).float().div_(255.0)
+    return to_uint8_tensor(img).float().div_(255.0)
+
+
+def to_uint8_tensor(img: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> uint8 3xHxW (a copy, a view of it permuted: collate stacks it contiguously)."""
+    return torch.from_numpy(np.array(img, order="C")).permute(2, 0, 1)
+
+
+def as_float(batch: dict[str, Any]) -> dict[str, Any]:
+    """`batch` with its uint8 tensors as float in [0, 1] (exactly `to_tensor`'s values), the rest as is."""
+    return {k: v.float().div_(255.0) if torch.is_tensor(v) and v.dtype == torch.uint8 else v
+            for k, v in batch.items()}  # fmt: skip
 
 
 def augment(lr: np.ndarray, hr: np.ndarray, scale: int, patch: int, rng: np.random.Generator):
@@ -173,7 +186,7 @@ class TrainPairStream(IterableDataset):
         lr, hr = self.reader.decode(index, block)
         rng = np.random.default_rng([self.plan.seed, epoch, index])
         lr, hr = augment(lr, hr, self.scale, self.patch, rng)
-        return {"lr": to_tensor(lr), "hr": to_tensor(hr), "key": self.reader.keys[index]}
+        return {"lr": to_uint8_tensor(lr), "hr": to_uint8_tensor(hr), "key": self.reader.keys[index]}
 
     def _windows(self, worker: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(blocks to fetch, samples to yield) per window, from this worker's resume point on."""

@@ -2,7 +2,9 @@
 
 In: a `DataConfig` (where the pairs are, which recipe and partitions, patch/batch sizes, loader workers,
 seed, val split, benchmark folders) and the model's scale. Out: `SRDataModule`, whose
-`train_dataloader()` yields {"lr": B x 3 x p x p, "hr": B x 3 x ps x ps, "key": [pair_id]} and whose
+`train_dataloader()` yields {"lr": B x 3 x p x p, "hr": B x 3 x ps x ps, "key": [pair_id]} (uint8:
+`on_after_batch_transfer` makes them float [0, 1] on the device, so loader workers ship a quarter of the
+bytes) and whose
 `val_dataloader()` is a dict {"val": whole val tiles, "<benchmark>": whole images, ...} with batch 1.
 
 - `check()` (also run by `setup`) loads the pair catalog and raises `DataError` for an unknown recipe,
@@ -37,7 +39,14 @@ from torch.utils.data import DataLoader
 
 from pipeline.storage import Storage
 from training.data.catalog import DataError, PairCatalog, keep_learned_quality, load_catalog
-from training.data.dataset import BenchmarkImages, PairReader, TrainPairStream, WholeTiles, benchmark_images
+from training.data.dataset import (
+    BenchmarkImages,
+    PairReader,
+    TrainPairStream,
+    WholeTiles,
+    as_float,
+    benchmark_images,
+)
 from training.data.sampler import EpochPlan, LoaderPosition, ResumableLoader, block_bounds
 
 
@@ -258,4 +267,4 @@ class SRDataModule(ResumableLoader, pl.LightningDataModule):
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         if self.trainer is not None and self.trainer.training:
             self.position.batches += 1
-        return batch
+        return as_float(batch)

@@ -116,7 +116,7 @@ def test_samples_do_not_depend_on_the_worker_count(tiny_pairs):
             PATCH * SCALE,
             PATCH * SCALE,
         )
-        assert float(sample["hr"].min()) >= 0.0 and float(sample["hr"].max()) <= 1.0
+        assert sample["hr"].dtype == sample["lr"].dtype == torch.uint8  # as_float after the transfer
 
 
 def test_streams_from_moto_s3_match_local(tiny_pairs, s3_storage):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from schemas.pairs import VERSION as PAIR_INDEX_VERSION
 from tests.support.pairs_fixture import TINY_PARTITION
@@ -63,6 +64,10 @@ def test_loaders(tiny_pairs, shared_data):
     assert (
         batch["lr"].shape == (4, 3, 16, 16) and batch["hr"].shape == (4, 3, 64, 64) and len(batch["key"]) == 4
     )
+    assert batch["lr"].dtype == torch.uint8  # a quarter of the bytes through the workers' shared memory
+    ready = module.on_after_batch_transfer(batch, 0)  # what the trainer hands training_step
+    assert ready["hr"].dtype == torch.float32 and ready["key"] == batch["key"]
+    assert torch.equal(ready["hr"], batch["hr"].float() / 255) and float(ready["hr"].max()) <= 1.0
     loaders = module.val_dataloader()
     assert list(loaders) == ["val", "Set5"]
     assert len(loaders["val"].dataset) == 3 and len(loaders["Set5"].dataset) == 5
