@@ -109,15 +109,15 @@ def validate_candidate(checkpoint: str, target: ReleaseTarget, policy: GatePolic
     """Measure `checkpoint` against bicubic, the current @champion and the task's reference model's
     @champion (if it has one) under `policy`."""
     task = get_task(target.task)
-    champion, reference = (
-        resolve_champion(f"models:/{name}@{CHAMPION}", target.registry, target.storage.options)
-        if name
-        else None
-        for name in (target.model_name, task.reference_model)
-    )
+
+    def champion_of(name: str) -> Any:
+        return resolve_champion(f"models:/{name}@{CHAMPION}", target.registry, target.storage.options)
+
+    extra = {"reference": champion_of(task.reference_model)} if task.reference_model else {}
     gates = policy.release_config(target.recipe, target.partitions, target.device)
-    extra = {"reference": reference} if task.reference_model else {}
-    validation = task.validate(checkpoint, gates, champion, storage=target.storage, **extra)
+    validation = task.validate(
+        checkpoint, gates, champion_of(target.model_name), storage=target.storage, **extra
+    )
     verdict = validation.verdict
     for score in verdict.scores:
         logger.info("%s: PSNR-Y %.2f dB vs bicubic %.2f dB", score.name, score.psnr_y, score.bicubic_psnr_y)
