@@ -11,7 +11,8 @@ temporal error (pipeline/video/measure.py: flicker beyond the true frame-to-fram
 the champion's on the same clips - `vsr_champion_tolerance_db` (passes, noted, with no champion); against
 the single-frame champion (`crisp-sr-x4@champion`, the image model the video path falls back to, scored frame
 by frame on the same clips): PSNR-Y >= its + `min_gain_over_single_frame_db` and temporal error <= its x
-`max_single_frame_temporal_ratio` (one passing, noted gate when none is registered); the latency of one 640 x 360 output frame (a 160 x 90 window, one thread) <= budget; the TorchScript export
+`max_single_frame_temporal_ratio` (one passing, noted gate when none is registered); the latency of one
+640 x 360 output frame (a 160 x 90 window, one thread) <= budget; the TorchScript export
 matches eager within `export_atol`.
 """
 
