@@ -232,12 +232,15 @@ def crisp_runs_on(workers: int, rows_by_name: dict[str, list], workdir: Path) ->
     from distributed import Client
 
     from pipeline.cluster import start_local_cluster
+    from pipeline.ingest.run import IngestConfig
 
     cluster = start_local_cluster(workers)
     try:
         with Client(cluster) as client:
-            warm = next(iter(rows_by_name.values()))[:8]
-            run_crisp(warm, workdir, client)  # first-call imports (GX, pyarrow) on driver and workers
+            # enough URLs for a batch on every worker: first-call imports (GX, pyarrow, aiohttp) on the
+            # driver and on each worker
+            warm = next(iter(rows_by_name.values()))[: IngestConfig().batch_urls * workers]
+            run_crisp(warm, workdir, client)
             return {name: run_crisp(rows, workdir, client) for name, rows in rows_by_name.items()}
     finally:
         cluster.close()

@@ -7,8 +7,8 @@ its image bytes in the spool (`spool_at`) and not in memory.
 
 This is the thin Dask adapter around `process.crawl_and_clean`: `shares.plan_shares` splits the URLs by
 host, each share runs one batch at a time (the host's limits hold across workers), and the driver submits
-a share's next batch when its last one is back, spooling results as they arrive, so at most one batch per
-share sits in the driver's memory. A worker that dies mid-batch loses nothing: the scheduler runs the
+a share's next batch (taken from its host's queue) when its last one is back, spooling results as they
+arrive, so at most one batch per share sits in the driver's memory. A worker that dies mid-batch loses nothing: the scheduler runs the
 batch again elsewhere (fetching and cleaning are idempotent), so the outcomes, and the partition built
 from them, are those of a run without the failure. A task that raises (a bug past the decoder) fails the
 run with the URL in a note.
@@ -26,7 +26,7 @@ from pipeline.clean import CleanConfig
 from pipeline.crawl import CrawlConfig, FetchRequest
 from pipeline.ingest.process import Processed, Spool, crawl_and_clean
 from pipeline.ingest.scoring import QualityModel
-from pipeline.ingest.shares import plan_shares
+from pipeline.ingest.shares import Batch, plan_shares
 from pipeline.video.config import VideoConfig
 
 log = logging.getLogger(__name__)
@@ -59,11 +59,14 @@ def fetch_and_process(
     shares = plan_shares(requests, crawl, worker_count(client), batch_urls)
     run = uuid.uuid4().hex[:12]  # names the tasks, and scopes the workers' robots.txt memo
     results: list[Processed | None] = [None] * len(requests)
-    in_flight: dict[Any, tuple[int, int]] = {}  # future -> (share, batch)
+    in_flight: dict[Any, tuple[int, Batch]] = {}  # future -> (share, its batch)
+    submitted = [0] * len(shares)  # batches each share has submitted: names its tasks
     arrived = as_completed()
 
-    def submit(share: int, batch: int) -> None:
-        items = shares[share].batches[batch]
+    def submit(share: int) -> None:
+        items = shares[share].queue.take()
+        if not items:
+            return  # the host's URLs are all handed out
         future = client.submit(
             crawl_and_clean,
             [request for _, request in items],
@@ -73,10 +76,11 @@ def fetch_and_process(
             run,
             model,
             video,
-            key=f"ingest-batch-{run}-{share}-{batch}",
+            key=f"ingest-batch-{run}-{share}-{submitted[share]}",
             pure=False,
         )
-        in_flight[future] = (share, batch)
+        submitted[share] += 1
+        in_flight[future] = (share, items)
         arrived.add(future)
 
     log.info(
@@ -84,22 +88,21 @@ def fetch_and_process(
         len(requests), len(shares), len({s.host for s in shares}), batch_urls, worker_count(client),
     )  # fmt: skip
     for share in range(len(shares)):
-        submit(share, 0)
+        submit(share)
     done = 0
     try:
         for future in arrived:
-            share, batch = in_flight.pop(future)
+            share, items = in_flight.pop(future)
             outcomes = future.result()  # re-raises the task's exception, with its URL note
             future.release()
-            items, slots = shares[share].batches[batch], {}
+            slots: dict[int, Any] = {}
             for (position, _), processed in zip(items, outcomes, strict=True):
                 results[position] = _spooled(processed, spool, slots)
             del outcomes, slots  # the batch's bytes are in the spool now
             done += len(items)
             if progress is not None:
                 progress(done, len(requests))
-            if batch + 1 < len(shares[share].batches):
-                submit(share, batch + 1)
+            submit(share)
     finally:
         client.cancel(list(in_flight))  # a failed run leaves nothing running on the cluster
         if model is not None:

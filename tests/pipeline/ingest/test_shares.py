@@ -1,11 +1,12 @@
-"""Shares: a host's limits split across its shares and add up to the host's; batches keep input order."""
+"""Shares: a host's limits split across its shares and add up to the host's; batches keep input order and
+shrink towards the end of a host's URLs."""
 
 from __future__ import annotations
 
 import pytest
 
 from pipeline.crawl import CrawlConfig, FetchRequest
-from pipeline.ingest.shares import host_of, plan_shares
+from pipeline.ingest.shares import MIN_BATCH_URLS, HostQueue, host_of, plan_shares
 
 
 def requests_for(urls):
@@ -20,17 +21,29 @@ def test_one_host_is_split_into_shares_whose_limits_add_up():
     assert sum(s.crawl.per_host_concurrency for s in shares) == 5
     assert sum(s.crawl.per_host_rate for s in shares) == pytest.approx(3.0)
     assert all(s.crawl.global_concurrency == s.crawl.per_host_concurrency for s in shares)
-    positions = [p for s in shares for batch in s.batches for p, _ in batch]
-    assert sorted(positions) == list(range(10))  # every URL once
-    for share in shares:
-        flat = [p for batch in share.batches for p, _ in batch]
-        assert flat == sorted(flat) and all(len(b) <= 3 for b in share.batches)
+    assert shares[0].queue is shares[1].queue  # one host, one queue
+    batches = []
+    while batch := shares[len(batches) % 2].queue.take():
+        batches.append([p for p, _ in batch])
+    assert [p for batch in batches for p in batch] == list(range(10))  # every URL once, in input order
+    assert all(len(b) <= 3 for b in batches)
+
+
+def test_batches_shrink_so_a_hosts_shares_finish_together():
+    queue = HostQueue([(n, None) for n in range(476)], shares=2, batch_urls=64)
+    sizes = []
+    while batch := queue.take():
+        sizes.append(len(batch))
+    assert sum(sizes) == 476 and sizes[:4] == [64] * 4
+    assert sizes == sorted(sizes, reverse=True)  # full batches first, then ever smaller ones
+    assert all(size >= MIN_BATCH_URLS for size in sizes[:-1]) and sizes[-1] <= MIN_BATCH_URLS
+    assert len(sizes) <= 12  # a few more round trips than 476 / 64, not one per URL
 
 
 def test_hosts_are_kept_apart_and_small_hosts_get_one_share():
     urls = ["http://a.example/1.jpg", "https://b.example/1.jpg", "http://a.example/2.jpg", "file:///x/y.jpg"]
     shares = plan_shares(requests_for(urls), CrawlConfig(per_host_concurrency=1), workers=4, batch_urls=64)
-    assert [(s.host, [p for p, _ in s.batches[0]]) for s in shares] == [
+    assert [(s.host, [p for p, _ in s.queue.take()]) for s in shares] == [
         ("http://a.example", [0, 2]),
         ("https://b.example", [1]),
         ("file://", [3]),
