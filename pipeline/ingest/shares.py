@@ -43,9 +43,6 @@ class HostQueue:
         self._shares = shares
         self._batch_urls = batch_urls
 
-    def __len__(self) -> int:
-        return len(self._items)
-
     def take(self) -> Batch:
         """The next batch (empty once every URL was handed out)."""
         size = min(self._batch_urls, max(MIN_BATCH_URLS, math.ceil(len(self._items) / self._shares)))
