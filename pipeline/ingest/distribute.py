@@ -10,8 +10,8 @@ host, each share runs one batch at a time (the host's limits hold across workers
 a share's next batch (taken from its host's queue) when its last one is back, spooling results as they
 arrive, so at most one batch per share sits in the driver's memory. A worker that dies mid-batch loses
 nothing: the scheduler runs the batch again elsewhere (fetching and cleaning are idempotent), so the
-outcomes, and the partition built from them, are those of a run without the failure. A task that raises (a bug past the decoder) fails the
-run with the URL in a note.
+outcomes, and the partition built from them, are those of a run without the failure. A task that raises
+(a bug past the decoder) fails the run with the URL in a note.
 """
 
 from __future__ import annotations
