@@ -1,5 +1,6 @@
 """bench/bench_restore.py: the test protocol (seeded 8-bit noise, JPEG q=10, RGB PSNR), the settings from
-the environment, and a target flagged missed when the model falls short of its baseline."""
+the environment, the sweep over other damage levels, and a target flagged missed when the model falls short
+of its baseline."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 
 from bench import bench_restore
 
@@ -48,7 +50,7 @@ def test_each_target_is_flagged_met_or_missed_against_its_baseline():
            "val_curve": [], "load_samples": [1.0]}  # fmt: skip
 
     def task(means):
-        return {"scored": {"means": means, "rows": [], "seconds": {"model": 1.0, "cbm3d": 2.0}},
+        return {"scored": {"means": means, "rows": [], "seconds": {"model": 1.0, "cbm3d": 2.0}, "sweep": []},
                 "run": run, "weights": "ema", "pairs": SimpleNamespace(pairs=5), "pairs_s": 1.0}  # fmt: skip
 
     results = {"denoise": task({"model": 30.0, "input": 20.0, "cbm3d": 30.5}),
@@ -61,3 +63,14 @@ def test_each_target_is_flagged_met_or_missed_against_its_baseline():
         and ratio["dejpeg_model_minus_jpeg_input_db"] == 1.5
     )
     assert set(baseline) == {"denoise", "dejpeg"} and targets["denoise_budget_minutes"]["met"]
+
+
+@pytest.mark.parametrize("task", ["denoise", "dejpeg"])
+def test_the_sweep_scores_every_other_level_and_an_identity_gains_nothing(task, shared_data):
+    images = bench_restore.test_images(2)
+    rows = bench_restore.sweep_task(task, torch.nn.Identity(), images)
+    assert [row["level"] for row in rows] == list(bench_restore.SWEEPS[task])
+    assert all(row["gain"] == 0.0 and row["model"] == row["input"] for row in rows)
+    inputs = [row["input"] for row in rows]
+    # more noise (denoise) or a higher JPEG quality (dejpeg) along the sweep
+    assert inputs == sorted(inputs, reverse=task == "denoise") and len(set(inputs)) == len(inputs)
