@@ -10,8 +10,10 @@ non-aligned double JPEG) -> `train()` with training/configs/ffdnet_x1.yaml under
 wall-clock cosine -> the EMA weights of last.ckpt (`safe_load`) -> Set14, through the tiled serving path
 (`upscale_image` at scale 1, as `crisp restore`):
 - denoise: clean + N(0, 25^2) seeded per image, rounded and clipped to 8 bits (what a photo file holds;
-  every method gets the same uint8 input), RGB PSNR; CBM3D (bm3d 4.0.3 `bm3d_rgb`, told sigma = 25: it is
-  non-blind, the model is blind), installed into bench/.venvs/bm3d-site, never the runtime;
+  every method gets the same uint8 input), RGB PSNR; CBM3D (bm3d 4.0.3 `bm3d_rgb`, told sigma = 25),
+  installed into bench/.venvs/bm3d-site, never the runtime. The model reads a noise level (`LEVELS`,
+  training/archs/levels.py; a quarter of its training samples hide it) and is told sigma = 25 too, as
+  `crisp restore --sigma 25` would; its blind score (`model_blind`, how gates and exports run it) is beside;
 - dejpeg: a Pillow JPEG round trip at quality 10 (4:2:0), Y PSNR (pipeline.sr_metrics).
 No hyper-parameter was chosen on Set14: the config is the shipped default. The one per-task choice,
 `data.max_label_psnr_y` (`LABEL_PSNR_CAPS`: train only on pairs whose degraded input scores at most that
@@ -21,7 +23,13 @@ above 44.5 dB (high quality or smooth background, where the input is already rig
 leave it). Gain at q 10, val photos / Set5: unset +0.64 / +0.78 dB, 44 dB +0.91 / +1.00, 40 dB +1.06 / +1.12,
 37 dB +1.16 / +1.22. It costs at high quality, q 90: -0.88 / -2.53, -1.92 / -3.55, -2.49 / -4.05,
 -2.94 / -4.58. Denoise stays unset: at sigma 25 a 28 dB cap gained +0.56 on the photos but +0.11 on Set5,
-24 dB +1.02 and -0.20, while sigma 5 lost 1.3-2.9 dB. `SWEEPS` scores the other levels on Set14, so what the
+24 dB +1.02 and -0.20, while sigma 5 lost 1.3-2.9 dB. The level input (same 6-minute runs), gain at
+sigma 5 / 15 / 25 / 50 on Set5 ; val photos: blind without it -1.02 / +5.74 / +7.91 / +10.01 ;
++5.61 / +11.12 / +12.54 / +13.32; with it, told -> +0.36 / +5.96 / +8.08 / +10.37 ; +5.05 / +11.04 / +12.96 /
++14.26 (blind: +7.75 at 25 ; +12.00), so denoise reads it. De-JPEG with a quality input, uncapped and told:
+q 10 +1.15 ; +0.97 (the 37 dB cap, blind: +1.22 ; +1.16), q 90 -0.43 ; +0.07 (cap: -4.58 ; -2.94): the
+q 10 rule keeps the blind capped model for this bench, though the told one barely harms good JPEGs.
+`SWEEPS` scores the other levels on Set14, so what the
 choice costs is in the results file. Outputs are rounded to 8 bits before scoring, for the model and CBM3D
 alike.
 Out: bench/results/restore.json; targets (CPU budget): denoise >= CBM3D - 0.2 dB, dejpeg >= JPEG + 1.0 dB.
@@ -60,6 +68,9 @@ RECIPES = {"denoise": "restore_x1_noise", "dejpeg": "restore_x1_jpeg"}
 SIGMA, JPEG_QUALITY = 25.0, 10
 TARGETS = {"denoise": ("cbm3d", -0.2), "dejpeg": ("jpeg_input", 1.0)}  # model >= baseline + margin (dB)
 LABEL_PSNR_CAPS = {"denoise": None, "dejpeg": 37.0}  # dB; see the module docstring
+# the damage levels the model reads (model.arch_options.levels), told the true level when scored; see above
+LEVELS = {"denoise": ("noise_sigma",), "dejpeg": ()}
+LEVEL_OF_TASK = {"denoise": "noise_sigma", "dejpeg": "jpeg_quality"}
 # Other damage levels, scored for the model and its input only: what the target level's choices cost elsewhere.
 SWEEPS = {"denoise": (5.0, 15.0, 50.0), "dejpeg": (20, 40, 70, 90)}
 
@@ -75,6 +86,7 @@ class RestoreBenchConfig(TrainCpuBenchConfig):
     max_label_psnr_y: float | None = None  # the SR default's 32 dB does not apply: label_psnr_caps per task
     # data.max_label_psnr_y per task, chosen on the val split (never Set14): see the module docstring
     label_psnr_caps: dict[str, float | None] = Field(default_factory=lambda: dict(LABEL_PSNR_CAPS))
+    levels: dict[str, tuple[str, ...]] = Field(default_factory=lambda: dict(LEVELS))
     val_every: int = Field(default=1000, ge=1)
     tasks: tuple[str, ...] = ("denoise", "dejpeg")
     test_images: int | None = None
@@ -157,6 +169,17 @@ def test_images(limit: int | None) -> list[tuple[str, np.ndarray]]:
     return [(p.stem, np.asarray(Image.open(p).convert("RGB"))) for p in paths[:limit]]
 
 
+def served_as(task: str, model: Any, level: float | None = None) -> dict[str, Any]:
+    """How the model is scored: {"model": told the true damage level (as CBM3D is told the sigma), and
+    "model_blind": not told} for a model that reads the task's level; {"model": as is} for a blind one."""
+    from training.archs.levels import WithLevels
+
+    if LEVEL_OF_TASK[task] not in getattr(model, "levels", ()):
+        return {"model": model}
+    true_level = (SIGMA if task == "denoise" else JPEG_QUALITY) if level is None else level
+    return {"model": WithLevels(model, {LEVEL_OF_TASK[task]: float(true_level)}), "model_blind": model}
+
+
 def score_task(task: str, model: Any, images: list[tuple[str, np.ndarray]]) -> dict[str, Any]:
     """Mean scores (and per-image rows) of the model and the task's baselines on degraded `images`."""
     from pipeline.sr_metrics import psnr_y
@@ -166,10 +189,13 @@ def score_task(task: str, model: Any, images: list[tuple[str, np.ndarray]]) -> d
     rows, seconds = [], {"model": 0.0, "cbm3d": 0.0}
     for number, (name, clean) in enumerate(images):
         degraded = degraded_input(task, clean, number)
-        started = time.perf_counter()
-        restored = upscale_image(model, degraded, 1, 256, 16, "cpu")
-        seconds["model"] += time.perf_counter() - started
-        row = {"image": name, "model": metric(restored, clean), "input": metric(degraded, clean)}
+        row: dict[str, Any] = {"image": name}
+        for role, net in served_as(task, model).items():
+            started = time.perf_counter()
+            restored = upscale_image(net, degraded, 1, 256, 16, "cpu")
+            seconds[role] = seconds.get(role, 0.0) + time.perf_counter() - started
+            row[role] = metric(restored, clean)
+        row["input"] = metric(degraded, clean)
         if task == "denoise":
             started = time.perf_counter()
             row["cbm3d"] = metric(cbm3d(degraded), clean)
@@ -180,21 +206,28 @@ def score_task(task: str, model: Any, images: list[tuple[str, np.ndarray]]) -> d
 
 
 def sweep_task(task: str, model: Any, images: list[tuple[str, np.ndarray]]) -> list[dict[str, Any]]:
-    """Mean model and input PSNR at each of the task's `SWEEPS` levels (the same images, tiling and metric)."""
+    """Mean model and input PSNR at each of the task's `SWEEPS` levels (the same images, tiling and metric;
+    a conditioned model told each level, and blind)."""
     from pipeline.sr_metrics import psnr_y
     from training.serve.upscale import upscale_image
 
     metric = rgb_psnr if task == "denoise" else psnr_y
     rows = []
     for level in SWEEPS[task]:
-        scores = []
+        scores: dict[str, list[float]] = {}
         for number, (_, clean) in enumerate(images):
             degraded = degraded_input(task, clean, number, level)
-            restored = upscale_image(model, degraded, 1, 256, 16, "cpu")
-            scores.append((metric(restored, clean), metric(degraded, clean)))
-        restored_mean, input_mean = (float(np.mean(column)) for column in zip(*scores, strict=True))
-        rows.append({"level": level, "model": round(restored_mean, 3), "input": round(input_mean, 3),
-                     "gain": round(restored_mean - input_mean, 3)})  # fmt: skip
+            for role, net in served_as(task, model, level).items():
+                scores.setdefault(role, []).append(
+                    metric(upscale_image(net, degraded, 1, 256, 16, "cpu"), clean)
+                )
+            scores.setdefault("input", []).append(metric(degraded, clean))
+        means = {role: float(np.mean(values)) for role, values in scores.items()}
+        row: dict[str, Any] = {"level": level, **{role: round(v, 3) for role, v in means.items()}}
+        row["gain"] = round(means["model"] - means["input"], 3)
+        if "model_blind" in means:
+            row["gain_blind"] = round(means["model_blind"] - means["input"], 3)
+        rows.append(row)
     return rows
 
 
@@ -208,10 +241,13 @@ def run_task(task: str, config: RestoreBenchConfig, storage: Any, workdir: Path)
     pairs = build_pairs(storage, recipe, [PARTITION], PairsConfig(hr_tile=config.hr_tile, workers=2))
     pairs_s = time.perf_counter() - started
     output = (workdir / f"run-{task}").resolve().as_uri()
-    cap = config.label_psnr_caps.get(task)
-    run = train_budgeted(
-        config, storage.root, output, {"data.recipe": recipe, "data.max_label_psnr_y": cap or "null"}
-    )
+    cap, levels = config.label_psnr_caps.get(task), list(config.levels.get(task, ()))
+    extra = {
+        "data.recipe": recipe,
+        "data.max_label_psnr_y": cap or "null",
+        "model.arch_options.levels": levels,
+    }
+    run = train_budgeted(config, storage.root, output, extra)
     model, meta = safe_load(run["result"].last_ckpt_uri, expected_scale=1)
     scored = score_task(task, model.eval(), test_images(config.test_images))
     return {"pairs": pairs, "pairs_s": pairs_s, "run": run, "scored": scored, "weights": meta.weights}
@@ -259,6 +295,14 @@ def summarize(config, results, ingest, ingest_s, load_before):
         figures[f"{task}_model_psnr"] = figure(
             round(means["model"], 3), unit, per_image=out["scored"]["rows"], weights=out["weights"],
             serve_seconds=round(out["scored"]["seconds"]["model"], 1), sweep=out["scored"]["sweep"])  # fmt: skip
+        if (
+            "model_blind" in means
+        ):  # the conditioned model not told the level, as the gates and exports run it
+            figures[f"{task}_model_blind_psnr"] = figure(
+                round(means["model_blind"], 3),
+                unit,
+                serve_seconds=round(out["scored"]["seconds"]["model_blind"], 1),
+            )
         figures[f"{task}_input_psnr"] = figure(round(means["input"], 3), unit)
         if "cbm3d" in means:
             figures[f"{task}_cbm3d_psnr"] = figure(
@@ -269,7 +313,7 @@ def summarize(config, results, ingest, ingest_s, load_before):
             samples_per_s=round(steps * config.batch_size / max(run["step_seconds"], 1e-9), 1),
             val_curve=run["val_curve"], load_1min_min_median_max=_spread(run["load_samples"]),
             pairs=out["pairs"].pairs, pairs_seconds=round(out["pairs_s"], 1),
-            max_label_psnr_y=config.label_psnr_caps.get(task))  # fmt: skip
+            max_label_psnr_y=config.label_psnr_caps.get(task), levels=list(config.levels.get(task, ())))  # fmt: skip
         baseline, margin = TARGETS[task]
         key = "cbm3d" if baseline == "cbm3d" else "input"
         gain = means["model"] - means[key]
@@ -286,11 +330,13 @@ def summarize(config, results, ingest, ingest_s, load_before):
         f"{'SMOKE RUN (CRISP_BENCH_QUICK): not a result. ' if config.photo_limit else ''}"
         f"Ingest: {ingest.inputs} file:// URIs (product photos + T91), {ingest.accepted} accepted, in "
         f"{ingest_s:.0f} s. Per task: build_pairs ({config.hr_tile} px tiles, 2 Dask workers) -> train() with "
-        f"training/configs/{config.model_config_name}.yaml (FFDNet-style, blind), 1 CPU process, "
+        f"training/configs/{config.model_config_name}.yaml (FFDNet-style; damage-level inputs {config.levels}, "
+        "hidden for a quarter of the samples, data.level_dropout), 1 CPU process, "
         f"{config.threads} torch threads, {config.workers} loader worker(s), batch {config.batch_size}, patch "
         f"{config.patch_size}, data.max_label_psnr_y {config.label_psnr_caps}, Adam lr {config.lr}, warmup {config.warmup_steps}, cosine over the wall-clock "
         f"budget to x{config.min_lr_ratio}, EMA {config.ema_decay}; scored: EMA weights of last.ckpt through "
-        f"upscale_image (tile 256, overlap 16). Denoise: Set14 + N(0, {SIGMA:g}^2) seeded per image, 8-bit; "
+        f"upscale_image (tile 256, overlap 16); a model with a level input is told the true level (model) and "
+        f"not (model_blind). Denoise: Set14 + N(0, {SIGMA:g}^2) seeded per image, 8-bit; "
         f"CBM3D (bm3d 4.0.3) told the sigma. De-JPEG: Pillow quality {JPEG_QUALITY}. Load average before "
         f"{[round(x, 2) for x in load_before]}, after {[round(x, 2) for x in os.getloadavg()]} on "
         f"{os.cpu_count()} cores."

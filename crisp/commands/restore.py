@@ -1,5 +1,5 @@
-"""`crisp restore INPUT... --out DIR [--task denoise|dejpeg|deblur|auto] [--model URI]`: clean photos with a
-restorer, keeping their size.
+"""`crisp restore INPUT... --out DIR [--task denoise|dejpeg|deblur|auto] [--model URI] [--sigma S]
+[--jpeg-quality Q]`: clean photos with a restorer, keeping their size.
 
 In: the inputs `crisp upscale` takes (image files, folders searched recursively, `images/<date>`
 partitions), decoded by ingest's normalizer; a restorer (a scale-1 model): `--task` picks the champion of
@@ -8,7 +8,9 @@ the default, is `crisp-restore`, trained on the mixed chain), or `--model` names
 (`models:/<name>/<version>` or a checkpoint path; with a `--task` other than auto, it must have been
 trained on that task's recipe). Out: `<out>/<stem>.png` per image at the input's size, streamed band by
 band from the tiles (memory bounded by the tile size times the width, as in `crisp upscale`, whose loop
-this is). A file that does not decode is reported on one stderr line while
+this is). `--sigma` (noise, 8-bit levels) and `--jpeg-quality` tell a restorer trained with damage-level
+inputs (training/archs/levels.py) how damaged every input is; without them it runs blind, and a blind-only
+model given one is bad input (it would ignore it). A file that does not decode is reported on one stderr line while
 the others finish. Exit 0 when every image was written, 1 when some failed, 2 for bad input (an
 upscaler given as the model is bad input: it would change the size).
 """
@@ -31,12 +33,37 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="which kind of damage: the champion of crisp-restore-<task> (default auto: crisp-restore)",
     )
     p.add_argument("--model", help="a scale-1 model URI or checkpoint (default: the --task champion)")
+    p.add_argument(
+        "--sigma",
+        type=_bounded(float, 0, 255),
+        help="the inputs' noise sigma in 8-bit levels, for a model with a noise-level input (default: blind)",
+    )
+    p.add_argument(
+        "--jpeg-quality",
+        type=_bounded(int, 1, 100),
+        help="the inputs' JPEG quality, for a model with a quality input (default: blind)",
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
     p.add_argument("--overlap", type=int, default=16, help="tile overlap in pixels (default 16)")
     p.add_argument("--batch-size", type=int, help="tiles per forward pass (default 8 on GPU, 1 on CPU)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.set_defaults(run=run)
+
+
+def _bounded(kind: type, low: float, high: float):
+    """An argparse type: `kind(text)` within [low, high], else one usage error."""
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is outside [{low}, {high}]")
+        return value
+
+    return parse
 
 
 def _refusal(meta, task: str | None) -> str | None:
@@ -55,4 +82,14 @@ def run(args: argparse.Namespace) -> int:
 
     if args.model is None:
         args.model = f"models:/{KINDS[args.task or 'auto'][1]}@champion"
-    return serve_images(args, "restore", lambda stem, scale: f"{stem}.png", lambda m: _refusal(m, args.task))
+    given = {name: value for name, value in (("noise_sigma", args.sigma), ("jpeg_quality", args.jpeg_quality))
+             if value is not None}  # fmt: skip
+
+    def with_levels(model):
+        from training.archs.levels import WithLevels
+
+        return WithLevels(model, given) if given else model
+
+    return serve_images(
+        args, "restore", lambda stem, scale: f"{stem}.png", lambda m: _refusal(m, args.task), bind=with_levels
+    )

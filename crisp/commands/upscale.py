@@ -28,7 +28,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
@@ -192,9 +192,10 @@ def serve_images(
     output_name: Callable[[str, int], str],
     check_model: Callable[[object], str | None] = lambda meta: None,
     video_model: str | None = None,
+    bind: Callable[[Any], Any] = lambda model: model,
 ) -> int:
     """The batch loop of `crisp upscale` and `crisp restore`: load `args.model` (refused with the reason
-    `check_model(meta)` gives, if any), then serve every input image tile by tile into
+    `check_model(meta)` gives, if any, and served as `bind(model)`: a ValueError from it is a refusal), then serve every input image tile by tile into
     `<out>/<output_name(stem, scale)>` and every video frame by frame into the same name as .mp4 (by
     `video_model` instead when it is given and registered); a bad file is reported on its own line and the
     others finish."""
@@ -220,7 +221,10 @@ def serve_images(
             refusal = check_model(loaded[1])
             if refusal:
                 raise ValueError(f"{uri}: {refusal}")
-            return loaded
+            try:
+                return bind(loaded[0]), loaded[1]
+            except ValueError as exc:
+                raise ValueError(f"{uri}: {exc}") from None
 
         for_videos = None
         if videos and video_model:

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench import bench_restore
+from training.archs.ffdnet import FFDNet
 
 
 def test_rgb_psnr_of_a_known_error():
@@ -50,13 +51,16 @@ def test_each_target_is_flagged_met_or_missed_against_its_baseline():
            "val_curve": [], "load_samples": [1.0]}  # fmt: skip
 
     def task(means):
-        return {"scored": {"means": means, "rows": [], "seconds": {"model": 1.0, "cbm3d": 2.0}, "sweep": []},
+        seconds = {"model": 1.0, "cbm3d": 2.0, "model_blind": 1.5}
+        return {"scored": {"means": means, "rows": [], "seconds": seconds, "sweep": []},
                 "run": run, "weights": "ema", "pairs": SimpleNamespace(pairs=5), "pairs_s": 1.0}  # fmt: skip
 
-    results = {"denoise": task({"model": 30.0, "input": 20.0, "cbm3d": 30.5}),
+    results = {"denoise": task({"model": 30.0, "model_blind": 29.8, "input": 20.0, "cbm3d": 30.5}),
                "dejpeg": task({"model": 28.5, "input": 27.0})}  # fmt: skip
     ingest = SimpleNamespace(inputs=3, accepted=3)
-    _, baseline, ratio, targets, _ = bench_restore.summarize(config, results, ingest, 1.0, (0, 0, 0))
+    figures, baseline, ratio, targets, _ = bench_restore.summarize(config, results, ingest, 1.0, (0, 0, 0))
+    # the target reads the model told the sigma (as CBM3D is); the blind call is reported beside it
+    assert figures["denoise_model_blind_psnr"]["value"] == 29.8 and "dejpeg_model_blind_psnr" not in figures
     assert targets["denoise_model_minus_cbm3d_db"] == {"target": ">= -0.2", "measured": -0.5, "met": False}
     assert (
         targets["dejpeg_model_minus_jpeg_input_db"]["met"]
@@ -74,3 +78,16 @@ def test_the_sweep_scores_every_other_level_and_an_identity_gains_nothing(task, 
     inputs = [row["input"] for row in rows]
     # more noise (denoise) or a higher JPEG quality (dejpeg) along the sweep
     assert inputs == sorted(inputs, reverse=task == "denoise") and len(set(inputs)) == len(inputs)
+
+
+def test_a_conditioned_model_is_scored_told_the_true_level_and_blind():
+    torch.manual_seed(0)
+    net = FFDNet(features=8, depth=3, levels=["noise_sigma"]).eval()
+    roles = bench_restore.served_as("denoise", net, 15.0)
+    assert set(roles) == {"model", "model_blind"} and roles["model_blind"] is net
+    assert float(roles["model"].values) == pytest.approx(15 / 75)
+    assert float(bench_restore.served_as("denoise", net)["model"].values) == pytest.approx(25 / 75)
+    assert set(bench_restore.served_as("dejpeg", net)) == {"model"}  # it reads no JPEG quality
+    rows = bench_restore.sweep_task("denoise", net, bench_restore.test_images(1))
+    assert [r["level"] for r in rows] == list(bench_restore.SWEEPS["denoise"])
+    assert all({"model", "model_blind", "gain", "gain_blind"} <= set(r) for r in rows)

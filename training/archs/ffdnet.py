@@ -1,7 +1,8 @@
 """FFDNet-style restorer (Zhang et al., TIP 2018): denoise / de-JPEG / deblur at scale 1, at half resolution.
 
-In: a float tensor N x 3 x h x w in [0, 1], any h and w (odd included). Out: N x 3 x h x w (unclamped; the
-caller quantizes).
+In: a float tensor N x 3 x h x w in [0, 1], any h and w (odd included), and, for a model built with `levels`
+(damage-level names, training/archs/levels.py), optionally N x len(levels) normalized levels (`UNKNOWN` or
+None: not told). Out: N x 3 x h x w (unclamped; the caller quantizes).
 
 FFDNet's design: a reversible 2x2 downsampling (space-to-depth, 3 -> 12 channels), `depth` 3x3 convolutions
 with ReLU at half resolution (where a 3x3 kernel sees as far as a 6x6 one at full size, for a quarter of the
@@ -11,9 +12,13 @@ side is handled by replicating the last row/column and cropping the output back 
 shapes read from `x`, so a `torch.jit.trace` serves every input size (training/serve/export.py checks odd
 sizes). The network predicts the residual (input + correction, as DnCNN/FFDNet learn the noise).
 
-Differences from the paper, deliberate: blind (no noise-level map input: crawled photos carry no known
-sigma); no batch norm (small batches on CPU); and the body's middle convolutions are paired into residual
-blocks (conv-ReLU-conv plus the block's input, EDSR-style, the second convolution's init scaled by 0.1)
+The paper's noise-level map is the optional `levels` input: one channel per level, broadcast over the image
+and concatenated to the 12 downsampled channels (the paper's place for it). Trained with some levels hidden
+(`data.level_dropout`), one model serves both ways: told the sigma (`crisp restore --sigma`) and blind (crawled
+photos carry no known sigma; `forward(x)` alone is the blind call, and the one a TorchScript trace records).
+Without `levels` (the default) the model is blind only. Other differences from the paper, deliberate: no
+batch norm (small batches on CPU); and the body's middle convolutions are paired into residual blocks
+(conv-ReLU-conv plus the block's input, EDSR-style, the second convolution's init scaled by 0.1)
 instead of the paper's plain conv-BN-ReLU stack. Measured (T91 crops, blind N(0, 0..75^2) training, gain at
 sigma 25 on held-out T91 crops, 64 features x 12 convolutions, Adam lr 1e-3, batch 16, patch 64, 400 steps):
 the plain stack +1.45 dB (+0.65 with batch norm; at lr 3e-3 it diverges), the residual blocks +5.00 dB,
@@ -29,6 +34,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.nn import functional as F  # noqa: N812
+
+from training.archs.levels import UNKNOWN, check_levels
 
 
 class ResidualBlock(nn.Module):
@@ -49,15 +56,23 @@ class ResidualBlock(nn.Module):
 class FFDNet(nn.Module):
     supported_scales = (1,)
 
-    def __init__(self, scale: int = 1, channels: int = 3, features: int = 96, depth: int = 12) -> None:
+    def __init__(
+        self,
+        scale: int = 1,
+        channels: int = 3,
+        features: int = 96,
+        depth: int = 12,
+        levels: tuple[str, ...] | list[str] = (),
+    ) -> None:
         super().__init__()
         if scale not in self.supported_scales:
             raise ValueError(f"ffdnet restores at scale 1, got {scale}")
         if depth < 2:
             raise ValueError(f"ffdnet needs depth >= 2 (first and last convolution), got {depth}")
-        self.scale = scale
+        self.scale, self.levels = scale, check_levels(levels)
         self.down = nn.Conv2d(channels, channels * 4, kernel_size=2, stride=2)
-        layers: list[nn.Module] = [nn.Conv2d(channels * 4, features, 3, padding=1), nn.ReLU(inplace=True)]
+        first = nn.Conv2d(channels * 4 + len(self.levels), features, 3, padding=1)
+        layers: list[nn.Module] = [first, nn.ReLU(inplace=True)]
         layers += [ResidualBlock(features) for _ in range((depth - 2) // 2)]
         if depth % 2:
             layers += [nn.Conv2d(features, features, 3, padding=1), nn.ReLU(inplace=True)]
@@ -77,9 +92,18 @@ class FFDNet(nn.Module):
         nn.init.normal_(self.up.weight, std=1e-3)
         nn.init.zeros_(self.up.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, levels: torch.Tensor | None = None) -> torch.Tensor:
         height, width = x.shape[-2], x.shape[-1]
         # one replicated row and column always: even sides then drop it again, odd ones keep the last pixel
-        padded = F.pad(x, (0, 1, 0, 1), mode="replicate")
-        correction = self.up(self.body(self.down(padded)))
+        half = self.down(F.pad(x, (0, 1, 0, 1), mode="replicate"))
+        if self.levels:
+            plane = torch.ones_like(half[:, :1])  # read from `half`, so a trace follows every input size
+            if levels is None:
+                maps = plane.expand(-1, len(self.levels), -1, -1) * UNKNOWN
+            else:
+                maps = plane * levels.to(half.dtype)[:, :, None, None]
+            half = torch.cat([half, maps], dim=1)
+        elif levels is not None:
+            raise ValueError("this restorer was built without levels: call it with the image only")
+        correction = self.up(self.body(half))
         return x + correction[..., :height, :width]

@@ -31,6 +31,7 @@ from pipeline.degrade import RECIPES, get_recipe
 from pipeline.storage import Storage
 from schemas.errors import InputError
 from schemas.manifest import Manifest
+from training.archs.levels import LEVELS
 
 INDEX_NAME = "index.parquet"
 PAIR_SCHEMA_KEY = "pair_index"  # the manifest's schema_versions key of the pair index (schemas/pairs.py)
@@ -52,6 +53,7 @@ TRAINING_COLUMNS = (
     "lr_size",
     "partition",
     "psnr_y",  # the bicubic label, for DataConfig.max_label_psnr_y
+    *LEVELS,  # the damage each pair recorded (noise sigma, JPEG quality), a conditioned restorer's levels
 )
 
 

@@ -2,7 +2,9 @@
 
 In: a `PairCatalog` table (rows with shard_path, hr/lr offsets and sizes), a storage root and options,
 an `EpochPlan` and the rank; for benchmarks, a folder of HR images and the scale.
-Out: samples {"lr": 3 x p x p uint8, "hr": 3 x ps x ps uint8, "key": pair_id} for training (`as_float` makes
+Out: samples {"lr": 3 x p x p uint8, "hr": 3 x ps x ps uint8, "key": pair_id, and with `levels` (an array
+of normalized damage levels per row, training/archs/levels.py) "level": float32 per level, each hidden as
+`UNKNOWN` with probability `level_dropout`} for training (`as_float` makes
 them float [0, 1] after the batch left the loader: a quarter of the bytes cross the worker -> trainer
 shared memory and the host -> device copy); whole tiles / whole images (no augmentation, float [0, 1]) for
 validation.
@@ -18,7 +20,8 @@ cores, and more threads than cores only contend). The measured comparisons (thre
 reads, block reads, whole-shard streaming; local and moto S3) are in docs/training.md.
 
 Augmentation is a pure function of (seed, epoch, sample index): a random LR crop of `patch` pixels,
-the HR crop at the same place times `scale`, then one of the 8 flips/90-degree rotations. The worker
+the HR crop at the same place times `scale`, then one of the 8 flips/90-degree rotations, then which
+levels are hidden. The worker
 id never enters the random state, so the same sample looks the same with any worker count.
 
 Storage clients are created lazily in each process (fsspec's S3 client is not fork-safe).
@@ -43,6 +46,7 @@ from pipeline.degrade.bicubic import bicubic_downscale
 from pipeline.sr_metrics import modcrop
 from pipeline.storage import Storage
 from pipeline.tile_codec import decode_tile
+from training.archs.levels import UNKNOWN
 from training.data.sampler import EpochPlan
 
 IMAGE_SUFFIXES = (".png", ".bmp", ".tif", ".tiff", ".jpg", ".jpeg")
@@ -157,10 +161,13 @@ class TrainPairStream(IterableDataset):
         patch: int,
         read_threads: int = 8,
         decode_threads: int = 1,
+        levels: np.ndarray | None = None,
+        level_dropout: float = 0.0,
     ) -> None:
         self.reader, self.plan, self.rank = reader, plan, rank
         self.scale, self.patch = scale, patch
         self.read_threads, self.decode_threads = read_threads, decode_threads
+        self.levels, self.level_dropout = levels, level_dropout
         self._cursor = torch.zeros(2, dtype=torch.int64).share_memory_()  # (epoch, start batch)
 
     @property
@@ -186,7 +193,11 @@ class TrainPairStream(IterableDataset):
         lr, hr = self.reader.decode(index, block)
         rng = np.random.default_rng([self.plan.seed, epoch, index])
         lr, hr = augment(lr, hr, self.scale, self.patch, rng)
-        return {"lr": to_uint8_tensor(lr), "hr": to_uint8_tensor(hr), "key": self.reader.keys[index]}
+        sample = {"lr": to_uint8_tensor(lr), "hr": to_uint8_tensor(hr), "key": self.reader.keys[index]}
+        if self.levels is not None:  # drawn after the crop, so the crops match an unconditioned run's
+            hidden = rng.random(self.levels.shape[1]) < self.level_dropout
+            sample["level"] = torch.from_numpy(np.where(hidden, UNKNOWN, self.levels[index]).astype(np.float32))
+        return sample
 
     def _windows(self, worker: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(blocks to fetch, samples to yield) per window, from this worker's resume point on."""

@@ -1,8 +1,9 @@
 """Serve training and validation batches of LR/HR pairs to Lightning, resumable mid-epoch.
 
 In: a `DataConfig` (where the pairs are, which recipe and partitions, patch/batch sizes, loader workers,
-seed, val split, benchmark folders) and the model's scale. Out: `SRDataModule`, whose
-`train_dataloader()` yields {"lr": B x 3 x p x p, "hr": B x 3 x ps x ps, "key": [pair_id]} (uint8:
+seed, val split, benchmark folders), the model's scale and the damage levels it reads (a conditioned
+restorer's `arch_options.levels`). Out: `SRDataModule`, whose `train_dataloader()` yields
+{"lr": B x 3 x p x p, "hr": B x 3 x ps x ps, "key": [pair_id], with levels "level": B x L float} (uint8:
 `on_after_batch_transfer` makes them float [0, 1] on the device, so loader workers ship a quarter of the
 bytes) and whose
 `val_dataloader()` is a dict {"val": whole val tiles, "<benchmark>": whole images, ...} with batch 1.
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from torch.utils.data import DataLoader
 
 from pipeline.storage import Storage
+from training.archs.levels import check_levels, normalize
 from training.data.catalog import DataError, PairCatalog, keep_learned_quality, load_catalog
 from training.data.dataset import (
     BenchmarkImages,
@@ -82,6 +84,10 @@ class DataConfig(BaseModel):
     # into the image index) scored at least this, 0-5; unscored photos are left out. None keeps all.
     # Validation and benchmarks are never filtered.
     min_quality: float | None = Field(default=None, ge=0, le=5)
+    # For a restorer that reads damage levels (model.arch_options.levels, training/archs/levels.py): the
+    # chance that a training sample's level is hidden, so the model also restores blind (crawled photos
+    # carry no known sigma). Validation and benchmarks always run blind, as the gates and exports do.
+    level_dropout: float = Field(default=0.25, ge=0, le=1)
 
     @field_validator("partitions", mode="before")
     @classmethod
@@ -111,10 +117,12 @@ def _spread(rows: pa.Table, limit: int | None) -> pa.Table:
 
 
 class SRDataModule(ResumableLoader, pl.LightningDataModule):
-    def __init__(self, config: DataConfig | dict[str, Any], scale: int) -> None:
+    def __init__(
+        self, config: DataConfig | dict[str, Any], scale: int, levels: tuple[str, ...] | list[str] = ()
+    ) -> None:
         super().__init__()
         self.config = config if isinstance(config, DataConfig) else DataConfig.model_validate(config)
-        self.scale = scale
+        self.scale, self.levels = scale, check_levels(levels)
         # Benchmark ranks may legitimately hold no image (Set5 over 8 GPUs).
         self.allow_zero_length_dataloader_with_multiple_devices = True
         self.position = LoaderPosition()
@@ -215,8 +223,19 @@ class SRDataModule(ResumableLoader, pl.LightningDataModule):
             train = self._train_rows()
             plan = self._plan(train, world)
             reader = PairReader(train, cfg.root, cfg.storage_options)
+            levels = None
+            if self.levels:  # the recorded damage of each pair (schemas/pairs.py columns), normalized
+                levels = np.stack([normalize(n, train[n].to_numpy()) for n in self.levels], axis=1)
             self.train_set = TrainPairStream(
-                reader, plan, rank, self.scale, cfg.patch_size, cfg.read_threads, self._decode_threads()
+                reader,
+                plan,
+                rank,
+                self.scale,
+                cfg.patch_size,
+                cfg.read_threads,
+                self._decode_threads(),
+                levels,
+                cfg.level_dropout,
             )
         if not self.val_sets:
             val = _spread(self.catalog.split(cfg.val_split), cfg.val_max_pairs)

@@ -1,6 +1,7 @@
 """Train a super-resolution arch with Lightning: loss, optimizer, schedule, EMA, validation metrics.
 
-In: batches {"lr": N x 3 x h x w float [0, 1], "hr": N x 3 x hs x ws float [0, 1], optional "key"}.
+In: batches {"lr": N x 3 x h x w float [0, 1], "hr": N x 3 x hs x ws float [0, 1], optional "key", and for
+a restorer that reads damage levels "level": N x L (training/archs/levels.py)}.
 Out: an `SRModule` that Lightning's `Trainer` fits; it logs `train/loss` (and its parts) and, per
 validation dataloader, `val/psnr_y` / `val/ssim_y`, and its checkpoints carry the EMA weights.
 
@@ -145,7 +146,8 @@ class SRModule(pl.LightningModule):
         return total, parts
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        sr = self.net(batch["lr"])
+        # a conditioned restorer is told each sample's damage levels (some hidden); validation runs blind
+        sr = self.net(batch["lr"], batch["level"]) if "level" in batch else self.net(batch["lr"])
         loss, parts = self.compute_loss(sr, batch["hr"])
         self._stop_if_not_finite(loss, batch, batch_idx)
         size = batch["lr"].shape[0]

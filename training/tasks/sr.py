@@ -46,7 +46,7 @@ def build_sr_arch(arch: str, scale: int | None, options: Mapping[str, Any]):
 
 
 def make_data(data: DataConfig, model: ModelConfig) -> SRDataModule:
-    return SRDataModule(data, scale=model.scale)
+    return SRDataModule(data, scale=model.scale, levels=model.arch_options.get("levels", ()))
 
 
 def serving_requirements() -> list[str]:

@@ -15,6 +15,7 @@ from tests.training.archs._arch_checks import (
 )
 from training.archs import build_arch
 from training.archs.ffdnet import FFDNet, ResidualBlock
+from training.archs.levels import UNKNOWN
 from training.serve.export import export_torchscript
 
 torch.set_num_threads(1)
@@ -50,6 +51,32 @@ def test_the_trace_serves_odd_sizes_it_was_not_traced_at():
     result = export_torchscript(model, torch.rand(1, 3, 32, 32), atol=1e-5)
     assert result.passed and result.shape_generic, result.error
     assert {(1, 3, 37, 53), (1, 3, 211, 97)} <= set(result.checked_shapes)
+
+
+def test_levels_are_an_input_and_leaving_them_out_is_the_blind_call():
+    torch.manual_seed(0)
+    model = FFDNet(features=8, depth=5, levels=["noise_sigma"]).eval()
+    torch.nn.init.normal_(model.up.weight, std=0.1)  # a visible correction, so the level's effect shows
+    x = torch.rand(2, 3, 15, 10)
+    low, high = model(x, torch.tensor([[0.0], [0.0]])), model(x, torch.tensor([[1.0], [1.0]]))
+    assert low.shape == x.shape and not torch.allclose(low, high)
+    torch.testing.assert_close(model(x), model(x, torch.full((2, 1), UNKNOWN)))
+    mixed = model(x, torch.tensor([[0.0], [1.0]]))  # one level per image of the batch
+    torch.testing.assert_close(mixed, torch.cat([low[:1], high[1:]]))
+
+
+def test_a_conditioned_model_traces_blind_at_every_size():
+    torch.manual_seed(0)
+    model = FFDNet(features=8, depth=5, levels=["noise_sigma", "jpeg_quality"]).eval()
+    result = export_torchscript(model, torch.rand(1, 3, 32, 32), atol=1e-5)
+    assert result.passed and result.shape_generic, result.error
+
+
+def test_a_blind_only_model_refuses_levels():
+    with pytest.raises(ValueError, match="without levels"):
+        FFDNet(features=8, depth=3)(torch.rand(1, 3, 8, 8), torch.zeros(1, 1))
+    with pytest.raises(ValueError, match="unknown damage level"):
+        build_arch("ffdnet", 1, levels=["sharpness"])
 
 
 def test_only_scale_one_and_a_real_depth():

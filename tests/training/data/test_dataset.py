@@ -11,6 +11,7 @@ from pipeline.degrade.bicubic import bicubic_downscale
 from pipeline.shards import iter_tar
 from pipeline.tile_codec import decode_tile
 from tests.support.pairs_fixture import HR_MEMBER, copy_root
+from training.archs.levels import UNKNOWN
 from training.data.catalog import load_catalog
 from training.data.dataset import (
     BenchmarkImages,
@@ -117,6 +118,28 @@ def test_samples_do_not_depend_on_the_worker_count(tiny_pairs):
             PATCH * SCALE,
         )
         assert sample["hr"].dtype == sample["lr"].dtype == torch.uint8  # as_float after the transfer
+
+
+def test_levels_ride_along_seeded_and_leave_the_crops_as_they_were(tiny_pairs):
+    plain = _stream(tiny_pairs, workers=0)
+    count = len(plain.reader)
+    levels = np.linspace(0, 1, count * 2, dtype=np.float32).reshape(count, 2)
+
+    def conditioned(dropout):
+        stream = _stream(tiny_pairs, workers=0)
+        stream.levels, stream.level_dropout = levels, dropout
+        return [stream.augmented(i, stream.reader.fetch_block(i, i + 1), 1) for i in range(count)]
+
+    told, half, again = conditioned(0.0), conditioned(0.5), conditioned(0.5)
+    for i, sample in enumerate(plain.augmented(i, plain.reader.fetch_block(i, i + 1), 1) for i in range(count)):
+        assert "level" not in sample and torch.equal(sample["lr"], told[i]["lr"])
+        assert told[i]["level"].dtype == torch.float32
+        np.testing.assert_array_equal(told[i]["level"].numpy(), levels[i])
+        torch.testing.assert_close(half[i]["level"], again[i]["level"])  # a pure function of the index
+    hidden = torch.stack([s["level"] for s in half]) == UNKNOWN
+    assert 0 < int(hidden.sum()) < hidden.numel()
+    shown = ~hidden
+    np.testing.assert_array_equal(torch.stack([s["level"] for s in half])[shown].numpy(), levels[shown.numpy()])
 
 
 def test_streams_from_moto_s3_match_local(tiny_pairs, s3_storage):

@@ -1,6 +1,6 @@
 """The restore task for real: a tiny FFDNet trained on restore_x1_noise pairs, validated against its own
 noisy input, released as `crisp-restore-denoise`, and served at the input's size by `crisp restore --task
-denoise`."""
+denoise`; a tiny conditioned one, told each pair's recorded sigma in training and `--sigma` in serving."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from tests.support.checkpoints import trained_checkpoint
 from tests.support.cli import run_command
 from tests.support.pairs_fixture import TINY_PARTITION, load_images, write_pair_partition
 from tests.support.train_callbacks import kill_and_resume
+from training.archs.levels import WithLevels, normalize
 from training.fit.train import load_train_config, train
 from training.gates.measure import load_pair_split
 from training.gates.policy import RestoreGatePolicy
@@ -211,3 +212,48 @@ def test_crisp_restore_refuses_an_upscaler(shared_data, tmp_path, capsys):
     Image.new("RGB", (20, 20), (120, 80, 40)).save(image)
     assert _cli(str(image), "--model", str(ckpt), "--out", str(tmp_path / "out")) == 2
     assert "is an x4 upscaler (use crisp upscale), not a restorer" in capsys.readouterr().err
+
+
+CONDITIONED = "model.arch_options={features: 8, depth: 4, levels: [noise_sigma]}"
+
+
+def test_a_conditioned_denoiser_is_told_each_pairs_recorded_sigma(restore_pairs, tmp_path):
+    config = _config(restore_pairs, str(tmp_path / "run"), CONDITIONED, "data.level_dropout=0")
+    data = get_task("restore").make_data(config.data, config.model)
+    data.setup("fit")
+    rows = data.catalog.split("train")
+    recorded = dict(zip(rows["pair_id"].to_pylist(), rows["noise_sigma"].to_pylist(), strict=True))
+    stream = data.train_set
+    samples = [stream.augmented(i, stream.reader.fetch_block(i, i + 1), 0) for i in range(len(stream.reader))]
+    told = np.array([float(s["level"][0]) for s in samples])
+    np.testing.assert_allclose(told, normalize("noise_sigma", [recorded[s["key"]] for s in samples]))
+    assert told.std() > 0.05  # the recipe draws a sigma per tile, so the levels differ
+
+
+def test_crisp_restore_tells_a_conditioned_model_the_sigma_and_refuses_it_for_a_blind_one(
+    released, restore_pairs, tmp_path, monkeypatch, capsys
+):
+    target, _, _ = released
+    monkeypatch.setenv("CRISP_ROOT", target.storage.root)
+    image = tmp_path / "in" / "a.png"
+    image.parent.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (24, 30, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(image)
+    # the blind champion would ignore a sigma: refused, nothing written
+    assert _cli(str(image), "--task", "denoise", "--sigma", "25", "--out", str(tmp_path / "blind")) == 2
+    assert "trained blind" in capsys.readouterr().err and not (tmp_path / "blind" / "a.png").exists()
+    with pytest.raises(SystemExit) as usage:  # argparse's own usage error
+        _cli(str(image), "--task", "denoise", "--sigma=-3", "--out", str(tmp_path / "neg"))
+    assert usage.value.code == 2 and "--sigma: -3.0 is outside [0, 255]" in capsys.readouterr().err
+    config = _config(restore_pairs, str(tmp_path / "run"), CONDITIONED, "resume=never", "trainer.max_steps=6",
+                     "optim.lr=0.01")  # fmt: skip
+    checkpoint = train(config).last_ckpt_uri
+    model, _ = load_model(checkpoint)
+    served = {}
+    for sigma in ("0", "75"):
+        out = tmp_path / f"sigma{sigma}"
+        assert _cli(str(image), "--model", checkpoint, "--sigma", sigma, "--out", str(out)) == 0
+        served[sigma] = np.asarray(Image.open(out / "a.png"))
+        told = WithLevels(model, {"noise_sigma": float(sigma)})
+        np.testing.assert_array_equal(served[sigma], upscale_image(told, pixels, 1, 256, 16, "cpu"))
+    assert not np.array_equal(served["0"], served["75"])  # the sigma reached the model
