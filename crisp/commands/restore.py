@@ -10,8 +10,8 @@ trained on that task's recipe). Out: `<out>/<stem>.png` per image at the input's
 band from the tiles (memory bounded by the tile size times the width, as in `crisp upscale`, whose loop
 this is). `--sigma` (noise, 8-bit levels) and `--jpeg-quality` tell a restorer trained with damage-level
 inputs (training/archs/levels.py) how damaged every input is; without them it runs blind, and a blind-only
-model given one is bad input (it would ignore it). A file that does not decode is reported on one stderr line while
-the others finish. Exit 0 when every image was written, 1 when some failed, 2 for bad input (an
+model given one is bad input (it would ignore it). A file that does not decode is reported on one stderr
+line while the others finish. Exit 0 when every image was written, 1 when some failed, 2 for bad input (an
 upscaler given as the model is bad input: it would change the size).
 """
 

@@ -195,10 +195,10 @@ def serve_images(
     bind: Callable[[Any], Any] = lambda model: model,
 ) -> int:
     """The batch loop of `crisp upscale` and `crisp restore`: load `args.model` (refused with the reason
-    `check_model(meta)` gives, if any, and served as `bind(model)`: a ValueError from it is a refusal), then serve every input image tile by tile into
-    `<out>/<output_name(stem, scale)>` and every video frame by frame into the same name as .mp4 (by
-    `video_model` instead when it is given and registered); a bad file is reported on its own line and the
-    others finish."""
+    `check_model(meta)` gives, if any, and served as `bind(model)`: a ValueError from it is a refusal),
+    then serve every input image tile by tile into `<out>/<output_name(stem, scale)>` and every video frame
+    by frame into the same name as .mp4 (by `video_model` instead when it is given and registered); a bad
+    file is reported on its own line and the others finish."""
     import numpy as np
     from tqdm import tqdm
 

@@ -13,12 +13,12 @@ shapes read from `x`, so a `torch.jit.trace` serves every input size (training/s
 sizes). The network predicts the residual (input + correction, as DnCNN/FFDNet learn the noise).
 
 The paper's noise-level map is the optional `levels` input: one channel per level, broadcast over the image
-and concatenated to the 12 downsampled channels (the paper's place for it). Trained with some levels hidden
-(`data.level_dropout`), one model serves both ways: told the sigma (`crisp restore --sigma`) and blind (crawled
-photos carry no known sigma; `forward(x)` alone is the blind call, and the one a TorchScript trace records).
-Without `levels` (the default) the model is blind only. Other differences from the paper, deliberate: no
-batch norm (small batches on CPU); and the body's middle convolutions are paired into residual blocks
-(conv-ReLU-conv plus the block's input, EDSR-style, the second convolution's init scaled by 0.1)
+and concatenated to the 12 downsampled channels (the paper's place for it). Trained with some levels
+hidden (`data.level_dropout`), one model serves both ways: told the sigma (`crisp restore --sigma`) and
+blind (crawled photos carry no known sigma; `forward(x)` alone is the blind call, and the one a TorchScript
+trace records). Without `levels` (the default) the model is blind only. Other differences from the paper,
+deliberate: no batch norm (small batches on CPU); and the body's middle convolutions are paired into
+residual blocks (conv-ReLU-conv plus the block's input, EDSR-style, the second convolution's init scaled by 0.1)
 instead of the paper's plain conv-BN-ReLU stack. Measured (T91 crops, blind N(0, 0..75^2) training, gain at
 sigma 25 on held-out T91 crops, 64 features x 12 convolutions, Adam lr 1e-3, batch 16, patch 64, 400 steps):
 the plain stack +1.45 dB (+0.65 with batch norm; at lr 3e-3 it diverges), the residual blocks +5.00 dB,

@@ -4,8 +4,9 @@ In: level names (pair index columns of schemas/pairs.py that record the damage a
 its params, never measured) and their raw values (an array per name, or one number from `crisp restore
 --sigma` / `--jpeg-quality`). Out: `normalize(name, values)`, float32 levels in [0, 1] where 0 is no damage
 and 1 the recipes' worst (noise sigma 75, JPEG quality 10); `UNKNOWN`, the value a hidden level takes (a
-conditioned restorer trained with hidden levels also runs blind); `WithLevels(net, names, values)`, a
-module that feeds fixed levels to a conditioned net so the tiled serving loop calls it like any restorer.
+conditioned restorer trained with hidden levels also runs blind); `WithLevels(net, given)`, a module
+that feeds fixed levels ({name: raw value}) to a conditioned net, so the tiled serving loop calls it like
+any restorer.
 
 A level is one number per image, broadcast over the image by the arch: the recipes draw one sigma and one
 quality per tile, and a command line gives one per photo.

@@ -21,8 +21,8 @@ reads, block reads, whole-shard streaming; local and moto S3) are in docs/traini
 
 Augmentation is a pure function of (seed, epoch, sample index): a random LR crop of `patch` pixels,
 the HR crop at the same place times `scale`, then one of the 8 flips/90-degree rotations, then which
-levels are hidden. The worker
-id never enters the random state, so the same sample looks the same with any worker count.
+levels are hidden. The worker id never enters the random state, so the same sample looks the same with
+any worker count.
 
 Storage clients are created lazily in each process (fsspec's S3 client is not fork-safe).
 """
@@ -196,7 +196,8 @@ class TrainPairStream(IterableDataset):
         sample = {"lr": to_uint8_tensor(lr), "hr": to_uint8_tensor(hr), "key": self.reader.keys[index]}
         if self.levels is not None:  # drawn after the crop, so the crops match an unconditioned run's
             hidden = rng.random(self.levels.shape[1]) < self.level_dropout
-            sample["level"] = torch.from_numpy(np.where(hidden, UNKNOWN, self.levels[index]).astype(np.float32))
+            told = np.where(hidden, UNKNOWN, self.levels[index]).astype(np.float32)
+            sample["level"] = torch.from_numpy(told)
         return sample
 
     def _windows(self, worker: int) -> list[tuple[np.ndarray, np.ndarray]]:
