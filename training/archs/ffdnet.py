@@ -18,8 +18,8 @@ hidden (`data.level_dropout`), one model serves both ways: told the sigma (`cris
 blind (crawled photos carry no known sigma; `forward(x)` alone is the blind call, and the one a TorchScript
 trace records). Without `levels` (the default) the model is blind only. Other differences from the paper,
 deliberate: no batch norm (small batches on CPU); and the body's middle convolutions are paired into
-residual blocks (conv-ReLU-conv plus the block's input, EDSR-style, the second convolution's init scaled by 0.1)
-instead of the paper's plain conv-BN-ReLU stack. Measured (T91 crops, blind N(0, 0..75^2) training, gain at
+residual blocks (conv-ReLU-conv plus the block's input, EDSR-style, the second convolution's init scaled
+by 0.1) instead of the paper's plain conv-BN-ReLU stack. Measured (T91 crops, blind N(0, 0..75^2) training, gain at
 sigma 25 on held-out T91 crops, 64 features x 12 convolutions, Adam lr 1e-3, batch 16, patch 64, 400 steps):
 the plain stack +1.45 dB (+0.65 with batch norm; at lr 3e-3 it diverges), the residual blocks +5.00 dB,
 with the same parameters. Without BN the plain stack trained to an input-blind net in the 30-minute bench
