@@ -3,8 +3,9 @@ one run on real-world-degraded Set14 and the product photos' held-out pairs, by 
 
 In: the product photos and T91 of ../shared/data, ingested as bench/bench_train_cpu.py does, and
 `GanBenchConfig` from the environment (CRISP_BENCH_GAN_MINUTES, default 12 per model; CRISP_BENCH_GAN_QUALITY_MODEL:
-an ONNX quality model trained separately, e.g. by bench_quality, for the preference target; CRISP_BENCH_QUICK=1:
-40 photos, 1 minute each, a smoke run whose file must not be committed). Steps: `build_pairs` realworld_x4 ->
+an ONNX quality model trained separately, for the preference target, by default the one bench_quality kept in
+bench/.models, which `python -m bench` runs first; CRISP_BENCH_QUICK=1: 40 photos, 1 minute each, a smoke run
+whose file must not be committed). Steps: `build_pairs` realworld_x4 ->
 the twin: `train()` of training/configs/espcn_x4.yaml on those pairs -> the GAN: training/configs/gan_x4_real.yaml
 with `model.init_from` = the twin's last.ckpt, under its own shipped optimizer settings (lr 1e-4, batch 8, patch
 32) -> the EMA weights of both last.ckpt files (`safe_load`) -> per set, the GAN's gates' own measurements
@@ -20,6 +21,7 @@ of bicubic | L1 twin | GAN | HR where the HR has the most edges).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import tempfile
@@ -38,13 +40,17 @@ from bench.bench_train_cpu import (
     ingest_sources,
     train_budgeted,
 )
-from bench.results import figure, results_dir, write_result
+from bench.results import figure, kept_model, results_dir, write_result
 from pipeline.reference_data import benchmark_dir
 
 RECIPE = "realworld_x4"
 CROP = 96  # HR px of one crop in the contact sheet
 TARGETS = {"niqe_gain": (+1, 1.0), "psnr_drop_db": (-1, 2.5), "edge_psnr_drop_db": (-1, 1.5),
            "quality_preference": (+1, 0.7)}  # fmt: skip
+NO_QUALITY_MODEL = (
+    "no quality model: run `make bench BENCH_ARGS=quality` first (it keeps bench/.models/quality.onnx) "
+    "or set CRISP_BENCH_GAN_QUALITY_MODEL"
+)
 
 
 class GanBenchConfig(TrainCpuBenchConfig):
@@ -61,9 +67,21 @@ class GanBenchConfig(TrainCpuBenchConfig):
         quick = os.environ.get("CRISP_BENCH_QUICK", "") not in ("", "0")
         minutes = float(os.environ.get("CRISP_BENCH_GAN_MINUTES", "1" if quick else "12"))
         extra = {"photo_limit": 40, "val_every": 50, "test_pairs": 4} if quick else {}
-        return cls(
-            minutes=minutes, quality_model=os.environ.get("CRISP_BENCH_GAN_QUALITY_MODEL") or None, **extra
-        )
+        kept = kept_model("quality")
+        quality_model = os.environ.get("CRISP_BENCH_GAN_QUALITY_MODEL") or (kept["path"] if kept else None)
+        return cls(minutes=minutes, quality_model=quality_model, **extra)
+
+
+def quality_model_facts(path: str | None) -> dict[str, Any]:
+    """Where the preference's quality model came from: its path and sha256 and, when it is the model
+    bench_quality kept, that run's code version, date, test SRCC and settings."""
+    if path is None:
+        return {"path": None, "why": NO_QUALITY_MODEL}
+    kept = kept_model("quality")
+    if kept and Path(kept["path"]).resolve() == Path(path).resolve():
+        return {**kept, "trained_by": "bench_quality"}
+    data = Path(path).read_bytes() if Path(path).is_file() else b""
+    return {"path": path, "sha256": hashlib.sha256(data).hexdigest() if data else None}
 
 
 def realworld_set14() -> list[tuple[np.ndarray, np.ndarray]]:
@@ -198,13 +216,15 @@ def summarize(config, scored, twin_run, gan_run, ingest, pairs, prepare_s, load_
                                         "measured": measured, "met": met}  # fmt: skip
             if measured is None:
                 targets[f"{name}_{key}"]["why"] = (
-                    "no quality model given (CRISP_BENCH_GAN_QUALITY_MODEL)" if key == "quality_preference"
+                    NO_QUALITY_MODEL if key == "quality_preference" and not config.quality_model
                     else "not measurable on these images")  # fmt: skip
     for label, run in (("twin", twin_run), ("gan", gan_run)):
         steps = run["result"].global_step
         figures[f"{label}_training"] = figure(
             steps, "optimizer steps", minutes=round(run["call_seconds"] / 60, 2), budget_minutes=config.minutes,
             val_curve=run["val_curve"], load_1min_min_median_max=_spread(run["load_samples"]))  # fmt: skip
+    facts = {k: v for k, v in quality_model_facts(config.quality_model).items() if k != "path"}
+    figures["quality_model"] = figure(config.quality_model, "ONNX file", **facts)
     figures["prepare"] = figure(round(prepare_s, 1), "s", inputs=ingest.inputs, accepted=ingest.accepted,
                                 pairs=pairs.pairs)  # fmt: skip
     notes = (

@@ -3,10 +3,16 @@
 In: a benchmark name and its figures. Out: `bench/results/<name>.json` (committed, so the history of
 figures lives in git), or `$CRISP_BENCH_RESULTS_DIR/<name>.json` when that is set (a trial run that must
 not replace the committed file). Every file has the same shape so results can be compared across commits.
+
+A benchmark whose trained model another benchmark measures with keeps it: `keep_model(name, data, **facts)`
+writes `<models_dir()>/<name>.onnx` (bench/.models, git-ignored; `$CRISP_BENCH_MODELS_DIR` when set) and a
+`<name>.json` beside it with its sha256, the code version, the date and `facts`; `kept_model(name)` reads
+them back (None when that benchmark has not run here), so the user records where the model came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import platform
@@ -19,11 +25,45 @@ from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RESULTS_DIR_ENV = "CRISP_BENCH_RESULTS_DIR"
+MODELS_DIR = RESULTS_DIR.parent / ".models"
+MODELS_DIR_ENV = "CRISP_BENCH_MODELS_DIR"
 
 
 def results_dir() -> Path:
     """Where results files go: $CRISP_BENCH_RESULTS_DIR when set, else bench/results."""
     return Path(os.environ.get(RESULTS_DIR_ENV) or RESULTS_DIR)
+
+
+def models_dir() -> Path:
+    """Where benchmarks keep their trained models: $CRISP_BENCH_MODELS_DIR when set, else bench/.models."""
+    return Path(os.environ.get(MODELS_DIR_ENV) or MODELS_DIR)
+
+
+def keep_model(name: str, data: bytes, **facts: Any) -> Path:
+    """Write `data` as <models_dir()>/<name>.onnx and its provenance as <name>.json; the .onnx path."""
+    directory = models_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.onnx"
+    path.write_bytes(data)
+    provenance = {
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "code_version": code_version(),
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        **facts,
+    }
+    (directory / f"{name}.json").write_text(json.dumps(provenance, indent=2) + "\n")
+    return path
+
+
+def kept_model(name: str) -> dict[str, Any] | None:
+    """{"path": the .onnx, **its provenance} of the model `keep_model(name, ...)` kept, else None."""
+    path, facts = models_dir() / f"{name}.onnx", models_dir() / f"{name}.json"
+    if not (path.is_file() and facts.is_file()):
+        return None
+    provenance = json.loads(facts.read_text())
+    if hashlib.sha256(path.read_bytes()).hexdigest() != provenance.get("sha256"):
+        return None  # overwritten by hand or half-written: not the model the provenance describes
+    return {"path": str(path), **provenance}
 
 
 def machine() -> dict[str, Any]:

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from bench import bench_gan
+from bench import bench_gan, results
 
 
 def test_realworld_set14_is_seeded_and_aligned(shared_data):
@@ -27,7 +27,8 @@ def test_the_crop_row_is_taken_where_the_hr_has_its_edges():
     assert (row == 0).any()  # the bar is in the window
 
 
-def test_the_config_reads_the_environment(monkeypatch):
+def test_the_config_reads_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(results.MODELS_DIR_ENV, str(tmp_path))
     monkeypatch.setenv("CRISP_BENCH_GAN_MINUTES", "7")
     monkeypatch.setenv("CRISP_BENCH_GAN_QUALITY_MODEL", "/models/quality.onnx")
     config = bench_gan.GanBenchConfig.from_env()
@@ -56,3 +57,39 @@ def test_targets_are_met_missed_or_missed_with_why():
     preference = targets["products_test_quality_preference"]
     assert not preference["met"] and preference["measured"] is None and "quality model" in preference["why"]
     assert ratio == {"products_test": 1.4} and "SMOKE" not in notes
+
+
+def test_the_quality_model_bench_quality_kept_is_the_default_and_is_named(monkeypatch, tmp_path):
+    monkeypatch.setenv(results.MODELS_DIR_ENV, str(tmp_path))
+    monkeypatch.delenv("CRISP_BENCH_GAN_QUALITY_MODEL", raising=False)
+    assert bench_gan.GanBenchConfig.from_env().quality_model is None
+    assert "make bench BENCH_ARGS=quality" in bench_gan.quality_model_facts(None)["why"]
+    path = results.keep_model("quality", b"onnx", test_srcc=0.87)
+    config = bench_gan.GanBenchConfig.from_env()
+    assert config.quality_model == str(path)
+    facts = bench_gan.quality_model_facts(config.quality_model)
+    assert facts["trained_by"] == "bench_quality" and facts["test_srcc"] == 0.87
+    other = tmp_path / "other.onnx"
+    other.write_bytes(b"another model")
+    assert set(bench_gan.quality_model_facts(str(other))) == {"path", "sha256"}
+
+
+def test_a_measured_preference_is_judged_like_any_target():
+    run = {
+        "result": SimpleNamespace(global_step=10),
+        "call_seconds": 60.0,
+        "val_curve": [],
+        "load_samples": [],
+    }
+    metrics = {"gan/quality_preference": 0.75}
+    scored = {"set14_realworld": {"metrics": metrics, "means": {}, "gates": {}, "images": 14}}
+    ingest, pairs = SimpleNamespace(inputs=9, accepted=9), SimpleNamespace(pairs=20)
+    config = bench_gan.GanBenchConfig(quality_model="/nowhere/quality.onnx")
+    figures, _, _, targets, _ = bench_gan.summarize(config, scored, run, run, ingest, pairs, 1.0, (0.0,) * 3)
+    assert targets["set14_realworld_quality_preference"] == {
+        "target": ">= 0.7",
+        "measured": 0.75,
+        "met": True,
+    }
+    assert targets["set14_realworld_niqe_gain"]["why"] == "not measurable on these images"
+    assert figures["quality_model"]["value"] == "/nowhere/quality.onnx"

@@ -59,6 +59,11 @@ def test_the_training_config_is_the_task_default_on_the_bench_grid(tmp_path):
     assert tc.trainer.accelerator == "cpu" and tc.trainer.val_check_interval == 50 and tc.resume == "never"
     assert tc.optim.lr == 2e-3  # the override wins over the YAML / defaults
     assert tc.model.arch == "quality_net"
+    assert tc.trainer.max_steps == bq.MAX_STEPS_OUT_OF_REACH  # the 30-minute Timer ends the run
+    capped = bq.train_config(
+        bq.QualityBenchConfig(overrides=("trainer.max_steps=3000",)), "file:///g", "file:///r"
+    )
+    assert capped.trainer.max_steps == 3000
 
 
 def test_photo_choice_keeps_every_split_and_is_spread_over_the_catalogue():

@@ -14,8 +14,9 @@ Per pair, both models super-resolve the LR and, against the HR (border = scale, 
   one pixel so both sides of a stroke count; tiles with fewer than `MIN_EDGE_PIXELS` are left out;
 - NIQE of each output (pipeline/niqe.py; `gan/niqe`, `gan/twin_niqe`, `gan/niqe_gain` = twin - GAN over the
   tiles where both are defined: flat white tiles have none);
-- with `quality_model`: the learned quality model's score of each output (pipeline/quality, ONNX Runtime)
-  and `gan/quality_preference`, the share of images the GAN's output scores higher (ties count half).
+- with `quality_model`: the learned quality model's score of each output (pipeline/quality, ONNX Runtime;
+  `gan/quality`, `gan/twin_quality`, the means) and `gan/quality_preference`, the share of images the GAN's
+  output scores higher (ties count half).
 """
 
 from __future__ import annotations
@@ -99,7 +100,8 @@ def measure_against_twin(
         return [twin_gate, *gan_gates({}, config)], {}
     scale = meta.scale
     rows: dict[str, list[float]] = {
-        k: [] for k in ("psnr", "twin_psnr", "edge", "twin_edge", "niqe", "twin_niqe")
+        k: []
+        for k in ("psnr", "twin_psnr", "edge", "twin_edge", "niqe", "twin_niqe", "quality", "twin_quality")
     }
     preferences = []
     with tempfile.TemporaryDirectory(prefix="crisp-gan-gates-") as work:
@@ -122,9 +124,11 @@ def measure_against_twin(
             if scorer is not None:
                 mine, theirs = (scorer.score_rgb(out) for out in outputs)
                 preferences.append(1.0 if mine > theirs else 0.5 if mine == theirs else 0.0)
+                rows["quality"].append(mine)
+                rows["twin_quality"].append(theirs)
     means = {key: float(np.mean(values)) for key, values in rows.items() if values}
     metrics = {"gan/images": float(len(items)), "gan/niqe_images": float(len(rows["niqe"]))}
-    for key, name in (("psnr", "psnr_y"), ("edge", "edge_psnr_y"), ("niqe", "niqe")):
+    for key, name in (("psnr", "psnr_y"), ("edge", "edge_psnr_y"), ("niqe", "niqe"), ("quality", "quality")):
         if key in means:
             metrics[f"gan/{name}"], metrics[f"gan/twin_{name}"] = means[key], means[f"twin_{key}"]
     if "psnr" in means:

@@ -98,3 +98,25 @@ def test_the_edge_mask_holds_both_sides_of_a_stroke_and_nothing_flat():
     assert mask[:, 14:20].all() and not mask[:, :12].any() and not mask[:, 23:].any()
     noisy = plane + 3.0
     assert masked_psnr(noisy, plane, mask) == pytest.approx(20 * np.log10(255 / 3), abs=1e-6)
+
+
+def test_the_quality_model_scores_both_outputs_and_the_preference_counts_ties_half(twin, pairs, tmp_path):
+    from pipeline.quality.scorer import QualityScorer
+    from tests.support.quality_models import export_onnx, make_net
+    from training.gates.evaluate import super_resolve
+
+    path, model, _ = twin
+    onnx = export_onnx(make_net(seed=3), tmp_path / "quality.onnx")
+    config = GanGateConfig(quality_model=str(onnx))
+    _, itself = measure_against_twin(model, _meta(path), pairs, config, "cpu")
+    assert itself["gan/quality_preference"] == 0.5 and itself["gan/quality"] == itself["gan/twin_quality"]
+    blurred = Blurred(model)
+    _, metrics = measure_against_twin(blurred, _meta(path), pairs, config, "cpu")
+    scorer = QualityScorer(onnx)
+    (items,) = pairs.values()
+    mine = [scorer.score_rgb(super_resolve(blurred, lr, "cpu")) for lr, _ in items]
+    theirs = [scorer.score_rgb(super_resolve(model, lr, "cpu")) for lr, _ in items]
+    assert metrics["gan/quality"] == pytest.approx(np.mean(mine), abs=1e-6)
+    assert metrics["gan/twin_quality"] == pytest.approx(np.mean(theirs), abs=1e-6)
+    wins = np.mean([1.0 if a > b else 0.5 if a == b else 0.0 for a, b in zip(mine, theirs, strict=True)])
+    assert metrics["gan/quality_preference"] == wins
