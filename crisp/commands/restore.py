@@ -10,7 +10,9 @@ trained on that task's recipe). Out: `<out>/<stem>.png` per image at the input's
 band from the tiles (memory bounded by the tile size times the width, as in `crisp upscale`, whose loop
 this is). `--sigma` (noise, 8-bit levels) and `--jpeg-quality` tell a restorer trained with damage-level
 inputs (training/archs/levels.py) how damaged every input is; without them it runs blind, and a blind-only
-model given one is bad input (it would ignore it). A file that does not decode is reported on one stderr
+model given one is bad input (it would ignore it). A model that reads the JPEG quality and is not given
+`--jpeg-quality` is told each JPEG input's own quality, read from the file's quantization tables
+(`pipeline.clean.quality.estimate_jpeg_quality`, what ingest records); other inputs leave it unknown. A file that does not decode is reported on one stderr
 line while the others finish. Exit 0 when every image was written, 1 when some failed, 2 for bad input (an
 upscaler given as the model is bad input: it would change the size).
 """
@@ -41,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--jpeg-quality",
         type=_bounded(int, 1, 100),
-        help="the inputs' JPEG quality, for a model with a quality input (default: blind)",
+        help="the inputs' JPEG quality, for a model with a quality input (default: read from each JPEG file)",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--tile", type=int, default=256, help="tile size in pixels (default 256)")
@@ -85,11 +87,27 @@ def run(args: argparse.Namespace) -> int:
     given = {name: value for name, value in (("noise_sigma", args.sigma), ("jpeg_quality", args.jpeg_quality))
              if value is not None}  # fmt: skip
 
-    def with_levels(model):
+    def refuse_ignored_levels(model):
         from training.archs.levels import WithLevels
 
-        return WithLevels(model, given) if given else model
+        WithLevels(model, given)  # ValueError when the model would ignore a given level
+        return model
 
     return serve_images(
-        args, "restore", lambda stem, scale: f"{stem}.png", lambda m: _refusal(m, args.task), bind=with_levels
-    )
+        args, "restore", lambda stem, scale: f"{stem}.png", lambda m: _refusal(m, args.task),
+        bind=refuse_ignored_levels, per_image=lambda model, data: with_levels(model, given, data),
+    )  # fmt: skip
+
+
+def with_levels(model, given: dict[str, float], data: bytes):
+    """`model` told the `given` levels and, when it reads the JPEG quality and none is given, the quality
+    of `data` if it is a JPEG whose tables say one; `model` itself when there is nothing to tell."""
+    from pipeline.clean.quality import estimate_jpeg_quality
+    from training.archs.levels import WithLevels
+
+    levels = dict(given)
+    if "jpeg_quality" in getattr(model, "levels", ()) and "jpeg_quality" not in levels:
+        quality = estimate_jpeg_quality(data)  # None for any other format, or unreadable tables
+        if quality is not None:
+            levels["jpeg_quality"] = quality
+    return WithLevels(model, levels) if levels else model

@@ -193,12 +193,14 @@ def serve_images(
     check_model: Callable[[object], str | None] = lambda meta: None,
     video_model: str | None = None,
     bind: Callable[[Any], Any] = lambda model: model,
+    per_image: Callable[[Any, bytes], Any] = lambda model, data: model,
 ) -> int:
     """The batch loop of `crisp upscale` and `crisp restore`: load `args.model` (refused with the reason
     `check_model(meta)` gives, if any, and served as `bind(model)`: a ValueError from it is a refusal),
-    then serve every input image tile by tile into `<out>/<output_name(stem, scale)>` and every video frame
-    by frame into the same name as .mp4 (by `video_model` instead when it is given and registered); a bad
-    file is reported on its own line and the others finish."""
+    then serve every input image tile by tile, as `per_image(model, its bytes)`, into
+    `<out>/<output_name(stem, scale)>` and every video frame by frame into the same name as .mp4 (by
+    `video_model` instead when it is given and registered); a bad file is reported on its own line and the
+    others finish."""
     import numpy as np
     from tqdm import tqdm
 
@@ -246,13 +248,15 @@ def serve_images(
     for stem, load in items:
         target = out_dir / output_name(stem, scale)
         try:
-            image = decode_input(load())
+            data = load()
+            image = decode_input(data)
             bar.total += count_tiles(image.height, image.width, args.tile, args.overlap)
             bar.refresh()
             shape = output_shape(image, scale)
             bands = upscale_bands(
-                model, image, scale, args.tile, args.overlap, args.device, args.batch_size, bar.update
-            )
+                per_image(model, data), image, scale, args.tile, args.overlap, args.device, args.batch_size,
+                bar.update,
+            )  # fmt: skip
             side_by_side = getattr(args, "side_by_side", False)
             if side_by_side and shape[0] * shape[1] / 1e6 <= args.side_by_side_max_megapixels:
                 result = np.concatenate([band for _, band in bands])

@@ -257,3 +257,43 @@ def test_crisp_restore_tells_a_conditioned_model_the_sigma_and_refuses_it_for_a_
         told = WithLevels(model, {"noise_sigma": float(sigma)})
         np.testing.assert_array_equal(served[sigma], upscale_image(told, pixels, 1, 256, 16, "cpu"))
     assert not np.array_equal(served["0"], served["75"])  # the sigma reached the model
+
+
+def test_crisp_restore_tells_a_quality_reading_model_each_jpegs_own_quality(
+    restore_pairs, product_photos, tmp_path
+):
+    from crisp.commands.upscale import decode_input
+    from pipeline.clean.quality import estimate_jpeg_quality
+
+    levels = "model.arch_options={features: 8, depth: 4, levels: [jpeg_quality]}"
+    config = _config(restore_pairs, str(tmp_path / "run"), levels, "resume=never", "trainer.max_steps=6",
+                     "optim.lr=0.01")  # fmt: skip
+    checkpoint = train(config).last_ckpt_uri
+    model, _ = load_model(checkpoint)
+    photo = Image.open(sorted(product_photos.glob("*.jpg"))[0]).convert("RGB").resize((40, 48))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    photo.save(folder / "q20.jpg", quality=20)
+    photo.save(folder / "q90.jpg", quality=90)
+    photo.save(folder / "lossless.png")
+
+    def served(out: Path, name: str) -> np.ndarray:
+        return np.asarray(Image.open(out / f"{name}.png"))
+
+    def expected(name: str, quality: float | None) -> np.ndarray:
+        pixels = np.asarray(decode_input((folder / name).read_bytes()))
+        net = model if quality is None else WithLevels(model, {"jpeg_quality": quality})
+        return upscale_image(net, pixels, 1, 256, 16, "cpu")
+
+    assert _cli(str(folder), "--model", checkpoint, "--out", str(tmp_path / "read")) == 0
+    for name, quality in (("q20", 20), ("q90", 90)):
+        assert estimate_jpeg_quality((folder / f"{name}.jpg").read_bytes()) == quality
+        np.testing.assert_array_equal(served(tmp_path / "read", name), expected(f"{name}.jpg", quality))
+    assert not np.array_equal(served(tmp_path / "read", "q20"), expected("q20.jpg", 90))  # the quality told
+    np.testing.assert_array_equal(served(tmp_path / "read", "lossless"), expected("lossless.png", None))
+    # a quality given on the command line is every input's, whatever its tables say
+    assert (
+        _cli(str(folder), "--model", checkpoint, "--jpeg-quality", "90", "--out", str(tmp_path / "given"))
+        == 0
+    )
+    np.testing.assert_array_equal(served(tmp_path / "given", "q20"), expected("q20.jpg", 90))
