@@ -39,13 +39,18 @@ def test_the_config_reads_the_environment(monkeypatch, tmp_path):
     assert bench_gan.GanBenchConfig.from_env().photo_limit == 40
 
 
-def test_targets_are_met_missed_or_missed_with_why():
-    run = {
+def _run() -> dict:
+    """What train_budgeted returns, as summarize reads it."""
+    return {
         "result": SimpleNamespace(global_step=10),
         "call_seconds": 60.0,
         "val_curve": [],
         "load_samples": [],
     }
+
+
+def test_targets_are_met_missed_or_missed_with_why():
+    run = _run()
     metrics = {"gan/niqe_gain": 1.4, "gan/psnr_drop_db": 3.0, "gan/edge_psnr_drop_db": 1.0}
     scored = {"products_test": {"metrics": metrics, "means": {}, "gates": {}, "images": 5}}
     ingest, pairs = SimpleNamespace(inputs=9, accepted=9), SimpleNamespace(pairs=20)
@@ -75,12 +80,7 @@ def test_the_quality_model_bench_quality_kept_is_the_default_and_is_named(monkey
 
 
 def test_a_measured_preference_is_judged_like_any_target():
-    run = {
-        "result": SimpleNamespace(global_step=10),
-        "call_seconds": 60.0,
-        "val_curve": [],
-        "load_samples": [],
-    }
+    run = _run()
     metrics = {"gan/quality_preference": 0.75}
     scored = {"set14_realworld": {"metrics": metrics, "means": {}, "gates": {}, "images": 14}}
     ingest, pairs = SimpleNamespace(inputs=9, accepted=9), SimpleNamespace(pairs=20)
