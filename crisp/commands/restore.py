@@ -13,8 +13,9 @@ inputs (training/archs/levels.py) how damaged every input is; without them it ru
 model given one is bad input (it would ignore it). A model that reads the JPEG quality and is not given
 `--jpeg-quality` is told each JPEG input's own quality, read from the file's quantization tables
 (`pipeline.clean.quality.estimate_jpeg_quality`, what ingest records); other inputs leave it unknown.
-A file that does not decode is reported on one stderr line while the others finish. Exit 0 when every image was written, 1 when some failed, 2 for bad input (an
-upscaler given as the model is bad input: it would change the size).
+A file that does not decode is reported on one stderr line while the others finish. Exit 0 when every
+image was written, 1 when some failed, 2 for bad input (an upscaler given as the model is bad input: it
+would change the size).
 """
 
 from __future__ import annotations
