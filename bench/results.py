@@ -92,11 +92,18 @@ def machine() -> dict[str, Any]:
 
 
 def code_version() -> str:
+    """The commit, with "-dirty" when a file outside bench/results/ differs from it: results files that an
+    earlier benchmark of the same `python -m bench` call wrote are output, not code."""
     try:
-        out = subprocess.run(["git", "describe", "--always", "--dirty"], capture_output=True, text=True)
-        return out.stdout.strip() or "unknown"
+        out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True)
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"],
+            capture_output=True, text=True, cwd=RESULTS_DIR.parent.parent,
+        )  # fmt: skip
     except OSError:
         return "unknown"
+    commit = out.stdout.strip()
+    return f"{commit}-dirty" if commit and changed.stdout.strip() else commit or "unknown"
 
 
 def figure(value: float, unit: str, **extra: Any) -> dict[str, Any]:
