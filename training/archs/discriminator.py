@@ -10,6 +10,14 @@ Every convolution is spectrally normalized (Miyato et al. 2018; Real-ESRGAN's di
 same): it bounds the critic's Lipschitz constant, which keeps adversarial fine-tuning from diverging on
 small CPU batches, and needs no batch statistics. The power-iteration vectors are buffers, so they are in
 the checkpoint and a resumed run continues with the same ones.
+
+`antialias` (the default) blurs the input of every stride-2 layer with a fixed binomial filter (Zhang 2019).
+Without it the critic's gradient with respect to its input repeats on its stride grid, and a pixel-shuffle
+generator, whose sub-pixel phases have filters of their own, follows it into a regular dot grid: in a
+4-minute GAN fine-tune scored on the product val pairs and real-world Set5, the period-4 phase energy of the
+output rose from the twin's -0.13 to +0.26 (Set5) with the bare critic and stayed at -0.12 with the blur,
+whose NIQE was also 4.6 better. (Random crop offsets for the critic, DiffAugment's translation, halved the
+grid without removing it and added nothing on top of the blur.)
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 
 class PatchDiscriminator(nn.Module):
-    def __init__(self, channels: int = 3, features: int = 64, downs: int = 3) -> None:
+    def __init__(self, channels: int = 3, features: int = 64, downs: int = 3, antialias: bool = True) -> None:
         super().__init__()
         if downs < 1:
             raise ValueError(f"the discriminator needs downs >= 1 (stride-2 layers), got {downs}")
@@ -34,6 +42,7 @@ class PatchDiscriminator(nn.Module):
         out = features * 2 ** min(downs, 3)
         layers.append(spectral_norm(nn.Conv2d(width, out, kernel_size=3, stride=1, padding=1)))
         self.hidden = nn.ModuleList(layers)
+        self.antialias = antialias
         self.head = spectral_norm(nn.Conv2d(out, 1, kernel_size=3, stride=1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -44,6 +53,19 @@ class PatchDiscriminator(nn.Module):
         features = []
         h = x * 2.0 - 1.0  # [-1, 1], as pix2pix feeds its critic
         for layer in self.hidden:
+            if self.antialias and layer.stride[0] == 2:
+                h = blur(h)
             h = nn.functional.leaky_relu(layer(h), 0.2)
             features.append(h)
         return self.head(h), features
+
+
+_BINOMIAL = torch.tensor([1.0, 3.0, 3.0, 1.0]) / 8.0
+
+
+def blur(x: torch.Tensor) -> torch.Tensor:
+    """A fixed 4x4 binomial low-pass per channel, same size out (Zhang 2019's anti-aliasing before a
+    stride-2 layer): its backward smooths the critic's input gradient, which a bare stride-2 layer leaves
+    periodic."""
+    kernel = torch.outer(_BINOMIAL, _BINOMIAL).to(x)[None, None].expand(x.shape[1], 1, 4, 4)
+    return nn.functional.conv2d(nn.functional.pad(x, (1, 2, 1, 2), mode="reflect"), kernel, groups=x.shape[1])

@@ -1,6 +1,7 @@
 """PatchGAN critic: one logit per patch and the hidden activations, spectral norm bounding every layer
 (its power-iteration vectors in the state dict, so a resumed run continues with them), gradients to every
-parameter, and a clear error for patches too small for its strides."""
+parameter, a clear error for patches too small for its strides, and an input gradient the anti-aliasing
+blur keeps free of the stride pattern."""
 
 from __future__ import annotations
 
@@ -52,3 +53,33 @@ def test_a_patch_smaller_than_the_strides_allow_is_refused():
         PatchDiscriminator(features=4, downs=3)(torch.rand(1, 3, 24, 40))
     with pytest.raises(ValueError, match="downs >= 1"):
         PatchDiscriminator(downs=0)
+
+
+def _phase_spread(grad: torch.Tensor, period: int) -> float:
+    """How much the mean |input gradient| differs between the period x period pixel phases (interior only)."""
+    g = grad.abs().sum(dim=(0, 1))[period:-period, period:-period]
+    h, w = (g.shape[0] // period) * period, (g.shape[1] // period) * period
+    phases = g[:h, :w].reshape(h // period, period, w // period, period).mean(dim=(0, 2))
+    return float(phases.std() / phases.mean())
+
+
+def test_antialiasing_takes_the_stride_pattern_out_of_the_critics_input_gradient():
+    # A bare stride-2 critic sends a gradient that repeats on its stride grid back to the generator, which
+    # then learns a dot grid; blurring before each stride-2 layer evens the gradient out across phases.
+    spreads = {}
+    for antialias in (False, True):
+        torch.manual_seed(0)
+        critic = PatchDiscriminator(features=8, downs=3, antialias=antialias)
+        x = torch.full((1, 3, 96, 96), 0.5, requires_grad=True)
+        critic(x)[0].sum().backward()
+        spreads[antialias] = _phase_spread(x.grad, period=8)
+    assert spreads[True] < 0.1 * spreads[False], spreads  # measured: 0.014 against 0.44
+
+
+def test_the_antialiasing_blur_keeps_size_and_flat_regions():
+    from training.archs.discriminator import blur
+
+    x = torch.full((2, 5, 17, 20), 0.25)
+    out = blur(x)
+    assert out.shape == x.shape
+    assert torch.allclose(out, x)
