@@ -93,3 +93,16 @@ def test_a_measured_preference_is_judged_like_any_target():
     }
     assert targets["set14_realworld_niqe_gain"]["why"] == "not measurable on these images"
     assert figures["quality_model"]["value"] == "/nowhere/quality.onnx"
+
+
+def test_means_are_taken_over_the_images_every_model_has_a_value_for():
+    nan = float("nan")
+    values = {"twin_niqe": [20.0, 10.0, 30.0], "gan_niqe": [18.0, nan, 29.0],
+              "twin_psnr": [30.0, 31.0, 32.0], "gan_psnr": [29.0, 30.0, 31.0]}  # fmt: skip
+    means = bench_gan.paired_means(values, ["twin", "gan"])
+    # the twin's NIQE on the image the GAN has none for is left out of both means
+    assert means["twin_niqe"] == 25.0 and means["gan_niqe"] == 23.5 and means["niqe_images"] == 2
+    assert means["twin_psnr"] == 31.0 and means["gan_psnr"] == 30.0 and "psnr_images" not in means
+    assert (
+        bench_gan.paired_means({"twin_niqe": [nan], "gan_niqe": [1.0]}, ["twin", "gan"])["twin_niqe"] is None
+    )
