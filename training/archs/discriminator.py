@@ -15,9 +15,10 @@ the checkpoint and a resumed run continues with the same ones.
 Without it the critic's gradient with respect to its input repeats on its stride grid, and a pixel-shuffle
 generator, whose sub-pixel phases have filters of their own, follows it into a regular dot grid: in a
 4-minute GAN fine-tune scored on the product val pairs and real-world Set5, the period-4 phase energy of the
-output rose from the twin's -0.13 to +0.26 (Set5) with the bare critic and stayed at -0.12 with the blur,
-whose NIQE was also 4.6 better. (Random crop offsets for the critic, DiffAugment's translation, halved the
-grid without removing it and added nothing on top of the blur.)
+output rose from the twin's -0.13 to +0.26 (Set5) with the bare critic and stayed at -0.12 with the blur
+(in every blurred variant tried; NIQE moved too, but one run per variant is within its run-to-run spread).
+Random crop offsets for the critic (DiffAugment's translation) halved the grid without removing it and
+added nothing on top of the blur.
 """
 
 from __future__ import annotations
