@@ -94,11 +94,12 @@ def machine() -> dict[str, Any]:
 def code_version() -> str:
     """The commit, with "-dirty" when a file outside bench/results/ differs from it: results files that an
     earlier benchmark of the same `python -m bench` call wrote are output, not code."""
+    repo = RESULTS_DIR.parent.parent  # both questions go to this checkout, whatever the caller's cwd
     try:
-        out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True)
+        out = subprocess.run(["git", "describe", "--always"], capture_output=True, text=True, cwd=repo)
         changed = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)bench/results"],
-            capture_output=True, text=True, cwd=RESULTS_DIR.parent.parent,
+            capture_output=True, text=True, cwd=repo,
         )  # fmt: skip
     except OSError:
         return "unknown"
