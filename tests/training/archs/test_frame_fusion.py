@@ -64,3 +64,28 @@ def test_the_flow_option_fuses_an_aligned_window_at_the_input_within_the_twins_b
     assert abs(flow - twin) / twin < 0.05
     with pytest.raises(ValueError, match="align"):
         build_arch("frame_fusion", 4, align="optical")
+
+
+def test_neighbour_residuals_start_as_the_single_frame_twin_and_still_read_the_neighbours():
+    torch.manual_seed(3)
+    model = build_arch(
+        "frame_fusion", 4, frames=3, features=8, blocks=1, align="flow", neighbour_residuals=True
+    )
+    twin = build_arch("frame_fusion", 4, frames=1, features=8, blocks=1).eval()
+    state = model.state_dict()
+    state["extract.0.weight"] = state["extract.0.weight"][:, 3:6]  # the centre's input weights
+    twin.load_state_dict(state)
+    model.eval()
+    centre = torch.rand(1, 3, 12, 12)
+    still = centre.repeat(1, 3, 1, 1)  # neighbours equal to the centre: zero residuals
+    moved = still.clone()
+    moved[:, :3] = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(model(still), twin(centre), atol=1e-6)
+        assert (model(moved) - model(still)).abs().max() > 1e-4
+    # the centre's weights start at the twin's init scale: sqrt(frames) times the other inputs'
+    weights = model.extract[0].weight.detach()
+    ratio = weights[:, 3:6].std() / torch.cat([weights[:, :3], weights[:, 6:]], dim=1).std()
+    assert 1.4 < ratio < 2.1  # sqrt(3) = 1.73
+    with pytest.raises(ValueError, match="neighbour_residuals"):
+        build_arch("frame_fusion", 4, frames=3, neighbour_residuals=True)  # learned alignment: raw frames
