@@ -10,10 +10,10 @@ Two ways to align the neighbours with the centre (`align`):
   convolutions over all the stacked frames (early fusion), at the cost of the single-frame twin plus 3x3
   kernels for the extra input channels. With `neighbour_residuals` each aligned neighbour enters as its
   difference from the centre (times `NEIGHBOUR_GAIN`) and the centre's input weights start at the twin's
-  scale, so the network starts as the single-frame twin and learns what the neighbours add. Why: five
-  aligned frames that nearly equal each other (~42 dB) act as one input with five times the step size on
-  its weights; at 750 steps of the bench's recipe the plain stack trailed the twin by 0.45 dB on the val
-  clips and the residual stack matched it (+0.02 dB; a 4-minute study on the val split only).
+  scale, so the network starts as the single-frame twin and learns what the neighbours add. Why (our
+  reading): five aligned frames that nearly equal each other (~42 dB) act as one input whose weights move
+  five times as fast; at 750 steps of the bench's recipe the plain stack trailed the twin by 0.45 dB on
+  the val clips and the residual stack matched it (+0.02 dB; a 4-minute study on the val split only).
 - "learned": raw frames; every frame goes through the same feature extractor (two 3x3 convolutions, shared
   weights); each neighbour's features are concatenated with the centre's and passed through one alignment
   block shared by all neighbours (two 3x3 convolutions with a residual). Its few-px receptive field matches
@@ -91,7 +91,7 @@ class FrameFusion(nn.Module):
         self.shuffle = nn.PixelShuffle(scale)
         nn.init.zeros_(self.head.bias)
         self.head.weight.data.mul_(0.1)  # start near the bicubic upscale
-        if neighbour_residuals:  # the centre's weights at the twin's init scale (fan-in 3/frames of this one)
+        if neighbour_residuals:  # the centre's weights at the twin's init scale (fan-in: 1/frames of this)
             centre = slice(3 * (frames // 2), 3 * (frames // 2) + 3)
             self.extract[0].weight.data[:, centre].mul_(frames**0.5)
 
