@@ -16,10 +16,13 @@ frame, one at a time: exactly what `SRModule` trains and scores (PSNR-Y / SSIM-Y
 - `window=1` serves the centre frame alone: the single-frame twin trains on the same clips.
 - `prealigned` (a model that takes its window aligned, FrameFusion align="flow"): the window's whole LR
   frames are aligned on the centre (pipeline/video/align.py) before the crop, as every server aligns them.
+  An aligned window depends only on its clip and its first frame, so each loader process keeps up to
+  `align_cache_windows` of them (`AlignedWindows`): the flow runs once per window, not once per epoch.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from functools import cached_property
 from typing import Any, Literal
 
@@ -60,6 +63,7 @@ class ClipDataConfig(SampleDataConfig):
     crop: int = Field(default=24, ge=8)  # LR px
     batch_size: int = Field(default=16, ge=1)
     val_max_samples: int | None = Field(default=64, ge=1)
+    align_cache_windows: int = Field(default=8192, ge=0)  # aligned windows kept per loader process; 0: none
 
 
 def load_clip_catalog(storage: Storage, partitions: list[str] | str) -> SampleCatalog:
@@ -72,9 +76,27 @@ def decode_clip(members: list[bytes], frames: int) -> tuple[np.ndarray, np.ndarr
     return hr, lr
 
 
-def model_window(lr: np.ndarray, prealigned: bool) -> np.ndarray:
-    """The window's LR frames (window x h x w x 3) as the model takes them: aligned on the centre or not."""
-    return np.stack(align_window(lr)) if prealigned else lr
+class AlignedWindows:
+    """The window's LR frames (window x h x w x 3) as the model takes them: aligned on the centre when
+    `prealigned`, remembered by (row, first frame) for up to `capacity` windows (least recently used out)."""
+
+    def __init__(self, prealigned: bool, capacity: int) -> None:
+        self.prealigned, self.capacity = prealigned, capacity
+        self.windows: OrderedDict[tuple[int, int], np.ndarray] = OrderedDict()
+
+    def __call__(self, row: int, start: int, lr: np.ndarray) -> np.ndarray:
+        if not self.prealigned:
+            return lr
+        key = (row, start)
+        if key in self.windows:
+            self.windows.move_to_end(key)
+            return self.windows[key]
+        aligned = np.stack(align_window(lr))
+        if self.capacity:
+            self.windows[key] = aligned
+            if len(self.windows) > self.capacity:
+                self.windows.popitem(last=False)
+        return aligned
 
 
 def window_tensors(lr: np.ndarray, hr_centre: np.ndarray) -> dict[str, torch.Tensor]:
@@ -86,9 +108,9 @@ class WindowBatches(Dataset):
     """Training batch `(epoch, index)` of one rank: `batch_size` random windows, crops and flips."""
 
     def __init__(self, reader: MemberReader, rows: list[int], frames: list[int], plan: GroupPlan, rank: int,
-                 window: int, crop: int, prealigned: bool = False) -> None:  # fmt: skip
+                 window: int, crop: int, aligned: AlignedWindows) -> None:  # fmt: skip
         self.reader, self.rows, self.frames, self.plan, self.rank = reader, rows, frames, plan, rank
-        self.window, self.crop, self.prealigned = window, crop, prealigned
+        self.window, self.crop, self.aligned = window, crop, aligned
 
     def __len__(self) -> int:
         return self.plan.batches_per_rank
@@ -103,7 +125,7 @@ class WindowBatches(Dataset):
             hr, lr = decode_clip(members, self.frames[row])
             start = int(rng.integers(0, len(lr) - self.window + 1))
             y, x = (int(v) for v in rng.integers(0, lr.shape[1] - self.crop + 1, 2))
-            lr = model_window(lr[start : start + self.window], self.prealigned)
+            lr = self.aligned(row, start, lr[start : start + self.window])
             lr = lr[:, y : y + self.crop, x : x + self.crop]
             centre = hr[
                 start + self.window // 2,
@@ -124,9 +146,9 @@ class CentreWindows(Dataset):
     """Validation: each clip's window around its middle frame, whole frames, every world-th clip per rank."""
 
     def __init__(self, reader: MemberReader, rows: list[int], frames: list[int], window: int, rank: int,
-                 world: int, prealigned: bool = False) -> None:  # fmt: skip
+                 world: int, aligned: AlignedWindows) -> None:  # fmt: skip
         self.reader, self.rows, self.frames, self.window = reader, rows[rank::world], frames, window
-        self.prealigned = prealigned
+        self.aligned = aligned
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -137,7 +159,7 @@ class CentreWindows(Dataset):
         hr, lr = decode_clip(members, self.frames[row])
         start = len(lr) // 2 - self.window // 2
         return {
-            **window_tensors(model_window(lr[start : start + self.window], self.prealigned), hr[len(hr) // 2]),
+            **window_tensors(self.aligned(row, start, lr[start : start + self.window]), hr[len(hr) // 2]),
             "key": self.reader.keys[row],
         }
 
@@ -191,13 +213,14 @@ class ClipDataModule(PlannedBatches, pl.LightningDataModule):
         rank, world = self.rank_world()
         reader = MemberReader(self.catalog.rows, self.config.root, self.config.storage_options, SPANS)
         frames = self.catalog.rows["frames"].to_pylist()
+        aligned = AlignedWindows(self.prealigned, self.config.align_cache_windows)  # shared by train and val
         if stage in (None, "fit") and self.train_set is None:
             self.check(world)
             rows = self._fits(self._split_rows(self.config.train_split))
             plan = self._plan(len(rows), world)
             self.train_set = WindowBatches(
-                reader, rows, frames, plan, rank, self.window, self.config.crop, self.prealigned
+                reader, rows, frames, plan, rank, self.window, self.config.crop, aligned
             )
         if self.val_set is None:
             rows = self._fits(self._split_rows(self.config.val_split))[: self.config.val_max_samples]
-            self.val_set = CentreWindows(reader, rows, frames, self.window, rank, world, self.prealigned)
+            self.val_set = CentreWindows(reader, rows, frames, self.window, rank, world, aligned)

@@ -9,7 +9,7 @@ import torch
 from pipeline.video.clips import SCALE
 from tests.support.synthetic_clips import PARTITION
 from training.data.catalog import DataError
-from training.data.clips import ClipDataConfig, ClipDataModule
+from training.data.clips import AlignedWindows, ClipDataConfig, ClipDataModule
 from training.data.dataset import to_tensor
 
 
@@ -67,3 +67,23 @@ def test_a_prealigned_model_gets_its_windows_aligned_on_the_centre(clips_root):
     assert neighbour_gap(aligned) < neighbour_gap(raw) / 2, (neighbour_gap(aligned), neighbour_gap(raw))
     batch = _module(clips_root, prealigned=True).train_set[(0, 0)]
     assert batch["lr"].shape == (4, 9, 8, 8)
+
+
+def test_aligned_windows_are_remembered_per_clip_and_start_within_their_capacity(clips_root):
+    cached = _module(clips_root, window=5, prealigned=True)
+    uncached = _module(clips_root, window=5, prealigned=True, align_cache_windows=0)
+    for epoch in (0, 1):  # the second epoch reads the windows the first one aligned
+        assert torch.equal(cached.train_set[(epoch, 0)]["lr"], uncached.train_set[(epoch, 0)]["lr"])
+    assert torch.equal(cached.val_set[0]["lr"], uncached.val_set[0]["lr"])
+    assert not uncached.train_set.aligned.windows
+    memo = cached.train_set.aligned
+    assert memo is cached.val_set.aligned and 0 < len(memo.windows) <= 2 * 4 + 1
+    frames = next(iter(memo.windows.values()))
+    key = next(iter(memo.windows))
+    assert memo(*key, frames[::-1]) is frames  # a remembered window is not aligned again
+    small = AlignedWindows(prealigned=True, capacity=1)
+    first, second = small(0, 0, frames), small(1, 0, frames)
+    assert list(small.windows) == [(1, 0)] and small(0, 0, frames) is not first
+    assert second.shape == frames.shape
+    raw = AlignedWindows(prealigned=False, capacity=4)
+    assert raw(0, 0, frames) is frames and not raw.windows
