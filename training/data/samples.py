@@ -218,7 +218,7 @@ class PlannedBatches(ResumableLoader):
         if self.train_set is None:
             self.setup("fit")
         order = EpochBatchOrder(len(self.train_set), self._begin_epoch)
-        # persistent workers: a dataset's per-process memo (the clip loader's aligned windows) outlives an epoch
+        # persistent workers: a per-process memo (the clip loader's aligned windows) outlives an epoch
         return DataLoader(self.train_set, sampler=order, batch_size=None, num_workers=self.config.workers,
                           persistent_workers=self.config.workers > 0)  # fmt: skip
 

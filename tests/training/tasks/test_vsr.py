@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[3]
 NAME = "crisp-vsr-x4"
 TINY = ["optim.warmup_steps=0", "data.crop=12", "data.batch_size=4", "data.workers=0", "trainer.max_steps=4",
         "trainer.val_check_interval=2", "trainer.enable_progress_bar=false", "trainer.accelerator=cpu",
-        "model.arch_options={frames: 3, features: 8, blocks: 1, align: flow, neighbour_residuals: true}"]  # fmt: skip
+        "model.arch_options={frames: 3, features: 8, blocks: 1, align: flow,"
+        " neighbour_residuals: true}"]  # fmt: skip
 PERMISSIVE = VsrGatePolicy(min_gain_db=-100.0, max_temporal_ratio=1000.0, frame_latency_budget_ms=60_000)
 
 torch.set_num_threads(1)
