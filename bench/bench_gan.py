@@ -16,8 +16,8 @@ Sets: Set14 (HR modcropped, LR made by the realworld_x4 recipe seeded by the ima
 are the shipped defaults.
 Out: bench/results/gan.json (targets: NIQE >= 1.0 better than the twin, PSNR drop <= 2.5 dB, edge-mask PSNR
 drop <= 1.5 dB, quality preference >= 70 %, each per set; next to the NIQE and preference targets what the HR
-itself measures against the twin, `the_hr_itself`: how far the ground truth would get) and bench/results/gan_crops.png (per set, crops
-of bicubic | L1 twin | GAN | HR where the HR has the most edges).
+itself measures against the twin, `the_hr_itself`: how far the ground truth would get) and
+bench/results/gan_crops.png (per set, crops of bicubic | L1 twin | GAN | HR where the HR has the most edges).
 """
 
 from __future__ import annotations
