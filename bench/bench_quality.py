@@ -552,7 +552,7 @@ def main() -> None:
     from bench.iqa_baselines import ensure_iqa_packages
     from bench.results import code_version
     from pipeline.storage import Storage
-    from training.data.quality import load_quality_catalog
+    from training.data.quality import grid_canvas, load_quality_catalog
     from training.gates.quality_gates import QualityGatePolicy
     from training.gates.safe_load import safe_load
     from training.serve.export_onnx import export_onnx
@@ -587,14 +587,15 @@ def main() -> None:
         result = run["result"]
         chosen = result.best_ckpt_uri or result.last_ckpt_uri
         model, meta = safe_load(chosen)
-        exported = export_onnx(model, config.canvas_long_side, policy.export_atol)
+        catalog = load_quality_catalog(storage, [PARTITION])
+        side, version = grid_canvas(catalog.rows, range(catalog.rows.num_rows))
+        exported = export_onnx(model, side, policy.export_atol, canvas_version=version)
         if exported.data is None:
             raise RuntimeError(f"the ONNX export failed: {exported.error}")
         onnx_path = workdir / "model.onnx"
         onnx_path.write_bytes(exported.data)
         if config.root:  # a kept root also keeps what this run trained, for study on val
             keep_run(workdir / "run", onnx_path, config.root / "bench-run")
-        catalog = load_quality_catalog(storage, [PARTITION])
         reader = GridCanvases(catalog.rows, storage.root, storage.options)
         threshold = policy.reject_threshold
         with baseline_pool(reader, config.processes) as pool:

@@ -5,17 +5,17 @@ params of every grid member, the distorted canvases and their 0-5 training targe
 
 Typical use, one reference::
 
-    reference = quality_canvas(photo)                        # also what serving scores
-    for params in grid(image_id, version=1):                 # pristine + 15 families x 5 levels
+    reference = quality_canvas(photo, version=2)             # also what serving scores
+    for params in grid(image_id, version=2):                 # pristine + 15 families x 5 levels
         distorted = distort(reference, params)               # regenerates bit for bit from params
-    scores = target_scores(reference, [distort(reference, grid_params(image_id, "jpeg", lv, 1))
+    scores = target_scores(reference, [distort(reference, grid_params(image_id, "jpeg", lv, 2))
                                        for lv in range(1, LEVELS + 1)])
 """
 
 from __future__ import annotations
 
 from pipeline.distort.apply import distort
-from pipeline.distort.canvas import CANVAS_LONG_SIDE, quality_canvas
+from pipeline.distort.canvas import CANVAS_LONG_SIDE, CANVAS_VERSION, CANVAS_VERSIONS, quality_canvas
 from pipeline.distort.families import (
     FAMILIES,
     GRID_NAME,
@@ -38,6 +38,8 @@ from pipeline.distort.target import (
 
 __all__ = [
     "CANVAS_LONG_SIDE",
+    "CANVAS_VERSION",
+    "CANVAS_VERSIONS",
     "FAMILIES",
     "FidelityReference",
     "GAMMA",

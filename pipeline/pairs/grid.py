@@ -7,11 +7,16 @@ whose skips follow the pair skip ledger.
 
 Per image (sorted by image_id): decode the stored bytes, skip it with `too_small` when its long side is
 below `min_long_side` (`decode_error` for bytes Pillow cannot decode), make its quality canvas
-(`pipeline.distort.quality_canvas`), then write the pristine canvas and, for every family and level, the
-canvas distorted with params seeded by (image_id, family, level) — each a lossless PNG member of the
-output tar — with its target score and full-reference anchors (`pipeline.distort.target`). The members
-are written in a fixed order with byte-deterministic tars, so any worker count and any rerun gives the
-same bytes; regenerating a sample is `distort(quality_canvas(stored image), params)`.
+(`pipeline.distort.quality_canvas` at the grid version's canvas version), then write the pristine canvas
+and, for every family and level, the canvas distorted with params seeded by (image_id, family, level) —
+each a lossless PNG member of the output tar — with its target score and full-reference anchors
+(`pipeline.distort.target`). The members are written in a fixed order with byte-deterministic tars, so
+any worker count and any rerun gives the same bytes; regenerating a sample is
+`distort(quality_canvas(stored image, side, canvas_version(grid_version)), params)`.
+
+Grid versions: 1 made version-1 canvases; 2 (2026-12-08) makes version-2 canvases, a cheaper shrink for
+serving (pipeline/distort/canvas.py), and, as the version is part of every seed key, new draws of the
+random params. Version-1 samples still regenerate bit for bit with `canvas_version(1)` and their params.
 """
 
 from __future__ import annotations
@@ -46,7 +51,15 @@ from pipeline.tile_codec import encode_tile
 from schemas.reasons import Reason
 
 MEMBER = "png"
-GRID_VERSION = 1  # the seed key's version: a change of any family's bytes is a new version
+GRID_VERSION = 2  # the seed key's version: a change of any family's bytes is a new version
+CANVAS_OF_GRID = {1: 1, 2: 2}  # grid version -> the quality canvas version its samples were made on
+
+
+def canvas_version(grid_version: int) -> int:
+    """The quality canvas version (pipeline.distort.canvas) of samples of `grid_version`."""
+    if grid_version not in CANVAS_OF_GRID:
+        raise ValueError(f"unknown quality grid version {grid_version!r}; known: {sorted(CANVAS_OF_GRID)}")
+    return CANVAS_OF_GRID[grid_version]
 
 
 def sample_id(image_id: str, family: str, level: int) -> str:
@@ -97,7 +110,7 @@ def _grid_of_image(
     if max(height, width) < grid.min_long_side:
         detail = f"long side {max(height, width)} px < quality_grid.min_long_side={grid.min_long_side}"
         return [], [image_skip(common, Reason.TOO_SMALL, detail, width, height)], 0
-    canvas = quality_canvas(image, grid.canvas_long_side)
+    canvas = quality_canvas(image, grid.canvas_long_side, canvas_version(GRID_VERSION))
     members = list(grid_members(canvas, image_id, grid.family_names()))
     reference = FidelityReference(canvas)
     anchors = [reference.measures(pixels) for _, _, _, pixels in members]

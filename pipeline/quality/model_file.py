@@ -8,12 +8,14 @@ In: a model reference, one of
   (`registry_tracking_uri`: the settings' `mlflow_tracking_uri`, else SQLite under the storage root).
 Out: `resolve_model_file` -> a `ModelFile` (the local ONNX path, and `source`: the reference with the
 version an alias pointed at, e.g. `models:/crisp-quality/3`); `open_session(path, threads)` -> an
-onnxruntime InferenceSession checked against the contract, and the canvas long side it was trained at.
+onnxruntime InferenceSession checked against the contract, and the canvas long side it was trained at;
+`canvas_version(session, path)` -> the canvas version it was trained on.
 
 The ONNX contract of the quality model: one input named `image`, float32 N x 3 x H x W, RGB in [0, 1],
 H and W dynamic; one output named `score`, float32 of shape N (or N x 1), 0-5, higher is better. The
 metadata_props key `canvas_long_side` is the long side of the quality canvas it was trained on
-(pipeline/distort/canvas.py; 384 when absent).
+(pipeline/distort/canvas.py; 384 when absent), and `canvas_version` how a photo is shrunk to it (1 when
+absent: models exported before canvas version 2 existed were trained on version 1 canvases).
 
 The matte model (pipeline/matte/predict.py) is found and opened the same way, its contract differing only in
 the output: `alpha`, float32 N x 1 x H x W in [0, 1] (`open_session(path, threads, output="alpha")`).
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.distort.canvas import MIN_SHORT_SIDE
+from pipeline.distort.canvas import CANVAS_VERSIONS, MIN_SHORT_SIDE
 from pipeline.storage import normalize_root
 from schemas.errors import InputError
 
@@ -40,6 +42,7 @@ log = logging.getLogger(__name__)
 
 INPUT_NAME, OUTPUT_NAME = "image", "score"
 CANVAS_KEY, DEFAULT_CANVAS_LONG_SIDE = "canvas_long_side", 384
+CANVAS_VERSION_KEY, UNRECORDED_CANVAS_VERSION = "canvas_version", 1
 ONNX_IN_MODEL_DIR = Path("artifacts") / "model.onnx"
 DEFAULT_LOCAL_DIR = Path(".crisp/mlflow")  # SQLite home when the root is not a local folder
 
@@ -240,3 +243,17 @@ def _canvas_long_side(session: Any, path: Path) -> int:
     if value < MIN_SHORT_SIDE:  # quality_canvas refuses smaller canvases
         raise QualityModelError(f"{path}: metadata {CANVAS_KEY}={raw!r} is not a canvas size in pixels")
     return value
+
+
+def canvas_version(session: Any, path: Path) -> int:
+    """The quality canvas version the model at `path` (open in `session`) was trained on."""
+    raw = session.get_modelmeta().custom_metadata_map.get(CANVAS_VERSION_KEY)
+    if raw is None:
+        return UNRECORDED_CANVAS_VERSION
+    version = int(raw) if str(raw).strip().isdigit() else None
+    if version not in CANVAS_VERSIONS:
+        raise QualityModelError(
+            f"{path}: metadata {CANVAS_VERSION_KEY}={raw!r} is not a known canvas version "
+            f"{list(CANVAS_VERSIONS)}; this model needs a newer Crisp"
+        )
+    return version

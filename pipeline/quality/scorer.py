@@ -5,12 +5,13 @@ input `image` float32 N x 3 x H x W RGB in [0, 1], H and W dynamic; output `scor
 0-5), and RGB uint8 H x W x 3 photos decoded by ingest's normalizer (`pipeline.clean.normalize.decode_rgb`).
 Out: one float per photo in [0, 5], higher is better.
 
-A photo is prepared exactly as the training grid prepared its images: `quality_canvas(rgb, long_side)`
-(pipeline/distort/canvas.py) with the long side recorded in the model's metadata (`canvas_long_side`,
-default 384), then scaled to [0, 1] and laid out as 1 x 3 x H x W. One image per run: canvases of
-different aspect ratios have different shapes, and padding them into a batch would change what the
-model sees. The session runs on the CPU with `threads` intra-op threads and one inter-op thread, so a
-worker process that runs one scorer uses the cores it was given and no more.
+A photo is prepared exactly as the training grid prepared its images: `quality_canvas(rgb, side, version)`
+(pipeline/distort/canvas.py) with the long side and canvas version recorded in the model's metadata
+(`canvas_long_side`, default 384; `canvas_version`, default 1), then scaled to [0, 1] and laid out as
+1 x 3 x H x W. One image per run: canvases of different aspect ratios have different shapes, and padding
+them into a batch would change what the model sees. The session runs on the CPU with `threads` intra-op
+threads and one inter-op thread, so a worker process that runs one scorer uses the cores it was given and
+no more.
 
 Scores outside [0, 5] (a head without a squashing function) are clipped; a NaN or infinite score, or an
 output that is not one value per image, is a ValueError naming what came back.
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.distort.canvas import check_rgb, quality_canvas
-from pipeline.quality.model_file import INPUT_NAME, OUTPUT_NAME, open_session
+from pipeline.quality.model_file import INPUT_NAME, OUTPUT_NAME, canvas_version, open_session
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +40,18 @@ class QualityScorer:
         self.onnx_path = Path(onnx_path)
         self.threads = threads
         self.session, self.canvas_long_side = open_session(self.onnx_path, threads)
+        self.canvas_version = canvas_version(self.session, self.onnx_path)
         log.debug(
-            "quality model %s: canvas long side %d, %d thread(s)",
+            "quality model %s: canvas long side %d (version %d), %d thread(s)",
             self.onnx_path,
             self.canvas_long_side,
+            self.canvas_version,
             threads,
         )
 
     def score_rgb(self, rgb: Any) -> float:
         """The score of one RGB uint8 H x W x 3 photo (any size; an RGB Pillow image works too)."""
-        canvas = quality_canvas(np.asarray(rgb), self.canvas_long_side)
+        canvas = quality_canvas(np.asarray(rgb), self.canvas_long_side, self.canvas_version)
         return self.score_canvas(canvas)
 
     def score_canvas(self, canvas: Any) -> float:

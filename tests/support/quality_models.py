@@ -57,8 +57,10 @@ def export_onnx(
     canvas_long_side: int | str | None = TEST_CANVAS_LONG_SIDE,
     input_name: str = "image",
     output_name: str = "score",
+    canvas_version: int | str | None = None,
 ) -> Path:
-    """`net` exported with dynamic N, H, W; `canvas_long_side` (None: left out) in metadata_props."""
+    """`net` exported with dynamic N, H, W; `canvas_long_side` and `canvas_version` (None: left out) in
+    metadata_props."""
     import onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,10 +74,13 @@ def export_onnx(
         dynamic_axes={input_name: {0: "n", 2: "h", 3: "w"}, output_name: {0: "n"}},
         dynamo=False,  # the dynamo exporter needs onnxscript, which is not installed
     )
-    if canvas_long_side is not None:
+    metadata = {"canvas_long_side": canvas_long_side, "canvas_version": canvas_version}
+    if any(value is not None for value in metadata.values()):
         model = onnx.load(str(path))
-        entry = model.metadata_props.add()
-        entry.key, entry.value = "canvas_long_side", str(canvas_long_side)
+        for key, value in metadata.items():
+            if value is not None:
+                entry = model.metadata_props.add()
+                entry.key, entry.value = key, str(value)
         onnx.save(model, str(path))
     return path
 

@@ -27,6 +27,7 @@ of them, crop and batch geometry, loader workers, seed, splits). Out: `QualityDa
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import cached_property
 from typing import Any, Literal
 
@@ -37,6 +38,7 @@ import torch
 from pydantic import Field
 from torch.utils.data import Dataset
 
+from pipeline.pairs.grid import canvas_version
 from pipeline.storage import Storage
 from pipeline.tile_codec import decode_tile
 from schemas.quality_samples import QUALITY_SAMPLE_SCHEMA
@@ -52,7 +54,8 @@ from training.data.samples import (
 from training.data.samples import MemberReader as SampleMemberReader
 
 RECIPE = "quality_grid"
-COLUMNS = ("sample_id", "group_id", "split", "family", "target", "width", "height", "shard", "offset", "size")
+COLUMNS = ("sample_id", "group_id", "split", "family", "target", "width", "height", "grid_version", "shard",
+           "offset", "size")  # fmt: skip
 CROP_CANDIDATES = 4  # random crop places per group; the busiest (luma std) wins
 CROP_LATTICE = 16  # crop offsets are multiples of this: the JPEG block/MCU phase of the whole canvas
 SCHEMA_KEY = QUALITY_SAMPLE_SCHEMA.metadata[b"crisp.schema"].decode()  # the manifests' schema_versions key
@@ -76,6 +79,20 @@ def load_quality_catalog(storage: Storage, partitions: list[str] | str) -> Sampl
     """Manifests and indexes of `pairs/quality_grid` for `partitions` ("all": every committed one), rows
     sorted by (group_id, sample_id)."""
     return load_sample_catalog(storage, RECIPE, partitions, COLUMNS, SCHEMA_KEY, ("group_id", "sample_id"))
+
+
+def grid_canvas(rows: pa.Table, chosen: Sequence[int]) -> tuple[int, int]:
+    """(canvas long side, canvas version) of the catalog rows `chosen`: what a model trained or judged on
+    them must be served at (its ONNX records both). DataError when they mix sizes or versions."""
+    taken = rows.take(pa.array(list(chosen), pa.int64()))
+    sides = {max(w, h) for w, h in zip(taken["width"].to_pylist(), taken["height"].to_pylist(), strict=True)}
+    versions = {canvas_version(v) for v in taken["grid_version"].to_pylist()}
+    if len(sides) != 1 or len(versions) != 1:
+        raise DataError(
+            f"the quality grid rows mix canvas long sides {sorted(sides)} or canvas versions "
+            f"{sorted(versions)}; judge a model on partitions of one quality_grid config and grid version"
+        )
+    return sides.pop(), versions.pop()
 
 
 class MemberReader(SampleMemberReader):

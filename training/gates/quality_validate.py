@@ -22,7 +22,7 @@ import torch
 from scipy import stats
 
 from training.data.catalog import DataError
-from training.data.quality import MemberReader, QualityCatalog, load_quality_catalog
+from training.data.quality import MemberReader, QualityCatalog, grid_canvas, load_quality_catalog
 from training.fit.lit_quality import quality_metrics
 from training.gates.quality_gates import CHAMPION_PREFIX, quality_threshold_gates
 from training.gates.safe_load import CheckpointRejected, LoadReason, safe_load
@@ -113,8 +113,8 @@ def validate_quality(
     if champion is not None and champion.module is not None:
         for name, value in measured(_scores(champion.module.eval(), reader, rows)).items():
             metrics[f"{CHAMPION_PREFIX}{name}"] = value
-    canvas_side = max(reader.read(rows[:1])[0].shape[:2])  # the grid's canvas: what the model was trained on
-    exported = export_onnx(model, canvas_side, config.export_atol)
+    canvas_side, version = grid_canvas(catalog.rows, rows)  # the grid's canvas: what the model was trained on
+    exported = export_onnx(model, canvas_side, config.export_atol, canvas_version=version)
     latency = (
         onnx_latency_ms(exported.data, _photo(), config.latency_repeats)
         if exported.data is not None

@@ -87,8 +87,10 @@ def onnx_artifacts(
     if exported is None:  # registered from a recorded verdict (the sr_train DAG's register task)
         from pipeline.distort import CANVAS_LONG_SIDE
 
-        canvas = (verdict.export or {}).get("canvas_long_side") or CANVAS_LONG_SIDE
-        exported = export_onnx(module, canvas, verdict.config.export_atol, output=output)
+        recorded = verdict.export or {}
+        canvas = recorded.get("canvas_long_side") or CANVAS_LONG_SIDE
+        exported = export_onnx(module, canvas, verdict.config.export_atol, output=output,
+                               canvas_version=recorded.get("canvas_version"))  # fmt: skip
     if exported.data is None:
         raise ValueError(f"the model cannot be exported to ONNX: {exported.error}")
     artifacts = {"onnx": folder / "model.onnx", "meta": folder / "meta.json"}

@@ -42,7 +42,7 @@ from pipeline.clean.quality import QualityMetrics, measure
 from pipeline.commit import read_manifest
 from pipeline.ingest.read import DATASET, INDEX, read_image, read_table
 from pipeline.quality.scorer import QualityScorer
-from training.data.quality import RECIPE
+from training.data.quality import RECIPE, grid_canvas
 from training.fit.lit_quality import quality_metrics
 from training.gates.quality_gates import CHAMPION_PREFIX
 from training.gates.quality_validate import validation_grid
@@ -90,10 +90,10 @@ def open_scorer(
     if onnx is None:
         from training.serve.export_onnx import export_onnx
 
-        reader, rows, _ = validation_grid(storage, grid)
-        side = max(reader.read(rows[:1])[0].shape[:2])  # the grid's canvas: what the model was trained on
+        _, rows, catalog = validation_grid(storage, grid)
+        side, version = grid_canvas(catalog.rows, rows)  # the grid's canvas: what the model was trained on
         model = load_model(verdict, storage_options)
-        exported = export_onnx(model, side, verdict.config.export_atol)
+        exported = export_onnx(model, side, verdict.config.export_atol, canvas_version=version)
         if exported.data is None:
             raise ValueError(f"cannot export {verdict.checkpoint} to ONNX: {exported.error}")
         onnx = exported.data

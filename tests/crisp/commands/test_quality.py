@@ -59,7 +59,9 @@ def root(tmp_path, monkeypatch, registry_db):
 
 
 def _expected(net, data_or_path) -> float:
-    return torch_score(net, quality_canvas(np.asarray(decode_rgb(data_or_path)), TEST_CANVAS_LONG_SIDE))
+    return torch_score(
+        net, quality_canvas(np.asarray(decode_rgb(data_or_path)), TEST_CANVAS_LONG_SIDE, version=1)
+    )
 
 
 def _json_rows(out: str) -> list[dict]:

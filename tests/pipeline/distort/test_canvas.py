@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.distort import CANVAS_LONG_SIDE, quality_canvas
+from pipeline.distort import CANVAS_LONG_SIDE, CANVAS_VERSION, quality_canvas
 from pipeline.distort.canvas import MIN_SHORT_SIDE, canvas_size
 
 
@@ -41,6 +41,27 @@ def test_shrinking_averages_pixel_areas(photo: np.ndarray) -> None:
     small = quality_canvas(photo, long_side=96)
     doubled = np.kron(small, np.ones((2, 2, 1), np.uint8))  # every pixel a 2x2 block
     np.testing.assert_array_equal(quality_canvas(doubled, long_side=96), small)
+
+
+def test_version_1_is_one_area_pass_from_the_photo(photo: np.ndarray) -> None:
+    expected = cv2.resize(photo, (273, 384), interpolation=cv2.INTER_AREA)  # what version-1 models saw
+    np.testing.assert_array_equal(quality_canvas(photo, version=1), expected)
+
+
+def test_version_2_halves_by_a_2x2_box_first_and_stays_close_to_version_1(photo: np.ndarray) -> None:
+    assert CANVAS_VERSION == 2
+    odd = photo[:1499, :1065]  # odd sides: the last row and column are left out of the halving
+    pairs = odd[:1498, :1064].astype(np.int32)
+    box = (pairs[0::2, 0::2] + pairs[1::2, 0::2] + pairs[0::2, 1::2] + pairs[1::2, 1::2] + 2) // 4
+    expected = cv2.resize(box.astype(np.uint8), (273, 384), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(quality_canvas(odd), expected)
+    difference = np.abs(quality_canvas(photo).astype(int) - quality_canvas(photo, version=1))
+    assert 0 < difference.mean() < 1.5  # another filter, the same kind of area average
+
+
+def test_version_2_equals_version_1_below_twice_the_canvas(photo: np.ndarray) -> None:
+    under_twice = quality_canvas(photo, long_side=700, version=1)  # 700 px: under 2 x 384
+    np.testing.assert_array_equal(quality_canvas(under_twice), quality_canvas(under_twice, version=1))
 
 
 def test_a_small_photo_is_upscaled_bicubically(photo: np.ndarray) -> None:
@@ -78,3 +99,5 @@ def test_bad_long_sides_are_refused() -> None:
         quality_canvas(image, long_side=16)
     with pytest.raises(ValueError, match="integer"):
         quality_canvas(image, long_side=100.5)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="canvas version must be one of"):
+        quality_canvas(image, version=3)

@@ -14,7 +14,7 @@ import pytest
 from pipeline.commit import read_manifest, verify
 from pipeline.distort import FAMILIES, LEVELS, distort, quality_canvas
 from pipeline.pairs.config import PairsConfig
-from pipeline.pairs.grid import make_quality_grid_for_shard
+from pipeline.pairs.grid import GRID_VERSION, canvas_version, make_quality_grid_for_shard
 from pipeline.pairs.job import build_pairs, read_input_shards
 from pipeline.pairs.make import decode_hr
 from pipeline.shards import read_member
@@ -56,11 +56,19 @@ def test_samples_match_their_members_and_regenerate_bit_for_bit(local_storage, i
     for record in records[:: per_grid // 3]:  # pristine and a spread of families and levels
         member = read_member(local_storage, f"out/{record['shard']}", record["offset"], record["size"])
         pixels = decode_tile(member)
-        canvas = quality_canvas(decode_hr(stored[record["image_id"]]), record["canvas_long_side"])
+        side, version = record["canvas_long_side"], canvas_version(record["grid_version"])
+        canvas = quality_canvas(decode_hr(stored[record["image_id"]]), side, version)
         params = json.loads(record["params"])
         expected = canvas if record["family"] == PRISTINE else distort(canvas, params)
         assert np.array_equal(pixels, expected), record["sample_id"]
         assert max(pixels.shape[:2]) == 96 and pixels.shape[1::-1] == (record["width"], record["height"])
+
+
+def test_each_grid_version_names_the_canvas_version_it_was_made_on():
+    assert GRID_VERSION == 2 and canvas_version(2) == 2
+    assert canvas_version(1) == 1  # recorded version-1 samples regenerate on the version-1 canvas
+    with pytest.raises(ValueError, match="unknown quality grid version 7"):
+        canvas_version(7)
 
 
 def test_targets_fall_with_the_level_and_pristine_scores_five(local_storage, images_partition):

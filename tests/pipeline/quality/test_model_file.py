@@ -11,6 +11,7 @@ import pytest
 from pipeline.quality.model_file import (
     DEFAULT_CANVAS_LONG_SIDE,
     QualityModelError,
+    canvas_version,
     open_session,
     registry_tracking_uri,
     resolve_model_file,
@@ -118,6 +119,16 @@ def test_canvas_long_side_comes_from_the_metadata(tmp_path):
         open_session(export_onnx(net, tmp_path / "c.onnx", canvas_long_side="big"))
     with pytest.raises(QualityModelError, match="threads must be"):
         open_session(tmp_path / "b.onnx", threads=0)
+
+
+def test_canvas_version_comes_from_the_metadata_and_is_1_when_unrecorded(tmp_path):
+    net = make_net()
+    for name, recorded, expected in (("none.onnx", None, 1), ("v1.onnx", 1, 1), ("v2.onnx", 2, 2)):
+        path = export_onnx(net, tmp_path / name, canvas_version=recorded)
+        assert canvas_version(open_session(path)[0], path) == expected
+    future = export_onnx(net, tmp_path / "v9.onnx", canvas_version=9)
+    with pytest.raises(QualityModelError, match="canvas_version='9' is not a known canvas version"):
+        canvas_version(open_session(future)[0], future)
 
 
 def test_the_tracking_uri_is_the_registrys_own_rule(tmp_path, monkeypatch):

@@ -26,10 +26,10 @@ def photos(product_photos):
 
 def test_scores_equal_the_torch_net_on_the_same_canvas(quality_net, quality_onnx, photos):
     scorer = QualityScorer(quality_onnx)
-    assert scorer.canvas_long_side == TEST_CANVAS_LONG_SIDE
+    assert (scorer.canvas_long_side, scorer.canvas_version) == (TEST_CANVAS_LONG_SIDE, 1)  # none recorded
     shapes, scores = set(), []
     for rgb in photos:
-        canvas = quality_canvas(rgb, TEST_CANVAS_LONG_SIDE)
+        canvas = quality_canvas(rgb, TEST_CANVAS_LONG_SIDE, version=1)
         shapes.add(canvas.shape)
         expected = torch_score(quality_net, canvas)
         assert scorer.score_canvas(canvas) == pytest.approx(expected, abs=1e-4)
@@ -37,6 +37,19 @@ def test_scores_equal_the_torch_net_on_the_same_canvas(quality_net, quality_onnx
         scores.append(scorer.score_rgb(rgb))
     assert len(shapes) == len(photos)  # every aspect ratio ran at its own shape
     assert all(0 < s < 5 for s in scores) and len(set(scores)) == len(scores)
+
+
+def test_photos_go_on_the_canvas_version_the_model_records(quality_net, tmp_path, photos):
+    scorer = QualityScorer(export_onnx(quality_net, tmp_path / "v2.onnx", canvas_version=2))
+    assert scorer.canvas_version == 2
+    for rgb in photos[:2]:
+        expected = torch_score(quality_net, quality_canvas(rgb, TEST_CANVAS_LONG_SIDE, version=2))
+        assert scorer.score_rgb(rgb) == pytest.approx(expected, abs=1e-4)
+        # the photos are over twice the canvas: the two versions' canvases differ, and so would the scores
+        assert not np.array_equal(
+            quality_canvas(rgb, TEST_CANVAS_LONG_SIDE, version=2),
+            quality_canvas(rgb, TEST_CANVAS_LONG_SIDE, version=1),
+        )
 
 
 def test_an_n_by_1_output_is_accepted(tmp_path, photos):

@@ -8,6 +8,7 @@ import io
 from types import SimpleNamespace
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -18,7 +19,13 @@ from pipeline.tile_codec import decode_tile
 from tests.support.quality_grid import FAMILIES, PARTITION, TRAIN_GROUPS, VAL_GROUPS
 from training.data.catalog import DataError, manifest_hash
 from training.data.module import SRDataModule
-from training.data.quality import CROP_LATTICE, QualityDataConfig, QualityDataModule
+from training.data.quality import (
+    CROP_LATTICE,
+    QualityDataConfig,
+    QualityDataModule,
+    grid_canvas,
+    load_quality_catalog,
+)
 from training.fit.checkpoint import crisp_meta
 from training.fit.lit_quality import QualityModelConfig
 
@@ -156,6 +163,16 @@ def test_validation_yields_whole_canvases_with_their_family(grid_root):
     assert all(b["image"].shape[:2] == (1, 3) and max(b["image"].shape[2:]) == 96 for b in batches)
     assert {b["group"].item() for b in batches} == {0}
     assert [b["target"].item() for b in batches if b["family"][0] == "pristine"] == [5.0]
+
+
+def test_the_grid_canvas_is_read_from_the_rows_and_must_be_one(grid_root):
+    rows = load_quality_catalog(grid_root, [PARTITION]).rows
+    assert grid_canvas(rows, range(rows.num_rows)) == (96, 2)  # long side and canvas version of the grid
+    older = rows.set_column(rows.schema.get_field_index("grid_version"), "grid_version",
+                            pa.array([1] + [2] * (rows.num_rows - 1), pa.int32()))  # fmt: skip
+    assert grid_canvas(older, [0]) == (96, 1)
+    with pytest.raises(DataError, match=r"canvas versions \[1, 2\]"):
+        grid_canvas(older, [0, 1])
 
 
 def test_describe_has_the_lineage_keys_of_sr_and_checks_pass(grid_root):

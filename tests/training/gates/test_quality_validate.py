@@ -60,6 +60,7 @@ def test_validation_measures_the_grid_the_export_and_the_latency(trained, grid_r
     assert all(-1 <= metrics[k] <= 1 for k in ("srcc", "plcc", "krcc", "srcc/jpeg"))
     assert 0 <= metrics["pair_accuracy"] <= 1 and verdict.export["passed"]
     assert verdict.export["max_abs_diff"] <= config.export_atol and verdict.latency_ms > 0
+    assert (verdict.export["canvas_long_side"], verdict.export["canvas_version"]) == (96, 2)  # the grid's
     assert {g.gate for g in verdict.gates} >= {
         "safe_load",
         "srcc",
@@ -93,7 +94,7 @@ def test_registered_promoted_and_scored_by_the_data_side(trained, grid_root, tmp
     )
     scorer = QualityScorer(model.path)
     score = scorer.score_rgb(np.full((200, 150, 3), 200, dtype=np.uint8))
-    assert 0.0 <= score <= 5.0 and scorer.canvas_long_side == 96
+    assert 0.0 <= score <= 5.0 and (scorer.canvas_long_side, scorer.canvas_version) == (96, 2)
 
 
 def test_reject_auc_is_the_probability_a_good_sample_outscores_a_bad_one():
