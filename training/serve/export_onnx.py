@@ -31,6 +31,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.quality.model_file import CANVAS_KEY, CANVAS_VERSION_KEY
+
 TRACE_SHAPE = (64, 80)  # traced at a small size; parity is checked at others
 CHECK_SHAPES = ((384, 288), (211, 384))
 OUTPUT_AXES = {"score": {0: "n"}, "alpha": {0: "n", 2: "h", 3: "w"}}  # the dynamic axes of each output
@@ -77,10 +79,10 @@ def _onnx_bytes(module: nn.Module, canvas_long_side: int, canvas_version: int | 
         )
     model = onnx.load_from_string(buffer.getvalue())
     entry = model.metadata_props.add()
-    entry.key, entry.value = "canvas_long_side", str(canvas_long_side)
+    entry.key, entry.value = CANVAS_KEY, str(canvas_long_side)
     if canvas_version is not None:
         entry = model.metadata_props.add()
-        entry.key, entry.value = "canvas_version", str(canvas_version)
+        entry.key, entry.value = CANVAS_VERSION_KEY, str(canvas_version)
     onnx.checker.check_model(model)
     return model.SerializeToString()
 
