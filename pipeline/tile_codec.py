@@ -17,6 +17,7 @@ one, is refused before anything is allocated; `.npy` headers are parsed without 
 from __future__ import annotations
 
 import io
+import threading
 from typing import Literal
 
 import numpy as np
@@ -30,6 +31,10 @@ MAX_TILE_BYTES = 256 * 1024 * 1024  # a 8192 x 8192 RGB tile is 192 MiB; anythin
 
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+# numpy parses a .npy header with ast.literal_eval, and CPython 3.11's AST construction is not thread-safe:
+# loader threads decoding at once raised "SystemError: AST constructor recursion depth mismatch"
+# (python/cpython#106905; seen in tests/training/fit/test_progress.py). One header at a time.
+_NPY_HEADER_LOCK = threading.Lock()
 
 
 class TileDecodeError(ValueError):
@@ -111,7 +116,8 @@ def _npy_view(raw: bytes) -> np.ndarray:
     read_header = (
         np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
     )
-    shape, fortran_order, dtype = read_header(header)
+    with _NPY_HEADER_LOCK:
+        shape, fortran_order, dtype = read_header(header)
     if dtype.hasobject:
         raise ValueError("object arrays are refused")
     count = int(np.prod(shape, dtype=np.int64))

@@ -67,3 +67,15 @@ def test_hostile_bytes_are_refused(photo: np.ndarray) -> None:
     np.save(floats, np.zeros((4, 4, 3), np.float32))
     with pytest.raises(TileDecodeError, match="not a uint8 image"):
         decode_tile(zstandard.ZstdCompressor().compress(floats.getvalue()))
+
+
+def test_threads_decode_at_once(photo: np.ndarray) -> None:
+    """The loaders decode in threads: many at once must all succeed (CPython 3.11's .npy header parse
+    could raise SystemError under concurrency before the header lock)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tiles = [encode_tile(np.ascontiguousarray(photo[y : y + 24, :40]), "zstd") for y in range(0, 96, 4)]
+    with ThreadPoolExecutor(8) as pool:
+        decoded = list(pool.map(decode_tile, tiles * 40))
+    for index, tile in enumerate(decoded):
+        assert np.array_equal(tile, photo[(index % len(tiles)) * 4 :][:24, :40])

@@ -58,6 +58,7 @@ from training.fit.checkpoint import (
     fetch_checkpoint,
 )
 from training.fit.lit_module import ModelConfig, OptimConfig
+from training.fit.memory_format import ChannelsLast
 from training.fit.progress import with_progress_log
 from training.tasks import KNOWN, get_task
 
@@ -84,6 +85,7 @@ class TrainerConfig(BaseModel):
     num_sanity_val_steps: int = Field(default=0, ge=0)
     enable_progress_bar: bool = True
     progress_every_s: float = Field(default=60.0, gt=0)  # cadence of the "train: step/max_steps" log line
+    channels_last: bool = True  # NHWC weights, 12-16% faster CPU steps (training/fit/memory_format.py)
 
 
 class TrainConfig(BaseModel):
@@ -340,7 +342,12 @@ def _fit(
         num_sanity_val_steps=tc.num_sanity_val_steps,
         enable_progress_bar=tc.enable_progress_bar,
         use_distributed_sampler=False,  # the data module shards per rank itself
-        callbacks=[last, best, *with_progress_log(callbacks, tc.progress_every_s)],
+        callbacks=[
+            last,
+            best,
+            *([ChannelsLast()] if tc.channels_last else []),
+            *with_progress_log(callbacks, tc.progress_every_s),
+        ],
         plugins=[CrispCheckpointIO(meta)],
         logger=loggers,
         default_root_dir=str(scratch),

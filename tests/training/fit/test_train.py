@@ -191,8 +191,9 @@ def test_nan_loss_stops_without_a_nan_checkpoint(tiny_pairs, tmp_path):
 
 
 def _single_process_metrics(checkpoint: dict, data: DataConfig) -> dict[str, float]:
-    """Score the checkpoint's EMA weights on the same val tiles and Set5 in one process."""
-    net = ema_arch_from_checkpoint(checkpoint)
+    """Score the checkpoint's EMA weights on the same val tiles and Set5 in one process, laid out
+    channels-last as the run validated them (trainer.channels_last: the same convolution kernels)."""
+    net = ema_arch_from_checkpoint(checkpoint).to(memory_format=torch.channels_last)
     module = SRDataModule(data, scale=4)
     module.setup("validate")
     tiles = module.val_sets["val"]
