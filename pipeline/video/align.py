@@ -2,8 +2,7 @@
 
 In: a window of consecutive frames (a sequence of uint8 H x W x 3 arrays of one size, an odd count, the
 frame to upscale in the middle). Out: `align_window` -> a list of as many uint8 H x W x 3 frames: the centre
-frame unchanged, every neighbour warped onto it. `window_indices` says which frames of a clip make the window
-of each frame, near its ends too. The flow runs from the centre's luma to the neighbour's
+frame unchanged, every neighbour warped onto it. The flow runs from the centre's luma to the neighbour's
 (DIS, dense inverse search, OpenCV's medium preset: classical, so nothing to download or train), and the
 neighbour is resampled there (bicubic, borders replicated). A window whose frames are under `MIN_SIDE` px
 (smaller than DIS's patches) comes back as it is.
@@ -13,13 +12,6 @@ window of 2 px/frame spans 8 px), but it can read the sub-pixel differences of f
 the synthetic product clips the aligned neighbours match the centre at ~42 dB PSNR against ~26 dB raw.
 The same function prepares every window a flow-aligned model sees: training crops, validation, `crisp
 upscale` and the MLflow pyfunc (which ships this file, so it imports nothing from crisp: numpy and cv2 only).
-
-Clip ends: a window that would reach past the first or last frame takes, in those slots, the frames beyond
-the window's other side ("reflection_circle", BasicSR's `generate_frame_indices`, EDVR's test padding): frame
-0 of a 5-frame window reads frames [4, 3, 0, 1, 2], four real neighbours, where repeating the end frame
-([0, 0, 0, 1, 2]) gave two and fed the model windows it never trained on (its training windows lie inside
-the clip). A clip shorter than that repeats its end frames. Every caller (training validation, gates,
-`crisp upscale`, the pyfunc) builds windows with this one function.
 """
 
 from __future__ import annotations
@@ -30,25 +22,6 @@ import cv2
 import numpy as np
 
 MIN_SIDE = 12  # DIS refuses frames of about its 8 px patch
-
-
-def window_indices(centre: int, length: int | None, window: int) -> list[int]:
-    """Indices of the `window` frames around frame `centre` of a clip of `length` frames, oldest slot first
-    (module docstring: clip ends). `length` None: a stream whose end is not known yet, read as going on
-    past every index asked for."""
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"a window needs an odd number of frames (a centre), got {window}")
-    if centre < 0 or (length is not None and centre >= length):
-        raise ValueError(f"frame {centre} is not in a clip of {length} frames")
-    half, last = window // 2, None if length is None else length - 1
-    indices = []
-    for index in range(centre - half, centre + half + 1):
-        if index < 0:
-            index = centre + half - index
-        elif last is not None and index > last:
-            index = centre - half - (index - last)
-        indices.append(index if last is None else min(max(index, 0), last))
-    return indices
 
 
 def align_window(frames: Sequence[np.ndarray]) -> list[np.ndarray]:

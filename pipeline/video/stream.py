@@ -3,16 +3,14 @@
 In: the path of a video, the output path, a transform from a window of RGB frames (a list of `window`
 HxWx3 uint8 frames, the one to transform in the middle) to that frame's result ((H*s)x(W*s)x3 for a scale
 s), the window (1: each frame alone) and an optional `on_open(width, height, declared_frames)` callback,
-called once the input's header is read (to size a progress bar). Near the ends the window takes the frames
-beyond its other side (`pipeline.video.align.window_indices`), so every frame gets a full window of real
-frames and the output has as many frames as the input. Out: an H.264 MP4 with
+called once the input's header is read (to size a progress bar). Near the ends the window repeats the first
+or last frame, so every frame gets a full window and the output has as many frames as the input. Out: an H.264 MP4 with
 the input's frame timestamps (so its fps, constant or variable, is kept) and its first audio stream (copied
 packet for packet when MP4 can carry the codec, else re-encoded as AAC); a `TranscodeResult` saying what
 was written. A file that does not open, or a frame that does not decode, raises ValueError naming the
 reason code; the caller removes the partial output.
 
-Memory does not grow with the video's length: at most 2 x `window` decoded frames (a clip end's window
-spans 2 x `window` - 1 of them) and one result are held at a time,
+Memory does not grow with the video's length: `window` decoded frames and one result are held at a time,
 plus the encoder's look-ahead (`LOOKAHEAD_FRAMES` frames at the output size). Only the frame-size cap and the
 codec list of the admission rules apply (`SERVING`): a video of any length is served.
 """
@@ -29,7 +27,6 @@ import av
 import numpy as np
 
 from pipeline.clean.normalize import Rejection
-from pipeline.video.align import window_indices
 from pipeline.video.config import VideoConfig
 from pipeline.video.probe import open_checked
 
@@ -84,16 +81,14 @@ def transcode_frames(
         audio_in = container.streams.audio[0] if container.streams.audio else None
         audio_out, audio_note = _audio_stream(out, audio_in)
         ticks = max(1, round(1 / (float(rate) * float(video_out.time_base))))  # one frame, in time_base units
-        frames, decoded = 0, 0  # frames written (the next centre), frames decoded
-        pixels: deque[np.ndarray] = deque(maxlen=2 * window)  # the latest decoded frames
+        frames, decoded = 0, 0
+        half = window // 2
+        pixels: deque[np.ndarray] = deque(maxlen=window)  # the window: past, centre, future frames
         stamps: deque[int] = deque()  # pts of the frames decoded but not yet written
 
-        def write_centre(length: int | None) -> None:
+        def write_centre() -> None:
             nonlocal frames
-            first = decoded - len(pixels)  # the frame index of pixels[0]
-            result = np.ascontiguousarray(
-                transform([pixels[i - first] for i in window_indices(frames, length, window)])
-            )
+            result = np.ascontiguousarray(transform(list(pixels)))
             if result.shape != (height, width, 3):
                 raise ValueError(f"the transform gave a {result.shape} frame, not {(height, width, 3)}")
             encoded = av.VideoFrame.from_ndarray(result, format="rgb24")
@@ -107,13 +102,19 @@ def transcode_frames(
                     _write_audio(out, packet, audio_out, copy=audio_note.startswith("copy"))
                     continue
                 for frame in packet.decode():
-                    pixels.append(frame.to_ndarray(format="rgb24"))
+                    rgb = frame.to_ndarray(format="rgb24")
+                    if not pixels:  # the first frame stands in for the frames before it
+                        pixels.extend([rgb] * half)
+                    pixels.append(rgb)
                     stamps.append(frame.pts if frame.pts is not None else decoded * ticks)
                     decoded += 1
-                    while frames < decoded and max(window_indices(frames, None, window)) < decoded:
-                        write_centre(None)  # every frame of its window is decoded
-            while stamps:  # the end is known now: the last windows
-                write_centre(decoded)
+                    if len(pixels) == window:
+                        write_centre()
+            while stamps:  # the last frame stands in for the frames after it
+                pixels.append(pixels[-1])
+                while len(pixels) < window:  # a video shorter than half the window
+                    pixels.append(pixels[-1])
+                write_centre()
             out.mux(video_out.encode(None))
             if audio_out is not None and not audio_note.startswith("copy"):
                 out.mux(audio_out.encode(None))

@@ -10,9 +10,8 @@ of every clip: psnr_y / ssim_y and bicubic_psnr_y / bicubic_ssim_y, `temporal_er
 export check and one output frame's latency, with one `GateResult` per gate (training/gates/vsr_gates.py,
 the same code promotion re-applies).
 
-Every frame of a clip is upscaled from its own window (near the clip's ends, the frames beyond the window's
-other side: `pipeline.video.align.window_indices`, as `crisp upscale` serves a video), so the temporal error
-sees exactly what a viewer would.
+Every frame of a clip is upscaled from its own window (the clip's ends repeated, as `crisp upscale`
+serves a video), so the temporal error sees exactly what a viewer would.
 """
 
 from __future__ import annotations
@@ -27,7 +26,6 @@ import torch
 
 from pipeline.degrade.bicubic import bicubic_upscale
 from pipeline.sr_metrics import ssim_y
-from pipeline.video.align import window_indices
 from pipeline.video.clips import CLIPS, SCALE
 from pipeline.video.measure import frame_psnr_y, temporal_error
 from training.archs import input_frames
@@ -61,11 +59,13 @@ def held_out_clips(storage: Any, config: VsrGateConfig) -> list[tuple[np.ndarray
 
 
 def upscale_clip(model: torch.nn.Module, lr: np.ndarray) -> np.ndarray:
-    """Every frame of `lr` (frames x h x w x 3) super-resolved from its window (`window_indices`)."""
-    window, tile = input_frames(model), max(lr.shape[1:3]) + 1
+    """Every frame of `lr` (frames x h x w x 3) super-resolved from its window, the ends repeated."""
+    window = input_frames(model)
+    half = window // 2
+    padded = [lr[0]] * half + list(lr) + [lr[-1]] * half
+    tile = max(lr.shape[1:3]) + 1
     return np.stack(
-        [upscale_window(model, [lr[i] for i in window_indices(t, len(lr), window)], SCALE, tile=tile,
-                        overlap=0, device="cpu")
+        [upscale_window(model, padded[t : t + window], SCALE, tile=tile, overlap=0, device="cpu")
          for t in range(len(lr))]
     )  # fmt: skip
 

@@ -4,8 +4,7 @@ In: the artifacts the registry logs with each version: `torchscript` (the traced
 `meta` (JSON: arch, scale, arch_kwargs with `frames` and `align`), and the code path `align.py`
 (pipeline/video/align.py). Out: `predict(frames)`: a uint8 clip T x H x W x 3 in (T >= 1 frames of one
 shot), the upscaled uint8 clip T x (H*s) x (W*s) x 3 out, each frame from its own window of `frames`
-neighbours (near the clip's ends, the frames beyond the window's other side: `window_indices` of the shipped
-align.py, as `crisp upscale` serves a video; aligned on the centre first for a
+neighbours (the clip's ends repeated, as `crisp upscale` serves a video; aligned on the centre first for a
 model trained on aligned windows, align="flow"); anything else raises ValueError. It needs torch, numpy and
 OpenCV, not the crisp package; memory grows with the clip's size (crisp's own path, `crisp upscale VIDEO`,
 streams and tiles).
@@ -41,13 +40,15 @@ class VideoSRTorchScriptModel(PythonModel):
             if clip.dtype.kind not in "iu" or clip.min() < 0 or clip.max() > 255:
                 raise ValueError(f"expected a uint8 clip T x H x W x 3, got {clip.dtype} values")
             clip = clip.astype(np.uint8)
-        from align import align_window, window_indices  # the shipped pipeline/video/align.py
-
+        half = self.frames // 2
+        padded = np.concatenate([clip[:1].repeat(half, 0), clip, clip[-1:].repeat(half, 0)])
         out = []
         with torch.inference_mode():
             for t in range(len(clip)):
-                frames = clip[window_indices(t, len(clip), self.frames)]
+                frames = padded[t : t + self.frames]
                 if self.prealigned:
+                    from align import align_window  # the shipped pipeline/video/align.py
+
                     frames = np.stack(align_window(frames))
                 window = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
                 window = window.reshape(1, -1, *window.shape[2:])

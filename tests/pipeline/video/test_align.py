@@ -1,5 +1,5 @@
 """align_window on a real synthetic clip: neighbours land on the centre, the centre is untouched, tiny or
-malformed windows are handled; window_indices at a clip's ends, in a stream and in a too short clip."""
+malformed windows are handled."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.video.align import MIN_SIDE, align_window, window_indices
+from pipeline.video.align import MIN_SIDE, align_window
 from pipeline.video.clips import clip_params, product_box, render_clip
 from pipeline.video.config import ClipsConfig
 
@@ -44,18 +44,3 @@ def test_malformed_windows_are_refused(window):
         align_window(window[:4])
     with pytest.raises(ValueError, match="differ in size"):
         align_window([window[0], window[1], window[2][:-2]])
-
-
-def test_window_indices_take_real_frames_at_the_ends():
-    assert [window_indices(t, 7, 5) for t in range(7)] == [
-        [4, 3, 0, 1, 2], [4, 0, 1, 2, 3], [0, 1, 2, 3, 4], [1, 2, 3, 4, 5], [2, 3, 4, 5, 6],
-        [3, 4, 5, 6, 2], [4, 5, 6, 3, 2],
-    ]  # fmt: skip
-    assert [window_indices(t, 4, 3) for t in range(4)] == [[2, 0, 1], [0, 1, 2], [1, 2, 3], [2, 3, 1]]
-    assert window_indices(0, None, 5) == [4, 3, 0, 1, 2] and window_indices(9, None, 5) == [7, 8, 9, 10, 11]
-    assert window_indices(3, 7, 1) == [3]
-    assert window_indices(0, 2, 5) == [1, 1, 0, 1, 0] and window_indices(0, 1, 3) == [0, 0, 0]  # too short
-    with pytest.raises(ValueError, match="odd"):
-        window_indices(0, 7, 4)
-    with pytest.raises(ValueError, match="frame 7 is not in a clip of 7"):
-        window_indices(7, 7, 5)

@@ -143,7 +143,7 @@ def test_crisp_upscale_serves_a_real_clip_through_the_window(released, tmp_path,
         assert b.streams.audio[0].codec_context.name == "aac"
     from training.gates.vsr_validate import upscale_clip
 
-    want = upscale_clip(model.eval(), lr).astype(float)  # the windows crisp upscale streams
+    want = upscale_clip(model.eval(), lr).astype(float)  # the first frame's window repeats it
     assert got.shape == want.shape == (4, 4 * lr.shape[1], 4 * lr.shape[2], 3)
     assert np.abs(got - want).mean() < 4.0  # up to the H.264 re-encode
 
