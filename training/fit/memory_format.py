@@ -4,10 +4,11 @@ In: `trainer.channels_last` (TrainerConfig, default True) picks whether train() 
 the trainer's callbacks. Out: at `setup`, every 4-D parameter and buffer of the module, and of each EMA
 copy it holds (training/fit/ema.py), in torch.channels_last; nothing else changes.
 
-Why: oneDNN's CPU convolutions (and cuDNN's under mixed precision) run faster on NHWC. Measured on the
-2-core dev box (2026-12-08, Intel CPU with AVX-512; fwd + bwd + Adam, interleaved runs, median of 5,
-script /tmp/qstudy/ab.py, not committed): QualityNet 32 x 224 px, 1 thread, 0.299 -> 0.255 s a step; FFDNet
-16 x 64 px, 2 threads, 0.330 -> 0.291; FrameFusion (5 frames) 16 x 24 px, 2 threads, 0.162 -> 0.141.
+Why: oneDNN's CPU convolutions run faster on NHWC (cuDNN's tensor-core ones are said to as well: not
+measured here, no GPU was lent). Measured on the 2-core dev box (2026-12-08, Intel CPU with AVX-512 and
+AMX; fwd + bwd + Adam, interleaved runs, median of 5, a script not committed): QualityNet 32 x 224 px,
+1 thread, 0.299 -> 0.255 s a step; FFDNet 16 x 64 px, 2 threads, 0.330 -> 0.291; FrameFusion (5 frames)
+16 x 24 px, 2 threads, 0.162 -> 0.141.
 Converting the inputs as well gained nothing more: a convolution whose weight is channels-last runs
 channels-last and its output stays so, so the batches stay NCHW.
 
